@@ -1,0 +1,20 @@
+//! mmz-core: the exact, fast half of mmz.
+//!
+//! * [`bitcoder`]: binary arithmetic coder for bitwise models.
+//! * [`order2`]: the simple adaptive order-2 codec.
+//! * [`codec`]: codec ids and chunk (de)compression dispatch.
+//! * [`frame`]: the `.mmz` frame format with checksums.
+//! * [`hint`]: modality and sample layout passed to codecs.
+//! * [`checksum`]: XXH3-64.
+//!
+//! Nothing here panics on input-driven paths: errors are [`error::MmzError`].
+
+pub mod bitcoder;
+pub mod checksum;
+pub mod codec;
+pub mod error;
+pub mod frame;
+pub mod hint;
+pub mod order2;
+
+pub use error::{MmzError, Result};

@@ -1,0 +1,61 @@
+//! `mmz._core`: the PyO3 binding of mmz-core. Thin by design: argument
+//! conversion, GIL release around every codec call, error mapping in `errors`.
+
+mod errors;
+mod frame;
+
+use pyo3::prelude::*;
+
+/// XXH3-64 (seed 0) of `data`.
+#[pyfunction]
+fn xxh3(py: Python<'_>, data: &[u8]) -> u64 {
+    py.allow_threads(|| mmz_core::checksum::xxh3(data))
+}
+
+/// Streaming XXH3-64.
+#[pyclass(module = "mmz._core")]
+struct Xxh3 {
+    inner: mmz_core::checksum::StreamHash,
+}
+
+#[pymethods]
+impl Xxh3 {
+    #[new]
+    fn new() -> Self {
+        Xxh3 { inner: mmz_core::checksum::StreamHash::new() }
+    }
+    /// Feed bytes.
+    fn update(&mut self, py: Python<'_>, data: &[u8]) {
+        let inner = &mut self.inner;
+        py.allow_threads(|| inner.update(data));
+    }
+    /// Digest of everything fed so far.
+    fn digest(&self) -> u64 {
+        self.inner.digest()
+    }
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("MmzCoreError", py.get_type::<errors::MmzCoreError>())?;
+    m.add("CorruptDataError", py.get_type::<errors::CorruptDataError>())?;
+    m.add("FORMAT_VERSION", mmz_core::frame::FORMAT_VERSION)?;
+    m.add("FRAME_HEADER_LEN", mmz_core::frame::FRAME_HEADER_LEN)?;
+    m.add("CHUNK_HEADER_LEN", mmz_core::frame::CHUNK_HEADER_LEN)?;
+    m.add("TRAILER_FIXED_LEN", mmz_core::frame::TRAILER_FIXED_LEN)?;
+    m.add("MAGIC", pyo3::types::PyBytes::new(py, &mmz_core::frame::MAGIC))?;
+    m.add_function(wrap_pyfunction!(xxh3, m)?)?;
+    m.add_class::<Xxh3>()?;
+    m.add_function(wrap_pyfunction!(frame::frame_header, m)?)?;
+    m.add_function(wrap_pyfunction!(frame::parse_frame_header, m)?)?;
+    m.add_function(wrap_pyfunction!(frame::make_hint, m)?)?;
+    m.add_function(wrap_pyfunction!(frame::encode_chunk, m)?)?;
+    m.add_function(wrap_pyfunction!(frame::parse_chunk_header, m)?)?;
+    m.add_function(wrap_pyfunction!(frame::decode_chunk, m)?)?;
+    m.add_function(wrap_pyfunction!(frame::trailer_len, m)?)?;
+    m.add_function(wrap_pyfunction!(frame::build_trailer, m)?)?;
+    m.add_function(wrap_pyfunction!(frame::parse_trailer, m)?)?;
+    m.add_function(wrap_pyfunction!(frame::decompress_frames, m)?)?;
+    Ok(())
+}
