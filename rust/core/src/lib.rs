@@ -3,6 +3,7 @@
 //! * [`bitcoder`]: binary arithmetic coder for bitwise models.
 //! * [`order2`]: the simple adaptive order-2 codec.
 //! * [`codec`]: codec ids and chunk (de)compression dispatch.
+//! * [`deflate`]: pinned zlib deflate and PNG filters (exact PNG re-encoding).
 //! * [`frame`]: the `.mmz` frame format with checksums.
 //! * [`hint`]: modality and sample layout passed to codecs.
 //! * [`checksum`]: XXH3-64.
@@ -12,6 +13,7 @@
 pub mod bitcoder;
 pub mod checksum;
 pub mod codec;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod hint;

@@ -1,6 +1,7 @@
 //! `mmz._core`: the PyO3 binding of mmz-core. Thin by design: argument
 //! conversion, GIL release around every codec call, error mapping in `errors`.
 
+mod deflate;
 mod errors;
 mod frame;
 
@@ -46,6 +47,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TRAILER_FIXED_LEN", mmz_core::frame::TRAILER_FIXED_LEN)?;
     m.add("MAGIC", pyo3::types::PyBytes::new(py, &mmz_core::frame::MAGIC))?;
     m.add_function(wrap_pyfunction!(xxh3, m)?)?;
+    deflate::register(m)?;
     m.add_class::<Xxh3>()?;
     m.add_function(wrap_pyfunction!(frame::frame_header, m)?)?;
     m.add_function(wrap_pyfunction!(frame::parse_frame_header, m)?)?;
