@@ -36,6 +36,12 @@ impl Xxh3 {
     }
 }
 
+/// Whether this build can encode and decode chunks with `codec` (a name such as "cm").
+#[pyfunction]
+fn codec_available(codec: &str) -> PyResult<bool> {
+    Ok(mmz_core::codec::CodecId::from_name(codec).map_err(errors::to_py)?.available())
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -48,6 +54,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAGIC", pyo3::types::PyBytes::new(py, &mmz_core::frame::MAGIC))?;
     m.add_function(wrap_pyfunction!(xxh3, m)?)?;
     deflate::register(m)?;
+    m.add_function(wrap_pyfunction!(codec_available, m)?)?;
     m.add_class::<Xxh3>()?;
     m.add_function(wrap_pyfunction!(frame::frame_header, m)?)?;
     m.add_function(wrap_pyfunction!(frame::parse_frame_header, m)?)?;

@@ -1,0 +1,357 @@
+"""Streaming writer and push parser for the ``.mmz`` frame format.
+
+The byte layout lives in docs/FORMAT.md and the Rust core validates every
+header; this module sequences records, runs chunk codecs on a thread pool
+(the core releases the GIL) and checks the trailer. Memory stays bounded by
+``threads x 2`` chunks in flight, whatever the input size.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, BinaryIO
+
+from mmz import _core
+from mmz.errors import CorruptDataError, MmzError
+
+MAGIC: bytes = _core.MAGIC
+HEADER_LEN: int = _core.FRAME_HEADER_LEN
+CHUNK_HEADER_LEN: int = _core.CHUNK_HEADER_LEN
+TRAILER_FIXED_LEN: int = _core.TRAILER_FIXED_LEN
+
+
+class _Done:
+    """A finished value with the ``Future.result`` interface (single-thread path)."""
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+
+    def result(self) -> Any:
+        return self._value
+
+    def done(self) -> bool:
+        return True
+
+
+def _pool(threads: int) -> ThreadPoolExecutor | None:
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mmz") if threads > 1 else None
+
+
+class FrameWriter:
+    """Writes one frame: header now, chunk records as they are coded, trailer at :meth:`finish`."""
+
+    def __init__(
+        self,
+        write: Callable[[bytes], Any],
+        *,
+        modality: str,
+        level: int,
+        codec: str,
+        transform: int,
+        chunk_size: int,
+        threads: int = 1,
+        model_id: bytes | None = None,
+        tokenizer_id: bytes | None = None,
+    ) -> None:
+        self._write = write
+        self._codec = codec
+        self._level = level
+        self._threads = max(1, threads)
+        self._pool = _pool(self._threads)
+        self._pending: deque[Future[bytes] | _Done] = deque()
+        self._entries: list[tuple[int, int, int]] = []
+        self._stream_len = 0
+        self.compressed_bytes = 0
+        header = _core.frame_header(modality, level, transform, codec, chunk_size, model_id, tokenizer_id)
+        self._emit(header)
+
+    def _emit(self, data: bytes) -> None:
+        self._write(data)
+        self.compressed_bytes += len(data)
+
+    def add_chunk(self, data: bytes, hint: bytes) -> None:
+        """Queue one chunk for coding; blocks when too many chunks are in flight."""
+        if self._pool is None:
+            self._pending.append(_Done(_core.encode_chunk(data, self._codec, self._level, hint)))
+        else:
+            self._pending.append(self._pool.submit(_core.encode_chunk, data, self._codec, self._level, hint))
+        while len(self._pending) > 2 * self._threads:
+            self._drain_one()
+
+    def _drain_one(self) -> None:
+        record = self._pending.popleft().result()
+        info = _core.parse_chunk_header(record[:CHUNK_HEADER_LEN])
+        self._entries.append((self.compressed_bytes, info["payload_len"], info["raw_len"]))
+        self._stream_len += info["raw_len"]
+        self._emit(record)
+
+    def finish(self, content_len: int, content_hash: int) -> None:
+        """Write the remaining chunks and the trailer."""
+        try:
+            while self._pending:
+                self._drain_one()
+            self._emit(_core.build_trailer(content_len, content_hash, self._stream_len, self._entries))
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release the thread pool (also on errors)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+class FrameReader:
+    """Push parser: :meth:`feed` compressed bytes, get decompressed bytes back.
+
+    Handles concatenated frames. Each chunk is verified (header, payload and
+    raw checksums) before its bytes are returned; the trailer's whole-content
+    checksum is verified at the end of each frame, so a caller writing to a
+    file must discard the output if a later call raises.
+    """
+
+    def __init__(self, threads: int = 1) -> None:
+        self._buf = bytearray()
+        self._threads = max(1, threads)
+        self._pool = _pool(self._threads)
+        self._state = "magic"
+        self._frame_index = -1
+        self._frames_done = 0
+        self._header: dict[str, Any] = {}
+        self._chunk_index = 0
+        self._frame_pos = 0
+        self._entries: list[tuple[int, int, int]] = []
+        self._pending: deque[tuple[int, Future[bytes] | _Done]] = deque()
+        self._hash = _core.Xxh3()
+        self._content_len = 0
+        self._stream_parts: list[bytes] = []
+        self._chunk_header: bytes = b""
+        self._need = 0
+        self.headers: list[dict[str, Any]] = []
+
+    @property
+    def at_frame_boundary(self) -> bool:
+        """True when the input fed so far ends exactly after a complete frame."""
+        return self._state == "magic" and not self._buf and not self._pending
+
+    @property
+    def frames(self) -> int:
+        """Number of complete frames decoded so far."""
+        return self._frames_done
+
+    def _where(self, chunk: int | None = None) -> str:
+        return f"frame {self._frame_index}" + ("" if chunk is None else f", chunk {chunk}")
+
+    def _corrupt(self, msg: str, chunk: int | None = None) -> CorruptDataError:
+        return CorruptDataError(f"{self._where(chunk)}: {msg}")
+
+    def feed(self, data: bytes) -> bytes:
+        """Consume compressed bytes; return the decompressed bytes now available."""
+        self._buf += data
+        out: list[bytes] = []
+        while self._step(out):
+            pass
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        """Signal end of input; raises :class:`CorruptDataError` if a frame is incomplete."""
+        out = self.feed(b"")
+        if self._frames_done == 0 and self._state == "magic":
+            self.close()
+            raise CorruptDataError("not an mmz frame (empty input)")
+        if not self.at_frame_boundary:
+            where = self._where(self._chunk_index if self._state in ("chunk", "payload") else None)
+            self.close()
+            raise CorruptDataError(f"truncated data: {where} ends before its trailer")
+        self.close()
+        return out
+
+    def close(self) -> None:
+        """Release the thread pool."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    # -- state machine -------------------------------------------------------------
+    def _take(self, n: int) -> bytes:
+        chunk = bytes(self._buf[:n])
+        del self._buf[:n]
+        self._frame_pos += n
+        return chunk
+
+    def _step(self, out: list[bytes]) -> bool:
+        buf = self._buf
+        if self._state == "magic":
+            if not buf:
+                return False
+            if len(buf) < HEADER_LEN:
+                if MAGIC[: len(buf)] != bytes(buf[: len(MAGIC)]):
+                    self._bad_magic()
+                return False
+            self._frame_index += 1
+            self._frame_pos = 0
+            try:
+                self._header = _core.parse_frame_header(bytes(buf[:HEADER_LEN]))
+            except CorruptDataError as e:
+                raise self._corrupt(str(e)) from None
+            except MmzError as e:
+                if bytes(buf[:4]) != MAGIC:
+                    self._bad_magic()
+                raise MmzError(f"{self._where()}: {e}") from None
+            self.headers.append(self._header)
+            self._take(HEADER_LEN)
+            self._chunk_index = 0
+            self._entries = []
+            self._hash = _core.Xxh3()
+            self._content_len = 0
+            self._stream_parts = []
+            self._state = "record"
+            return True
+        if self._state == "record":
+            if not buf:
+                return False
+            tag = buf[0]
+            if tag == ord("C"):
+                if len(buf) < CHUNK_HEADER_LEN:
+                    return False
+                offset = self._frame_pos
+                header = self._take(CHUNK_HEADER_LEN)
+                try:
+                    info = _core.parse_chunk_header(header)
+                except MmzError as e:
+                    raise self._corrupt(str(e), self._chunk_index) from None
+                self._chunk_header = header
+                self._need = info["payload_len"]
+                self._entries.append((offset, info["payload_len"], info["raw_len"]))
+                self._state = "payload"
+                return True
+            if tag == ord("T"):
+                return self._trailer(out)
+            raise self._corrupt(f"unexpected record tag 0x{tag:02x}", self._chunk_index)
+        if self._state == "payload":
+            if len(buf) < self._need:
+                return False
+            payload = self._take(self._need)
+            idx = self._chunk_index
+            if self._pool is None:
+                self._pending.append((idx, _Done(self._decode(self._chunk_header, payload, idx))))
+            else:
+                self._pending.append((idx, self._pool.submit(self._decode, self._chunk_header, payload, idx)))
+            self._chunk_index += 1
+            self._state = "record"
+            while self._pending and (len(self._pending) > 2 * self._threads or self._pending[0][1].done()):
+                self._collect(out)
+            return True
+        raise AssertionError(self._state)  # pragma: no cover
+
+    def _decode(self, header: bytes, payload: bytes, idx: int) -> bytes:
+        try:
+            return _core.decode_chunk(header, payload)
+        except CorruptDataError as e:
+            raise self._corrupt(str(e), idx) from None
+        except MmzError as e:
+            raise MmzError(f"{self._where(idx)}: {e}") from None
+
+    def _collect(self, out: list[bytes]) -> None:
+        _, fut = self._pending.popleft()
+        data = fut.result()
+        self._content_len += len(data)
+        if self._header["transform"] == 0:
+            self._hash.update(data)
+            out.append(data)
+        else:
+            self._stream_parts.append(data)
+
+    def _trailer(self, out: list[bytes]) -> bool:
+        buf = self._buf
+        if len(buf) < TRAILER_FIXED_LEN:
+            return False
+        try:
+            total = _core.trailer_len(bytes(buf[:TRAILER_FIXED_LEN]))
+        except MmzError as e:
+            raise self._corrupt(str(e)) from None
+        if len(buf) < total:
+            return False
+        try:
+            trailer = _core.parse_trailer(self._take(total))
+        except MmzError as e:
+            raise self._corrupt(str(e)) from None
+        while self._pending:
+            self._collect(out)
+        if [tuple(c) for c in trailer["chunks"]] != self._entries or trailer["stream_len"] != self._content_len:
+            raise self._corrupt("frame trailer: chunk table disagrees with the chunks (chunks missing or moved)")
+        transform = self._header["transform"]
+        if transform != 0:
+            from mmz import transform as _transform
+
+            original = _transform.inverse(transform, b"".join(self._stream_parts))
+            self._stream_parts = []
+            if len(original) != trailer["content_len"] or _core.xxh3(original) != trailer["content_hash"]:
+                raise self._corrupt("frame content: whole-content checksum mismatch after inverse transform")
+            out.append(original)
+        elif self._content_len != trailer["content_len"] or self._hash.digest() != trailer["content_hash"]:
+            raise self._corrupt("frame content: whole-content checksum mismatch")
+        self._frames_done += 1
+        self._state = "magic"
+        return True
+
+    def _bad_magic(self) -> None:
+        if self._frames_done:
+            raise CorruptDataError(f"data after frame {self._frames_done - 1} is not an mmz frame")
+        raise CorruptDataError("not an mmz frame (missing magic bytes 89 4D 4D 5A)")
+
+
+def scan(fp: BinaryIO) -> Iterator[dict[str, Any]]:
+    """Walk the frames of a ``.mmz`` stream without decoding payloads.
+
+    Yields one dict per frame: the header fields plus ``chunks``,
+    ``content_len``, ``compressed_len`` and ``codecs`` (codec names used by
+    its chunks). Raises :class:`CorruptDataError` on structural damage.
+    """
+    index = 0
+    while True:
+        head = fp.read(HEADER_LEN)
+        if not head and index > 0:
+            return
+        if len(head) < HEADER_LEN:
+            raise CorruptDataError(f"frame {index}: truncated frame header")
+        try:
+            info: dict[str, Any] = dict(_core.parse_frame_header(head))
+        except CorruptDataError as e:
+            raise CorruptDataError(f"frame {index}: {e}") from None
+        size = HEADER_LEN
+        codecs: list[str] = []
+        chunk = 0
+        while True:
+            tag = fp.read(1)
+            if not tag:
+                raise CorruptDataError(f"frame {index}: truncated before its trailer")
+            if tag == b"C":
+                rest = fp.read(CHUNK_HEADER_LEN - 1)
+                try:
+                    ch = _core.parse_chunk_header(tag + rest)
+                except MmzError as e:
+                    raise CorruptDataError(f"frame {index}, chunk {chunk}: {e}") from None
+                payload = fp.read(ch["payload_len"])
+                if len(payload) != ch["payload_len"]:
+                    raise CorruptDataError(f"frame {index}, chunk {chunk}: truncated chunk payload")
+                if ch["codec"] not in codecs:
+                    codecs.append(ch["codec"])
+                size += CHUNK_HEADER_LEN + ch["payload_len"]
+                chunk += 1
+            elif tag == b"T":
+                fixed = tag + fp.read(TRAILER_FIXED_LEN - 1)
+                try:
+                    total = _core.trailer_len(fixed)
+                    trailer = _core.parse_trailer(fixed + fp.read(total - TRAILER_FIXED_LEN))
+                except MmzError as e:
+                    raise CorruptDataError(f"frame {index}: {e}") from None
+                size += total
+                break
+            else:
+                raise CorruptDataError(f"frame {index}, chunk {chunk}: unexpected record tag {tag!r}")
+        info.update(chunks=chunk, content_len=trailer["content_len"], compressed_len=size, codecs=codecs)
+        yield info
+        index += 1
