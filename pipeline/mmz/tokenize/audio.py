@@ -52,12 +52,14 @@ class AudioTokenizer:
     """Reversible tokenizer for PCM audio files (WAV; anything else exactly too).
 
     Args:
-        layout: ``"split"`` (high byte then low byte per sample) or ``"planes"``.
+        layout: ``"planes"`` (default: high-byte plane, then low-byte plane) or ``"split"``
+            (high byte then low byte per sample). An order-2 model codes planes
+            better: dev speech 5.49 vs 6.49 bits/byte, music 4.21 vs 4.75.
     """
 
     name = "audio"
 
-    def __init__(self, layout: str = "split") -> None:
+    def __init__(self, layout: str = "planes") -> None:
         if layout not in _LAYOUTS:
             raise ValueError(f"unknown audio layout {layout!r}; choose 'split' or 'planes'")
         self.layout = layout
