@@ -1,12 +1,12 @@
 //! mmz-core: the exact, fast half of mmz.
 //!
-//! * [`bitcoder`]: binary arithmetic coder for bitwise models.
-//! * [`order2`]: the simple adaptive order-2 codec.
-//! * [`codec`]: codec ids and chunk (de)compression dispatch.
-//! * [`deflate`]: pinned zlib deflate and PNG filters (exact PNG re-encoding).
-//! * [`frame`]: the `.mmz` frame format with checksums.
-//! * [`hint`]: modality and sample layout passed to codecs.
-//! * [`checksum`]: XXH3-64.
+//! * [`bitcoder`] — binary arithmetic coder for bitwise models.
+//! * [`order2`] — the simple adaptive order-2 codec.
+//! * [`codec`] — codec ids and chunk (de)compression dispatch.
+//! * [`deflate`] — pinned zlib deflate and PNG filters (exact PNG re-encoding).
+//! * [`frame`] — the `.mmz` frame format with checksums.
+//! * [`hint`] — modality and sample layout passed to codecs.
+//! * [`checksum`] — XXH3-64.
 //!
 //! Nothing here panics on input-driven paths: errors are [`error::MmzError`].
 
