@@ -11,7 +11,7 @@ DEPS_STAMP := $(VENV)/.stamp-deps
 BUILD_STAMP := $(VENV)/.stamp-build
 
 # Runtime + test dependencies (no torch: training deps come with `make train-deps`).
-PY_DEPS := "maturin>=1.5,<2" "numpy>=1.24" "pillow>=10" "pyarrow>=14" "ray[default]>=2.9" \
+PY_DEPS := "maturin>=1.5,<2" "numpy>=1.24" "pillow>=10" "pyarrow>=14" "sentencepiece>=0.2" "ray[default]>=2.9" \
 	"onnxruntime>=1.17" "onnx>=1.15" "matplotlib>=3.7" "constriction>=0.4" "jsonschema>=4" \
 	"pytest>=7" "hypothesis>=6" "ruff>=0.4"
 
