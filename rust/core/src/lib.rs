@@ -1,5 +1,7 @@
 //! mmz-core: the exact, fast half of mmz.
 //!
+//! * [`coder`] — multi-symbol range coder; [`quant`] — deterministic CDF quantization;
+//!   [`batch`] — lockstep batches of range-coded streams.
 //! * [`bitcoder`] — binary arithmetic coder for bitwise models.
 //! * [`order2`] — the simple adaptive order-2 codec.
 //! * [`codec`] — codec ids and chunk (de)compression dispatch.
@@ -10,13 +12,16 @@
 //!
 //! Nothing here panics on input-driven paths: errors are [`error::MmzError`].
 
+pub mod batch;
 pub mod bitcoder;
 pub mod checksum;
 pub mod codec;
+pub mod coder;
 pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod hint;
 pub mod order2;
+pub mod quant;
 
 pub use error::{MmzError, Result};
