@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "pipeline"))
 
+from mmz.modality import detect  # noqa: E402
 from mmz.tokenize import get_tokenizer  # noqa: E402
 from mmz.tokenize.split import is_validation  # noqa: E402
 from mmz.tokenize.text import available_vocabs, manifest  # noqa: E402
@@ -34,6 +35,25 @@ def _files(corpus: Path) -> list[tuple[str, str]]:
     with (corpus / "MANIFEST.tsv").open(newline="") as f:
         return [(r["modality"], r["path"]) for r in csv.DictReader(f, delimiter="\t")
                 if r["modality"] in ("text", "structured", "gene")]
+
+
+def _detection_speed(corpus: Path) -> dict:
+    """detect() time on the 64 KiB head of every dev file (best of 5 runs per file)."""
+    times = []
+    with (corpus / "MANIFEST.tsv").open(newline="") as f:
+        paths = [r["path"] for r in csv.DictReader(f, delimiter="\t")]
+    for rel in paths:
+        with (corpus / rel).open("rb") as f:
+            head = f.read(65536)
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            detect(head, rel)
+            best = min(best, time.perf_counter() - t0)
+        times.append(best)
+    times.sort()
+    return {"files": len(times), "median_ms": round(times[len(times) // 2] * 1e3, 4),
+            "max_ms": round(times[-1] * 1e3, 4)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
                     "decode_MBps": round(b / 1e6 / sum(r["decode_s"] for r in sel), 1),
                     "all_exact": all(r["exact"] for r in sel),
                 })
+    detection = _detection_speed(args.corpus)
     out = {
+        "detection": detection,
         "command": "python bench/tokenizer_bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()},
         "max_bytes_per_file": cap,
@@ -94,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     for s in summary:
         print(f"{s['vocab']!s:>7} {s['modality']:>11} {s['split']:>10} {s['files']:>5} {s['bytes'] / 1e6:>6.1f} "
               f"{s['bytes_per_token']:>6.2f} {s['encode_MBps']:>8.2f} {s['decode_MBps']:>8.1f} {s['all_exact']}")
+    print(f"detect(): {detection['files']} files, median {detection['median_ms']} ms, max {detection['max_ms']} ms")
     print(f"wrote {args.out}")
     return 0 if all(r["exact"] for r in rows) else 1
 
