@@ -73,7 +73,7 @@ def test_audio_layouts() -> None:
     assert planes.tolist() == [0x01, 0xFF, 0x7F, 0x00, 0x02, 0xFE, 0x00, 0x05]
 
 
-@pytest.mark.parametrize("tok", TOKENIZERS, ids=lambda t: f"{t.name}-{t.layout}")
+@pytest.mark.parametrize("tok", TOKENIZERS, ids=lambda t: f"{t.modality}-{t.layout}")
 def test_sample_corpus_and_garbage(tok: ImageTokenizer | AudioTokenizer) -> None:
     files = sorted(p for p in SAMPLE.rglob("*") if p.suffix in (".png", ".wav"))
     assert files
@@ -86,9 +86,9 @@ def test_sample_corpus_and_garbage(tok: ImageTokenizer | AudioTokenizer) -> None
         _rt(tok, data)
 
 
-@pytest.mark.parametrize("tok", TOKENIZERS, ids=lambda t: f"{t.name}-{t.layout}")
+@pytest.mark.parametrize("tok", TOKENIZERS, ids=lambda t: f"{t.modality}-{t.layout}")
 def test_decode_rejects_bad_input(tok: ImageTokenizer | AudioTokenizer) -> None:
-    data = next(SAMPLE.rglob("*.wav" if tok.name == "audio" else "*.png")).read_bytes()
+    data = next(SAMPLE.rglob("*.wav" if tok.modality == "audio" else "*.png")).read_bytes()
     tokens, header = tok.encode(data)
     with pytest.raises(CorruptDataError):
         tok.decode(tokens[:-7], header)
@@ -136,3 +136,17 @@ def test_dev_corpus_tokenizers(modality: str) -> None:
         data = p.read_bytes()
         for tok in toks:
             _rt(tok, data)
+
+
+def test_media_tokenizers_follow_the_protocol_and_vocabulary():
+    from mmz.tokenize import get_tokenizer, vocab
+    from mmz.tokenize.base import Tokenizer
+
+    for modality in ("image", "audio"):
+        tok = get_tokenizer(modality)
+        assert isinstance(tok, Tokenizer)
+        data = next(SAMPLE.rglob("*.wav" if modality == "audio" else "*.png")).read_bytes()
+        tokens, header = tok.encode(data)
+        lo, hi = vocab.slice_for(modality)
+        assert tokens.size and lo <= int(tokens.min()) and int(tokens.max()) < hi
+        assert tok.decode(tokens, header) == data

@@ -9,9 +9,8 @@ chunk become tokens, always most significant byte first:
 * ``layout="planes"``: per region, all high bytes, then all low bytes (then,
   for 24-bit, all lowest bytes).
 
-Token ids are ``AUDIO_BYTE_BASE + byte value``; ``AUDIO_BYTE_BASE`` is a local
-constant until the unified vocabulary (``mmz.tokenize.vocab``) defines the
-audio slice. Files without recognizable PCM produce no tokens (everything is
+Token ids are ``AUDIO_BYTE_BASE + byte value``; ``AUDIO_BYTE_BASE`` comes from the unified
+vocabulary (:mod:`mmz.tokenize.vocab`). Files without recognizable PCM produce no tokens (everything is
 in the header).
 
 Header: ``b"MZTA" | u8 layout | carve header``.
@@ -22,13 +21,9 @@ from __future__ import annotations
 import numpy as np
 
 from mmz.errors import CorruptDataError
+from mmz.tokenize.vocab import AUDIO_BYTE_BASE, AUDIO_VOCAB  # noqa: F401 (re-exported)
 from mmz.transform import SampleRegion
 from mmz.transform.carve import carve, parse_header, uncarve
-
-#: First id of the 256 audio byte tokens (local until vocab.py exists).
-AUDIO_BYTE_BASE = 256
-#: Number of audio token ids.
-AUDIO_VOCAB = 256
 
 _MAGIC = b"MZTA"
 _LAYOUTS = {"split": 0, "planes": 1}
@@ -57,7 +52,7 @@ class AudioTokenizer:
             better: dev speech 5.49 vs 6.49 bits/byte, music 4.21 vs 4.75.
     """
 
-    name = "audio"
+    modality = "audio"
 
     def __init__(self, layout: str = "planes") -> None:
         if layout not in _LAYOUTS:

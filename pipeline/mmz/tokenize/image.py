@@ -13,9 +13,8 @@ smaller (no padding with fake data). ``layout="raster"`` keeps the row-major
 file order. A 16-bit sample is two tokens, high byte then low byte. Samples
 that do not form a ``width x height`` grid are emitted in raster order.
 
-Token ids are ``IMAGE_BYTE_BASE + byte value``. ``IMAGE_BYTE_BASE`` is a local
-constant until the unified vocabulary (``mmz.tokenize.vocab``) defines the
-image slice.
+Token ids are ``IMAGE_BYTE_BASE + byte value``. ``IMAGE_BYTE_BASE`` comes from the unified
+vocabulary (:mod:`mmz.tokenize.vocab`).
 
 Header: ``b"MZTI" | u8 layout | u8 patch | carve header`` (see
 :mod:`mmz.transform.carve`).
@@ -26,13 +25,9 @@ from __future__ import annotations
 import numpy as np
 
 from mmz.errors import CorruptDataError
+from mmz.tokenize.vocab import IMAGE_BYTE_BASE, IMAGE_VOCAB  # noqa: F401 (re-exported)
 from mmz.transform import SampleRegion
 from mmz.transform.carve import carve, parse_header, uncarve
-
-#: First id of the 256 image sub-pixel tokens (local until vocab.py exists).
-IMAGE_BYTE_BASE = 0
-#: Number of image token ids.
-IMAGE_VOCAB = 256
 
 _MAGIC = b"MZTI"
 _LAYOUTS = {"raster": 0, "patch": 1}
@@ -72,7 +67,7 @@ class ImageTokenizer:
         patch: patch side in pixels (1..255).
     """
 
-    name = "image"
+    modality = "image"
 
     def __init__(self, layout: str = "patch", patch: int = 16) -> None:
         if layout not in _LAYOUTS:
