@@ -288,29 +288,67 @@ pub fn encode_static(symbols: &[u32], probs: &[f32], precision: u32) -> Result<V
 
 /// Encode a whole sequence under one static integer distribution (total `1..=2^24`).
 pub fn encode_static_freqs(symbols: &[u32], freqs: &[u32]) -> Result<Vec<u8>> {
-    let total = quant::check_freqs(freqs)?;
-    let cdf = freqs_to_cdf(freqs);
     let mut enc = RangeEncoder::new();
     enc.out.reserve(symbols.len() / 2);
-    let pow2 = total.is_power_of_two();
-    let shift = total.trailing_zeros();
-    for &s in symbols {
-        let (a, b) = match (cdf.get(s as usize), cdf.get(s as usize + 1)) {
-            (Some(&a), Some(&b)) if b > a => (a, b),
-            _ => {
-                return Err(MmzError::InvalidArgument(format!(
-                    "symbol {s} is outside the alphabet of {} or has zero frequency",
-                    freqs.len()
-                )))
-            }
-        };
-        if pow2 {
-            enc.put_pow2(a, b - a, shift);
-        } else {
-            enc.put(enc.range / total as u64, a, b - a);
-        }
-    }
+    enc.encode_all_freqs(symbols, freqs)?;
     Ok(enc.finish())
+}
+
+impl RangeEncoder {
+    /// Append `symbols`, all under one static integer distribution (total `1..=2^24`).
+    pub fn encode_all_freqs(&mut self, symbols: &[u32], freqs: &[u32]) -> Result<()> {
+        let total = quant::check_freqs(freqs)?;
+        let cdf = freqs_to_cdf(freqs);
+        let pow2 = total.is_power_of_two();
+        let shift = total.trailing_zeros();
+        for &s in symbols {
+            let (a, b) = match (cdf.get(s as usize), cdf.get(s as usize + 1)) {
+                (Some(&a), Some(&b)) if b > a => (a, b),
+                _ => {
+                    return Err(MmzError::InvalidArgument(format!(
+                        "symbol {s} is outside the alphabet of {} or has zero frequency",
+                        freqs.len()
+                    )))
+                }
+            };
+            if pow2 {
+                self.put_pow2(a, b - a, shift);
+            } else {
+                self.put(self.range / total as u64, a, b - a);
+            }
+        }
+        Ok(())
+    }
+
+    /// Append `symbols`, all under one static float32 distribution.
+    pub fn encode_all_probs(&mut self, symbols: &[u32], probs: &[f32], precision: u32) -> Result<()> {
+        let freqs = quant::quantize_probs_vec(probs, precision)?;
+        self.encode_all_freqs(symbols, &freqs)
+    }
+
+    /// A copy of the bytes [`RangeEncoder::finish`] would return now; the encoder stays usable.
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.clone().finish()
+    }
+}
+
+impl RangeDecoder {
+    /// Decode `n` symbols under one static integer distribution.
+    pub fn decode_all_freqs(&mut self, n: usize, freqs: &[u32]) -> Result<Vec<u32>> {
+        quant::check_freqs(freqs)?;
+        let cdf = freqs_to_cdf(freqs);
+        let mut out = Vec::with_capacity(n.min(1 << 24));
+        for _ in 0..n {
+            out.push(self.decode_cdf_unchecked(&cdf)?);
+        }
+        Ok(out)
+    }
+
+    /// Decode `n` symbols under one static float32 distribution.
+    pub fn decode_all_probs(&mut self, n: usize, probs: &[f32], precision: u32) -> Result<Vec<u32>> {
+        let freqs = quant::quantize_probs_vec(probs, precision)?;
+        self.decode_all_freqs(n, &freqs)
+    }
 }
 
 /// Decode `n` symbols coded by [`encode_static`] with the same probabilities.
@@ -321,14 +359,7 @@ pub fn decode_static(data: &[u8], n: usize, probs: &[f32], precision: u32) -> Re
 
 /// Decode `n` symbols coded by [`encode_static_freqs`].
 pub fn decode_static_freqs(data: &[u8], n: usize, freqs: &[u32]) -> Result<Vec<u32>> {
-    quant::check_freqs(freqs)?;
-    let cdf = freqs_to_cdf(freqs);
-    let mut dec = RangeDecoder::new(data.to_vec());
-    let mut out = Vec::with_capacity(n.min(1 << 24));
-    for _ in 0..n {
-        out.push(dec.decode_cdf_unchecked(&cdf)?);
-    }
-    Ok(out)
+    RangeDecoder::new(data.to_vec()).decode_all_freqs(n, freqs)
 }
 
 /// Adaptive counting model: every symbol starts with count 1; each coded

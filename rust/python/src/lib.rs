@@ -1,6 +1,7 @@
 //! `mmz._core`: the PyO3 binding of mmz-core. Thin by design: argument
 //! conversion, GIL release around every codec call, error mapping in `errors`.
 
+mod coder;
 mod deflate;
 mod errors;
 mod frame;
@@ -54,6 +55,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAGIC", pyo3::types::PyBytes::new(py, &mmz_core::frame::MAGIC))?;
     m.add_function(wrap_pyfunction!(xxh3, m)?)?;
     deflate::register(m)?;
+    coder::register(m)?;
     m.add_function(wrap_pyfunction!(codec_available, m)?)?;
     m.add_class::<Xxh3>()?;
     m.add_function(wrap_pyfunction!(frame::frame_header, m)?)?;
