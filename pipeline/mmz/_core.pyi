@@ -5,6 +5,9 @@ Each block is kept by the engineer owning the matching ``rust/python/src/*.rs`` 
 
 from typing import Any
 
+import numpy as _np
+import numpy.typing as _npt
+
 # ---- errors, checksums, frame format (rust/python/src/{lib,errors,frame}.rs) -------------
 
 class MmzCoreError(Exception): ...
@@ -54,3 +57,62 @@ def zlib_deflate(data: bytes, level: int, mem_level: int, strategy: int, window_
 def zlib_search(data: bytes, target: bytes, max_tries: int = 400) -> tuple[int, int, int, int] | None: ...
 def png_unfilter(data: bytes, row_bytes: int, bpp: int) -> tuple[bytes, bytes]: ...
 def png_filter(raw: bytes, filters: bytes, row_bytes: int, bpp: int) -> bytes: ...
+
+# ---- range coder, CDF quantization, lockstep batches (rust/python/src/coder.rs) ------------
+# Arrays: float32 probabilities/logits and uint32 symbols/frequencies pass zero-copy when
+# C-contiguous; other dtypes are converted once. Symbols come back as uint32 arrays.
+
+CODER_MIN_PRECISION: int
+CODER_MAX_PRECISION: int
+
+def quantize_probs(probs: _npt.ArrayLike, precision: int = 24) -> _npt.NDArray[_np.uint32]:
+    """Frequencies >= 1 summing to exactly 2**precision per row (1-D row or 2-D rows)."""
+
+def quantize_logits(logits: _npt.ArrayLike, precision: int = 24) -> _npt.NDArray[_np.uint32]:
+    """Like ``quantize_probs`` for logits (deterministic, libm-free softmax)."""
+
+class RangeEncoder:
+    """Range encoder; probabilities are quantized at ``precision`` bits (12..24)."""
+
+    precision: int
+    def __init__(self, precision: int = 24) -> None: ...
+    def encode(self, symbols: _npt.ArrayLike, probs: _npt.ArrayLike) -> None:
+        """``probs``: 1-D (one static distribution) or 2-D (one row per symbol)."""
+    def encode_logits(self, symbols: _npt.ArrayLike, logits: _npt.ArrayLike) -> None: ...
+    def encode_freqs(self, symbols: _npt.ArrayLike, freqs: _npt.ArrayLike) -> None:
+        """Integer frequencies, any total in 1..2**24 (1-D static or 2-D per symbol)."""
+    def encode_cdf(self, symbols: _npt.ArrayLike, cdf: _npt.ArrayLike) -> None: ...
+    def get_compressed(self) -> bytes:
+        """Bytes so far; the encoder stays usable."""
+
+class RangeDecoder:
+    """Decoder for ``RangeEncoder`` output; the same models must be supplied in order."""
+
+    overrun: int
+    def __init__(self, data: bytes, precision: int = 24) -> None: ...
+    def decode(self, probs: _npt.ArrayLike, n: int | None = None) -> _npt.NDArray[_np.uint32]:
+        """2-D: one symbol per row; 1-D: ``n`` symbols under one distribution."""
+    def decode_logits(self, logits: _npt.ArrayLike, n: int | None = None) -> _npt.NDArray[_np.uint32]: ...
+    def decode_freqs(self, freqs: _npt.ArrayLike, n: int | None = None) -> _npt.NDArray[_np.uint32]: ...
+    def decode_cdf(self, cdf: _npt.ArrayLike, n: int | None = None) -> _npt.NDArray[_np.uint32]: ...
+
+class BatchEncoder:
+    """``batch`` independent streams in lockstep; stream bytes do not depend on the batch size."""
+
+    batch: int
+    def __init__(self, batch: int, precision: int = 24) -> None: ...
+    def encode_step(self, probs: _npt.ArrayLike, symbols: _npt.ArrayLike) -> None:
+        """``probs``: float32 of shape (batch, V); ``symbols``: shape (batch,)."""
+    def encode_step_logits(self, logits: _npt.ArrayLike, symbols: _npt.ArrayLike) -> None: ...
+    def finish(self) -> list[bytes]: ...
+
+class BatchDecoder:
+    batch: int
+    def __init__(self, streams: list[bytes], precision: int = 24) -> None: ...
+    def decode_step(self, probs: _npt.ArrayLike) -> _npt.NDArray[_np.uint32]: ...
+    def decode_step_logits(self, logits: _npt.ArrayLike) -> _npt.NDArray[_np.uint32]: ...
+
+def encode_adaptive(symbols: _npt.ArrayLike, alphabet_size: int) -> bytes:
+    """Adaptive counting model (counts start at 1, +24 per symbol, halved above max(2**16, 8V))."""
+
+def decode_adaptive(data: bytes, n: int, alphabet_size: int) -> _npt.NDArray[_np.uint32]: ...
