@@ -331,7 +331,7 @@ impl RowQuant {
 }
 
 // The row kernels are compiled twice: for the baseline target and, on x86-64,
-// with AVX2 enabled (chosen at run time). Both perform the same exact integer
+// with AVX2 or AVX-512 enabled (chosen at run time). Both perform the same exact integer
 // and power-of-two float operations, so they return identical results.
 
 #[inline(always)]
@@ -356,6 +356,33 @@ unsafe fn fill_avx2(p: &[f32], precision: u32, out: &mut [u32]) -> Result<()> {
     fill_generic(p, precision, out)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2")]
+unsafe fn interval_avx512(p: &[f32], precision: u32, symbol: usize) -> Result<(u32, u32)> {
+    interval_generic(p, precision, symbol)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2")]
+unsafe fn fill_avx512(p: &[f32], precision: u32, out: &mut [u32]) -> Result<()> {
+    fill_generic(p, precision, out)
+}
+
+#[inline(always)]
+fn have_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512dq")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 #[inline(always)]
 fn have_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -373,7 +400,10 @@ fn have_avx2() -> bool {
 pub fn row_interval(p: &[f32], precision: u32, symbol: usize) -> Result<(u32, u32)> {
     check_params(precision, p.len())?;
     #[cfg(target_arch = "x86_64")]
-    if have_avx2() {
+    if have_avx512() {
+        // SAFETY: the CPU supports these AVX-512 subsets (checked just above).
+        return unsafe { interval_avx512(p, precision, symbol) };
+    } else if have_avx2() {
         // SAFETY: the CPU supports AVX2 (checked just above).
         return unsafe { interval_avx2(p, precision, symbol) };
     }
@@ -390,7 +420,10 @@ pub fn row_interval_portable(p: &[f32], precision: u32, symbol: usize) -> Result
 pub fn quantize_probs(p: &[f32], precision: u32, out: &mut [u32]) -> Result<()> {
     check_params(precision, p.len())?;
     #[cfg(target_arch = "x86_64")]
-    if have_avx2() {
+    if have_avx512() {
+        // SAFETY: the CPU supports these AVX-512 subsets (checked just above).
+        return unsafe { fill_avx512(p, precision, out) };
+    } else if have_avx2() {
         // SAFETY: the CPU supports AVX2 (checked just above).
         return unsafe { fill_avx2(p, precision, out) };
     }
