@@ -11,7 +11,7 @@ fn row_strategy(max_v: usize) -> impl Strategy<Value = Vec<f32>> {
             8 => 0.0f32..1.0,
             1 => Just(0.0f32),
             1 => Just(1.0f32),
-            1 => (1e-9f32..1e-6),
+            1 => 1e-9f32..1e-6,
             1 => prop::num::f32::ANY,
         ],
         2..=max_v,
