@@ -27,18 +27,23 @@ echo "fuzz mode: $MODE, ${SECS}s per target"
 
 case "$MODE" in
   cargo-fuzz)
+    cargo build --release --no-default-features --bin stable_fuzz
     for t in "${TARGETS[@]}"; do
       mkdir -p "corpus/$t"
+      target/release/stable_fuzz seeds "$t" "corpus/$t"
       cargo +nightly fuzz run "$t" "corpus/$t" -- -max_total_time="$SECS" -rss_limit_mb=4096
     done ;;
   libfuzzer)
-    export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+    cargo build --release --no-default-features --bin stable_fuzz
+    for t in "${TARGETS[@]}"; do mkdir -p "corpus/$t"; target/release/stable_fuzz seeds "$t" "corpus/$t"; done
+    HOST="$(rustc -vV | sed -n 's/host: //p')"
+    # The flags cargo-fuzz passes; --target keeps them off build scripts.
+    RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
--Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
-    cargo +nightly build --release --bins --target-dir target/libfuzzer --target "$(rustc -vV | sed -n "s/host: //p")"
+-Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks" \
+      cargo +nightly build --release --bin frame_decode --bin range_decode --target-dir target/libfuzzer --target "$HOST"
     for t in "${TARGETS[@]}"; do
-      mkdir -p "corpus/$t"
-      "target/libfuzzer/$(rustc -vV | sed -n "s/host: //p")/release/$t" "corpus/$t" -max_total_time="$SECS" -rss_limit_mb=4096 \
+      "target/libfuzzer/$HOST/release/$t" "corpus/$t" -max_total_time="$SECS" -rss_limit_mb=4096 \
         -artifact_prefix="artifacts/$t-"
     done ;;
   stable)

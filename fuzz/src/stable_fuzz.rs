@@ -3,6 +3,7 @@
 //! libFuzzer targets for a fixed time and fails on the first panic.
 //!
 //! Usage: stable_fuzz <frame_decode|range_decode> <seconds> [seed]
+//!        stable_fuzz seeds <frame_decode|range_decode> <dir>   (write seed inputs for libFuzzer)
 
 use mmz_core::codec::CodecId;
 use mmz_core::hint::Modality;
@@ -70,6 +71,7 @@ fn seeds(target: &str, rng: &mut Rng) -> Vec<Vec<u8>> {
             let probs: Vec<f32> = (0..300).map(|i| 1.0 / (1 + (i * 7919) % 1013) as f32).collect();
             let syms: Vec<u32> = (0..200).map(|_| rng.below(300) as u32).collect();
             let mut head = vec![0u8, 42, 12, mode];
+            // (v = 2 + 42 = 44 symbols: a valid stream decodes a while before failing.)
             if let Ok(s) = coder::encode_static(&syms, &probs, 24) {
                 head.extend(s);
             }
@@ -82,6 +84,18 @@ fn seeds(target: &str, rng: &mut Rng) -> Vec<Vec<u8>> {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("seeds") {
+        let target = args.get(2).cloned().unwrap_or_default();
+        let dir = std::path::PathBuf::from(args.get(3).cloned().unwrap_or_else(|| ".".into()));
+        let mut rng = Rng(7);
+        for (i, s) in seeds(&target, &mut rng).iter().enumerate() {
+            if let Err(e) = std::fs::write(dir.join(format!("seed-{i}")), s) {
+                eprintln!("cannot write seeds to {}: {e}", dir.display());
+                std::process::exit(2);
+            }
+        }
+        return;
+    }
     let target = args.get(1).map(String::as_str).unwrap_or("range_decode").to_string();
     let secs: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(60);
     let seed: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(0x9E37_79B9_7F4A_7C15);
