@@ -54,5 +54,11 @@ train-deps: $(DEPS_STAMP)
 roundtrip-all: build
 	$(PY) -m mmz.demo ../shared/corpus/dev --json out/roundtrip-all.json
 
+## bench: install the classical tools (Debian) if missing, then regenerate docs/BENCHMARKS.md and plots.
+bench: build
+	@missing=""; for t in xz zstd brotli flac cjxl cwebp optipng bzip2; do command -v $$t >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then apt-get update -q && apt-get install -y -q xz-utils zstd brotli flac libjxl-tools webp optipng bzip2; fi
+	bench/run_all.sh ../shared/corpus/dev $(BENCH_ARGS)
+
 clean:
 	rm -rf target $(VENV) out

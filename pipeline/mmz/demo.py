@@ -16,6 +16,7 @@ from pathlib import Path
 
 import mmz
 from mmz import codec as _codec
+from mmz.bench.table import format_table
 
 
 def iter_files(paths: list[str]) -> list[Path]:
@@ -47,33 +48,8 @@ def run_file(path: Path, level: int, codec: str, threads: int) -> dict[str, obje
         "compress_kBps": len(data) / 1e3 / max(1e-9, t1 - t0),
         "decompress_kBps": len(data) / 1e3 / max(1e-9, t2 - t1),
         "roundtrip_ok": back == data,
+        "seconds": t1 - t0,
     }
-
-
-def format_table(rows: list[dict[str, object]]) -> str:
-    """Aligned text table with per-modality and overall totals."""
-    lines = [f"{'file':<48} {'modality':<10} {'bytes':>10} {'compressed':>10} {'bits/byte':>9} "
-             f"{'KB/s':>8} {'dec KB/s':>8} ok"]
-    for r in rows:
-        name = str(r["file"])
-        name = name if len(name) <= 48 else "…" + name[-47:]
-        lines.append(f"{name:<48} {r['modality']:<10} {r['bytes']:>10} {r['compressed']:>10} "
-                     f"{r['bits_per_byte']:>9.3f} {r['compress_kBps']:>8.0f} {r['decompress_kBps']:>8.0f} "
-                     f"{'yes' if r['roundtrip_ok'] else 'NO'}")
-    groups: dict[str, list[dict[str, object]]] = {}
-    for r in rows:
-        groups.setdefault(str(r["modality"]), []).append(r)
-    lines.append("-" * len(lines[0]))
-    for mod, rs in sorted(groups.items()) + [("ALL", rows)]:
-        raw = sum(int(r["bytes"]) for r in rs)  # type: ignore[call-overload]
-        comp = sum(int(r["compressed"]) for r in rs)  # type: ignore[call-overload]
-        secs = sum(int(r["bytes"]) / 1e3 / float(r["compress_kBps"]) for r in rs)  # type: ignore[arg-type]
-        dsecs = sum(int(r["bytes"]) / 1e3 / float(r["decompress_kBps"]) for r in rs)  # type: ignore[arg-type]
-        ok = all(r["roundtrip_ok"] for r in rs)
-        lines.append(f"{'total ' + mod:<48} {'':<10} {raw:>10} {comp:>10} {8 * comp / max(1, raw):>9.3f} "
-                     f"{raw / 1e3 / max(1e-9, secs):>8.0f} {raw / 1e3 / max(1e-9, dsecs):>8.0f} "
-                     f"{'yes' if ok else 'NO'}")
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     rows = [run_file(f, args.level, args.codec, args.threads) for f in files]
     print(format_table(rows))
+    bad = [r["file"] for r in rows if not r["roundtrip_ok"]]
+    print(f"round trip: {len(rows) - len(bad)}/{len(rows)} byte-exact" + (f"; FAILED: {bad}" if bad else ""))
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as fh:

@@ -1,0 +1,151 @@
+"""Bench output: JSON document, schema check, Markdown tables and plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+SCHEMA_PATH = Path(__file__).resolve().parents[3] / "docs" / "bench_schema.json"
+
+#: The JSON schema of ``mmz bench --json`` (also written to docs/bench_schema.json).
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "mmz bench results",
+    "type": "object",
+    "required": ["machine", "mmz_version", "results"],
+    "properties": {
+        "machine": {"type": "object"},
+        "mmz_version": {"type": "string"},
+        "command": {"type": "string"},
+        "date": {"type": "string"},
+        "tools": {"type": "object"},
+        "skipped_tools": {"type": "array", "items": {"type": "string"}},
+        "results": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["modality", "method", "files", "raw_bytes", "compressed_bytes", "bits_per_byte",
+                             "compress_kBps", "decompress_kBps", "peak_rss_mb", "roundtrip_ok"],
+                "properties": {
+                    "modality": {"type": "string"},
+                    "method": {"type": "string"},
+                    "files": {"type": "integer", "minimum": 1},
+                    "raw_bytes": {"type": "integer", "minimum": 0},
+                    "compressed_bytes": {"type": "integer", "minimum": 0},
+                    "bits_per_byte": {"type": "number", "minimum": 0},
+                    "compress_kBps": {"type": "number", "minimum": 0},
+                    "decompress_kBps": {"type": "number", "minimum": 0},
+                    "peak_rss_mb": {"type": "number", "minimum": 0},
+                    "roundtrip_ok": {"type": "boolean"},
+                },
+            },
+        },
+    },
+}
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """A table per group: method, files, raw, compressed, bits/byte, KB/s, RSS, round trip."""
+    lines = []
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in doc["results"]:
+        groups.setdefault(r["modality"], []).append(r)
+    for g in sorted(groups):
+        lines += [f"**{g}**", "", "| method | files | raw bytes | compressed | bits/byte | comp KB/s | "
+                  "dec KB/s | comp KB/s (all threads) | peak RSS MB | round trip |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for r in sorted(groups[g], key=lambda r: r["bits_per_byte"]):
+            mt = r.get("compress_kBps_all_threads")
+            lines.append(f"| {r['method']} | {r['files']} | {r['raw_bytes']} | {r['compressed_bytes']} | "
+                         f"{r['bits_per_byte']:.4f} | {r['compress_kBps']:.0f} | {r['decompress_kBps']:.0f} | "
+                         f"{'' if mt is None else f'{mt:.0f}'} | {r['peak_rss_mb']:.0f} | "
+                         f"{'ok' if r['roundtrip_ok'] else 'FAILED'} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(doc: dict[str, Any], out_dir: str) -> list[str]:
+    """bits/byte bars per group and method, and the speed-ratio frontier; returns the PNG paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = doc["results"]
+    groups = sorted({r["modality"] for r in rows})
+    methods = sorted({r["method"] for r in rows}, key=lambda m: (not m.startswith("mmz"), m))
+    fig, ax = plt.subplots(figsize=(max(8, 1.4 * len(groups)), 5))
+    width = 0.8 / max(1, len(methods))
+    for i, m in enumerate(methods):
+        xs, ys = [], []
+        for j, g in enumerate(groups):
+            r = next((r for r in rows if r["modality"] == g and r["method"] == m), None)
+            if r:
+                xs.append(j + i * width)
+                ys.append(r["bits_per_byte"])
+        ax.bar(xs, ys, width, label=m)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(groups))], groups)
+    ax.set_ylabel("bits per raw byte (lower is better)")
+    ax.legend(fontsize=7, ncol=3)
+    ax.set_title("mmz vs classical tools")
+    fig.tight_layout()
+    bars = out / "bench_bits_per_byte.png"
+    fig.savefig(bars, dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    totals: dict[str, list[float]] = {}
+    for r in rows:
+        t = totals.setdefault(r["method"], [0.0, 0.0, 0.0])
+        t[0] += r["raw_bytes"]
+        t[1] += r["compressed_bytes"]
+        t[2] += r["raw_bytes"] / 1e3 / max(1e-9, r["compress_kBps"])
+    for m, (raw, comp, secs) in totals.items():
+        ax.scatter(raw / 1e3 / max(1e-9, secs), 8 * comp / max(1, raw), label=m,
+                   marker="o" if m.startswith("mmz") else "s")
+    presets = [m for m in ("mmz-fast", "mmz-default", "mmz-max") if m in totals]
+    if len(presets) > 1:
+        ax.plot([totals[m][0] / 1e3 / max(1e-9, totals[m][2]) for m in presets],
+                [8 * totals[m][1] / max(1, totals[m][0]) for m in presets], "k-", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("compress KB/s (log)")
+    ax.set_ylabel("bits per raw byte")
+    ax.set_title("speed-ratio frontier (all groups pooled)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    frontier = out / "bench_frontier.png"
+    fig.savefig(frontier, dpi=110)
+    plt.close(fig)
+    paths = [str(bars), str(frontier)]
+    paths += _plot_sweeps(out)
+    return paths
+
+
+def _plot_sweeps(out: Path) -> list[str]:
+    """Throughput vs batch size / Ray workers from other benchmarks' JSON, when present."""
+    import matplotlib.pyplot as plt
+
+    made = []
+    for name, key, label in (("neural", "batch_sweep", "batch size"), ("scaling", "workers", "Ray workers")):
+        src = Path("out/bench") / f"{name}.json"
+        if not src.exists():
+            continue
+        data = json.loads(src.read_text())
+        series = data.get(key)
+        if not isinstance(series, list) or not series:
+            continue
+        xs = [s.get("x", s.get("batch", s.get("workers"))) for s in series]
+        ys = [s.get("kBps", s.get("MBps", 0)) for s in series]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(xs, ys, "o-")
+        ax.set_xlabel(label)
+        ax.set_ylabel("throughput")
+        fig.tight_layout()
+        p = out / f"bench_{name}_{key}.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        made.append(str(p))
+    return made

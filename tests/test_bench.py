@@ -1,0 +1,67 @@
+"""mmz bench on tiny inputs: JSON validates against the schema, round trips verified, tables print."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import wave
+
+import jsonschema
+import numpy as np
+from PIL import Image
+
+from mmz.bench import cli, inputs
+from mmz.bench.report import SCHEMA, SCHEMA_PATH
+from mmz.bench.table import format_table
+
+
+def _make_corpus(root):
+    (root / "text").mkdir()
+    (root / "text" / "a.txt").write_bytes(b"a small text file for the benchmark test\n" * 50)
+    (root / "image").mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (17, 23, 3), dtype=np.uint8)).save(root / "image" / "p.png")
+    (root / "audio").mkdir()
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"".join(struct.pack("<h", int(1000 * np.sin(i / 5))) for i in range(2000)))
+    (root / "audio" / "s.wav").write_bytes(buf.getvalue())
+
+
+def test_denominators(tmp_path):
+    _make_corpus(tmp_path)
+    files = {f.path.name: f for f in inputs.discover([str(tmp_path)], "folder")}
+    assert files["p.png"].raw_bytes == 17 * 23 * 3
+    assert files["s.wav"].raw_bytes == 4000
+    assert files["a.txt"].raw_bytes == len(files["a.txt"].data)
+    assert {f.group for f in files.values()} == {"text", "image", "audio"}
+
+
+def test_bench_json_validates(tmp_path):
+    _make_corpus(tmp_path)
+    out = tmp_path / "out.json"
+    rc = cli.main([str(tmp_path), "--json", str(out), "--group-by", "folder", "-q",
+                   "--methods", "mmz-fast", "gzip-9", "flac-8", "png-optipng-o2"])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    jsonschema.validate(doc, SCHEMA)
+    assert json.loads(SCHEMA_PATH.read_text()) == SCHEMA, "docs/bench_schema.json is stale"
+    methods = {(r["modality"], r["method"]) for r in doc["results"]}
+    assert ("text", "mmz-fast") in methods and ("text", "gzip-9") in methods
+    assert all(r["roundtrip_ok"] for r in doc["results"])
+
+
+def test_unknown_method_is_usage_error(tmp_path):
+    _make_corpus(tmp_path)
+    assert cli.main([str(tmp_path), "--methods", "nope", "-q"]) == 2
+
+
+def test_table_totals():
+    rows = [{"file": "a", "modality": "text", "bytes": 1000, "compressed": 250, "seconds": 0.5},
+            {"file": "b", "modality": "image", "bytes": 3000, "compressed": 1500, "seconds": 1.0}]
+    text = format_table(rows)
+    assert "total ALL (2 files)" in text and "3.500" in text  # 8*1750/4000
