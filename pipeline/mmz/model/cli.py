@@ -33,7 +33,8 @@ def _train(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from mmz.model.export import export
 
-    info = export(args.checkpoint, args.output, precision=args.precision, check=not args.no_check)
+    info = export(args.checkpoint, args.output, precision=args.precision, check=not args.no_check,
+                  replace_older=not args.keep_older)
     print(json.dumps(info, indent=1))
     return 0
 
@@ -76,8 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="checkpoint -> ONNX step graph + weights + manifest")
     e.add_argument("checkpoint", help="a last.pt written by mmz train")
     e.add_argument("-o", "--output", required=True,
-                   help="output directory (a directory named by the model id is created inside "
-                        "unless DIR ends with '/=')")
+                   help="parent directory: the model is written to DIR/<first 16 hex of model id>/ and older "
+                        "exports of the same recipe name in DIR are removed (unless --keep-older)")
+    e.add_argument("--keep-older", action="store_true", help="keep older exports of the same recipe")
     e.add_argument("--precision", choices=("auto", "fp16", "fp32"), default="auto",
                    help="weights precision; auto = fp16 if validation bits/byte stays within 1%%")
     e.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime vs PyTorch check")
