@@ -55,7 +55,7 @@ impl CodecId {
 
     /// Whether this build can encode and decode chunks with this codec.
     pub fn available(self) -> bool {
-        matches!(self, CodecId::Store | CodecId::Order2)
+        matches!(self, CodecId::Store | CodecId::Order2 | CodecId::Cm)
     }
 }
 
@@ -72,7 +72,8 @@ pub fn compress_chunk(data: &[u8], codec: CodecId, level: u8, hint: &Hint) -> Re
     let payload = match codec {
         CodecId::Store => return Ok((CodecId::Store, data.to_vec())),
         CodecId::Order2 => order2::compress(data),
-        CodecId::Cm | CodecId::Neural => {
+        CodecId::Cm => crate::ctxmix::compress(data, level, hint)?,
+        CodecId::Neural => {
             return Err(MmzError::InvalidArgument(format!("codec {} is not available in this build", codec.name())))
         }
     };
@@ -97,7 +98,8 @@ pub fn decompress_chunk(payload: &[u8], raw_len: usize, codec: CodecId, level: u
             payload.to_vec()
         }
         CodecId::Order2 => order2::decompress(payload, raw_len)?,
-        CodecId::Cm | CodecId::Neural => return Err(MmzError::UnknownCodec(codec as u8)),
+        CodecId::Cm => crate::ctxmix::decompress(payload, raw_len, level, hint)?,
+        CodecId::Neural => return Err(MmzError::UnknownCodec(codec as u8)),
     };
     let _ = level;
     if out.len() != raw_len {

@@ -17,6 +17,7 @@ pub mod bitcoder;
 pub mod checksum;
 pub mod codec;
 pub mod coder;
+pub mod ctxmix;
 pub mod deflate;
 pub mod error;
 pub mod frame;
