@@ -1,0 +1,133 @@
+"""Benchmark of the context-mixing engine (codec ``cm``) on the dev corpus.
+
+For each dev folder a deterministic subset is used (``--mb`` MB per folder):
+image/audio files whole, in name order, until the budget is reached; byte
+modalities as the head of every file (budget split evenly). Images go through
+``mmz.transform.forward`` (PNG -> raw pixels), audio through
+``mmz.transform.describe``; chunks and hints are cut exactly as ``mmz.compress``
+does. bits/byte = 8 x compressed / raw bytes (raw pixel/PCM bytes for images
+and audio, as in baselines.tsv). Speeds are MB of stream per CPU second of
+this single thread (per core), compress and decompress. xz-9e is re-measured
+on the same subset (byte modalities); flac-8 / jxl-d0-e9 / xz-9e full-folder
+numbers come from baselines.tsv.
+
+Usage: python bench/cm_bench.py [--mb 2] [--levels 1,5,9] [--out out/bench/cm.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import lzma
+import time
+from pathlib import Path
+
+from mmz import _core
+from mmz import codec as _codec
+from mmz.transform import HEAD_BYTES, clip_regions, describe, forward
+
+CORPUS = Path("/work/shared/corpus")
+MEDIA = {"image": "image", "medical": "image", "speech": "audio", "music": "audio"}
+
+
+def baselines() -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    with open(CORPUS / "baselines.tsv") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            if row["set"] == "dev" and row["bits_per_byte"]:
+                out.setdefault(row["modality"], {})[row["method"]] = float(row["bits_per_byte"])
+    return out
+
+
+def subset(folder: Path, budget: int) -> list[tuple[str, bytes, tuple, int, str]]:
+    """(name, stream, regions, raw_bytes, modality) of the folder's subset."""
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    mod = MEDIA.get(folder.name, folder.name)
+    items = []
+    if folder.name in MEDIA:
+        used = 0
+        for p in files:
+            if used >= budget:
+                break
+            data = p.read_bytes()
+            if mod == "image":
+                t = forward(data, "image")
+                stream, regions = t.stream, t.regions
+            else:
+                stream, regions = data, clip_regions(describe(data[:HEAD_BYTES], "audio"), len(data))
+            raw = sum(r.length for r in regions) or len(stream)
+            items.append((p.name, stream, regions, raw, mod))
+            used += raw
+    else:
+        per = budget // max(1, len(files))
+        for p in files:
+            with open(p, "rb") as f:
+                data = f.read(per)
+            items.append((p.name, data, (), len(data), mod))
+    return items
+
+
+def run_level(items, level: int) -> dict[str, float]:
+    comp = 0
+    raw = 0
+    nbytes = 0
+    tc = td = 0.0
+    chunk = _codec.default_chunk_size(level)
+    for _name, stream, regions, raw_bytes, mod in items:
+        raw += raw_bytes
+        nbytes += len(stream)
+        for start in range(0, len(stream), chunk):
+            end = min(len(stream), start + chunk)
+            hint = _codec.chunk_hint(mod, regions, start, end)
+            t0 = time.process_time()
+            rec = _core.encode_chunk(stream[start:end], "cm", level, hint)
+            t1 = time.process_time()
+            out = _core.decode_chunk(rec[:64], rec[64:])
+            t2 = time.process_time()
+            if out != stream[start:end]:
+                raise SystemExit(f"round trip failed: {_name} level {level}")
+            comp += len(rec) - 64
+            tc += t1 - t0
+            td += t2 - t1
+    return {
+        "bits_per_byte": round(8 * comp / raw, 4),
+        "comp_MBps": round(nbytes / 1e6 / max(tc, 1e-9), 3),
+        "decomp_MBps": round(nbytes / 1e6 / max(td, 1e-9), 3),
+        "comp_bytes": comp,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mb", type=float, default=2.0, help="MB per dev folder")
+    ap.add_argument("--levels", default="1,5,9")
+    ap.add_argument("--folders", default="text,structured,gene,image,medical,speech,music")
+    ap.add_argument("--out", default="out/bench/cm.json")
+    args = ap.parse_args()
+    base = baselines()
+    levels = [int(x) for x in args.levels.split(",")]
+    results = {"subset_mb_per_folder": args.mb, "levels": levels, "folders": {}}
+    for name in args.folders.split(","):
+        items = subset(CORPUS / "dev" / name, int(args.mb * 1e6))
+        raw = sum(i[3] for i in items)
+        entry: dict = {"files": len(items), "raw_bytes": raw, "stream_bytes": sum(len(i[1]) for i in items)}
+        if name not in MEDIA:
+            xz = sum(len(lzma.compress(i[1], preset=9 | lzma.PRESET_EXTREME)) for i in items)
+            entry["xz9e_subset_bpb"] = round(8 * xz / raw, 4)
+        entry["baselines_full_folder"] = {k: v for k, v in base.get(name, {}).items()
+                                          if k in ("xz-9e", "flac-8", "jxl-d0-e9", "zpaq-m5", "7z-ppmd")}
+        for level in levels:
+            entry[f"L{level}"] = run_level(items, level)
+            r = entry[f"L{level}"]
+            print(f"{name:11} L{level} bpb={r['bits_per_byte']:.4f} comp={r['comp_MBps']:.2f} MB/s "
+                  f"decomp={r['decomp_MBps']:.2f} MB/s", flush=True)
+        results["folders"][name] = entry
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
