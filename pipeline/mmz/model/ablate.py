@@ -55,6 +55,31 @@ def onnx_speed(onnx_path: Path, manifest_inputs: list[str], shapes: dict[str, li
     return steps * batch / (time.perf_counter() - t0)
 
 
+def train_speed(cfg: RunConfig, threads: int, steps: int = 3) -> float:
+    """Training tokens/s (forward + backward + AdamW) on random tokens with the recipe's batch shape."""
+    import torch
+
+    from mmz.model.train import build_model, compute_loss
+
+    torch.set_num_threads(threads)
+    model = build_model(cfg, cfg.train.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    n_mod = len(cfg.data.modalities)
+    b, t = n_mod * cfg.data.seqs_per_modality, cfg.data.seq_len
+    mod = torch.arange(b) % n_mod
+    tok = torch.randint(0, 256, (b, t + 1)) + mod[:, None] * 256
+    tok[:, 0] = model.vocab.prefix_base + mod
+    t0 = 0.0
+    for i in range(steps + 1):
+        if i == 1:
+            t0 = time.perf_counter()
+        loss, _, _ = compute_loss(model, tok, mod, cfg, 3)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return steps * b * t / (time.perf_counter() - t0)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ablation; prints and writes a JSON table."""
     from mmz.model.export import export
@@ -67,7 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", default="base,fade,audio_le")
     p.add_argument("--work", default="checkpoints/ablate")
     p.add_argument("-o", "--output", required=True)
+    p.add_argument("--speed", action="store_true", help="only measure training tokens/s with 1 and 2 threads")
     a = p.parse_args(argv)
+    if a.speed:
+        cfg = load_config(a.config)
+        res = {f"threads_{n}": round(train_speed(cfg, n), 1) for n in (1, 2)}
+        Path(a.output).write_text(json.dumps(res, indent=1) + "\n")
+        print(json.dumps(res))
+        return 0
     base = load_config(a.config)
     base.train.total_steps = a.steps
     base.train.warmup_steps = min(base.train.warmup_steps, max(a.steps // 10, 1))
