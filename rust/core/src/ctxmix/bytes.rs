@@ -35,11 +35,30 @@ impl ByteParams {
         let need = (raw_len.max(1) * 8).next_power_of_two().trailing_zeros();
         let table_bits = need.clamp(12, max_bits);
         let match_bits = (raw_len.max(1).next_power_of_two().trailing_zeros()).clamp(10, max_bits);
-        ByteParams { contexts, table_bits, match_bits, match_min: 6, limit: if level >= 7 { 255 } else { 127 }, apm3: level >= 7 }
+        ByteParams { contexts, table_bits, match_bits, match_min: 6, limit: 14, apm3: level >= 7 }
     }
 }
 
 const MAX_CTX: usize = 10;
+
+/// 16 counters of one nibble context: slot 0 holds a check value, slots
+/// 1..=15 the binary tree of the nibble. One cache line.
+#[derive(Clone, Copy)]
+#[repr(align(64))]
+struct Bucket([u32; 16]);
+
+const EMPTY: Bucket = Bucket([COUNTER_INIT; 16]);
+
+#[inline(always)]
+fn prefetch(b: &Bucket) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint that never faults, and `b` is a valid reference.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch(b as *const Bucket as *const i8, core::arch::x86_64::_MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = b;
+}
 
 /// State of the byte model. It sees every byte of the chunk (also sample
 /// bytes coded by the sample model) through [`ByteModel::push`].
@@ -47,11 +66,10 @@ pub struct ByteModel {
     p: ByteParams,
     t: &'static Tables,
     hist: Vec<u8>,
-    tabs: Vec<Vec<u32>>,
+    tabs: Vec<Vec<Bucket>>,
     mask: usize,
     ctx_hash: [u64; MAX_CTX],
     base: [usize; MAX_CTX],
-    slot: [usize; MAX_CTX],
     o0: CounterMap,
     o1: CounterMap,
     c0: u32,
@@ -73,22 +91,22 @@ pub struct ByteModel {
     apm2: Apm,
     apm3: Apm,
     pr: i32,
+    node: usize,
 }
 
 impl ByteModel {
     /// A fresh model for a chunk of `raw_len` bytes.
     pub fn new(p: ByteParams, raw_len: usize) -> Self {
-        let size = 1usize << p.table_bits;
+        let size = 1usize << (p.table_bits - 4);
         let n_inputs = p.contexts + 2 + 3;
         let mut m = ByteModel {
             p,
             t: tables(),
             hist: Vec::with_capacity(raw_len),
-            tabs: (0..p.contexts).map(|_| vec![COUNTER_INIT; size]).collect(),
+            tabs: (0..p.contexts).map(|_| vec![EMPTY; size]).collect(),
             mask: size - 1,
             ctx_hash: [0; MAX_CTX],
             base: [0; MAX_CTX],
-            slot: [0; MAX_CTX],
             o0: CounterMap::new(8, 1023),
             o1: CounterMap::new(16, 1023),
             c0: 1,
@@ -109,6 +127,7 @@ impl ByteModel {
             apm2: Apm::new(1 << 16, 7),
             apm3: Apm::new(1 << 16, 7),
             pr: 2048,
+            node: 1,
         };
         m.byte_contexts();
         m.nibble_bases();
@@ -143,10 +162,32 @@ impl ByteModel {
 
     fn nibble_bases(&mut self) {
         let n = self.p.contexts.min(MAX_CTX);
-        let shift = 64 - self.p.table_bits;
+        let shift = 64 - (self.p.table_bits - 4);
+        let mut hs = [0u64; MAX_CTX];
         for i in 0..n {
             let h = hash2(self.ctx_hash[i], self.c0 as u64);
-            self.base[i] = ((h >> shift) as usize & self.mask) & !15;
+            hs[i] = h;
+            let b0 = (h >> shift) as usize & self.mask;
+            prefetch(&self.tabs[i][b0]);
+            prefetch(&self.tabs[i][b0 ^ 1]);
+        }
+        for i in 0..n {
+            let h = hs[i];
+            let b0 = (h >> shift) as usize & self.mask;
+            let chk = (h as u32 & 0xFFFF_FF00) | 0xAB;
+            let t = &mut self.tabs[i];
+            let b1 = b0 ^ 1;
+            let pick = if t[b0].0[0] == chk {
+                b0
+            } else if t[b1].0[0] == chk {
+                b1
+            } else {
+                let v = if (t[b0].0[1] & 1023) <= (t[b1].0[1] & 1023) { b0 } else { b1 };
+                t[v] = EMPTY;
+                t[v].0[0] = chk;
+                v
+            };
+            self.base[i] = pick;
         }
     }
 
@@ -156,12 +197,10 @@ impl ByteModel {
         let n = self.p.contexts.min(MAX_CTX);
         let node = if self.bitpos < 4 { self.c0 as usize & 15 } else { (self.c0 as usize & ((1 << (self.bitpos - 4)) - 1)) | (1 << (self.bitpos - 4)) };
         let node = node & 15;
+        self.node = node;
         for i in 0..n {
-            let s = (self.base[i] + node) & self.mask;
-            self.slot[i] = s;
-            let v = self.tabs[i][s];
-            let p = counter_p(v);
-            self.mixer.add(t.stretch(p));
+            let v = self.tabs[i][self.base[i] & self.mask].0[node];
+            self.mixer.add(t.stretch(counter_p(v)));
         }
         let c1 = (self.c8 & 0xFF) as usize;
         self.mixer.add(t.stretch(self.o0.p(self.c0 as usize)));
@@ -197,13 +236,13 @@ impl ByteModel {
         let pr = self.mixer.mix(t);
         self.pr = pr;
         let a1 = self.apm1.p(t, pr, self.c0 as usize);
-        let a2 = self.apm2.p(t, pr, (c1 << 8) | self.c0 as usize);
         let p16 = if self.p.apm3 {
             let h = (hash2(self.c8 & 0xFFFF, self.c0 as u64) >> 48) as usize;
+            let a2 = self.apm2.p(t, pr, (c1 << 8) | self.c0 as usize);
             let a3 = self.apm3.p(t, pr, h);
             ((pr as u32 * 16) + a1 + a2 + a3) >> 2
         } else {
-            ((pr as u32 * 16) * 2 + a1 + a2) >> 2
+            ((pr as u32 * 16) + a1) >> 1
         };
         p16.clamp(1, 65535)
     }
@@ -211,11 +250,10 @@ impl ByteModel {
     fn update(&mut self, bit: u32) {
         let n = self.p.contexts.min(MAX_CTX);
         let lim = self.p.limit;
+        let node = self.node;
         for i in 0..n {
-            let s = self.slot[i];
-            if let Some(v) = self.tabs[i].get_mut(s) {
-                counter_update(v, bit, lim);
-            }
+            let m = self.mask;
+            counter_update(&mut self.tabs[i][self.base[i] & m].0[node], bit, lim);
         }
         let c1 = (self.c8 & 0xFF) as usize;
         self.o0.update(self.c0 as usize, bit);
@@ -231,8 +269,8 @@ impl ByteModel {
         }
         self.mixer.update(self.t, bit);
         self.apm1.update(bit);
-        self.apm2.update(bit);
         if self.p.apm3 {
+            self.apm2.update(bit);
             self.apm3.update(bit);
         }
         self.c0 = (self.c0 << 1) | bit;

@@ -67,16 +67,15 @@ impl Tables {
 }
 
 /// Reciprocal table for adaptive-rate counters: `65536 * 2 / (2n + 3)`.
-fn dt() -> &'static [i32; 1024] {
-    static D: OnceLock<[i32; 1024]> = OnceLock::new();
-    D.get_or_init(|| {
-        let mut d = [0i32; 1024];
-        for (n, v) in d.iter_mut().enumerate() {
-            *v = (131072 / (2 * n as i32 + 3)).max(1);
-        }
-        d
-    })
-}
+const DT: [i32; 1024] = {
+    let mut d = [0i32; 1024];
+    let mut n = 0;
+    while n < 1024 {
+        d[n] = 131072 / (2 * n as i32 + 3);
+        n += 1;
+    }
+    d
+};
 
 /// Initial value of a counter: p = 1/2, count 0.
 pub const COUNTER_INIT: u32 = 1 << 31;
@@ -93,9 +92,37 @@ pub fn counter_update(v: &mut u32, bit: u32, limit: u32) {
     let n = *v & 1023;
     let p = (*v >> 10) as i64;
     let target: i64 = if bit != 0 { (1 << 22) - 1 } else { 0 };
-    let np = p + (((target - p) * dt()[n as usize] as i64) >> 16);
+    let np = p + (((target - p) * DT[(n & 1023) as usize] as i64) >> 16);
     let nn = if n < limit { n + 1 } else { limit };
     *v = ((np.clamp(0, (1 << 22) - 1) as u32) << 10) | nn;
+}
+
+/// Initial value of a dual-rate counter: both halves at p = 1/2, count 0.
+pub const DUAL_INIT: u32 = (32768 << 16) | (2048 << 4);
+
+/// Effective counts of the 16 states of a dual counter's slow half.
+const DUAL_N: [i32; 16] = [0, 1, 2, 3, 4, 5, 6, 8, 10, 13, 16, 20, 25, 32, 40, 50];
+
+/// A dual-rate counter packed in a u32: a slow 16-bit probability with a
+/// 4-bit confidence count (rate 1/(n+1.5), n up to 50) and a fast 12-bit
+/// probability (rate 1/4). Returns the two 12-bit probabilities.
+#[inline(always)]
+pub fn dual_p(v: u32) -> (i32, i32) {
+    ((v >> 20) as i32, ((v >> 4) & 4095) as i32)
+}
+
+/// Update a dual-rate counter toward `bit`; the count stops at state `limit` (<= 15).
+#[inline(always)]
+pub fn dual_update(v: &mut u32, bit: u32, limit: u32) {
+    let n = *v & 15;
+    let slow = (*v >> 16) as i32;
+    let fast = ((*v >> 4) & 4095) as i32;
+    let (ts, tf) = if bit != 0 { (65535, 4095) } else { (0, 0) };
+    let rate = DT[DUAL_N[n as usize] as usize];
+    let ns = (slow + (((ts - slow) * rate) >> 16)).clamp(0, 65535) as u32;
+    let nf = (fast + ((tf - fast) >> 2)).clamp(0, 4095) as u32;
+    let nn = if n < limit.min(15) { n + 1 } else { n };
+    *v = (ns << 16) | (nf << 4) | nn;
 }
 
 /// A direct-indexed table of adaptive counters (a StateMap over contexts).
@@ -148,20 +175,20 @@ impl Mixer {
         let mut total = 0;
         for &s in sets {
             offsets.push(total);
-            total += s.max(1) * n;
+            total += s.max(1).next_power_of_two() * n;
         }
         let k = sets.len().max(1);
         Mixer {
             n,
             weights: vec![(1 << 16) / 4; total],
-            sizes: sets.iter().map(|&s| s.max(1)).collect(),
+            sizes: sets.iter().map(|&s| s.max(1).next_power_of_two()).collect(),
             offsets,
             inputs: Vec::with_capacity(n),
             selected: vec![0; sets.len()],
             outs: vec![0; k],
-            final_w: vec![(1 << 16) / k as i32; final_sets.max(1) * k],
+            final_w: vec![(1 << 16) / k as i32; final_sets.max(1).next_power_of_two() * k],
             final_ctx: 0,
-            final_sets: final_sets.max(1),
+            final_sets: final_sets.max(1).next_power_of_two(),
             pr: 2048,
             lr,
         }
@@ -170,29 +197,32 @@ impl Mixer {
     /// Add one input (a stretched probability).
     #[inline(always)]
     pub fn add(&mut self, x: i32) {
-        self.inputs.push(x);
+        self.inputs.push(x.clamp(-2047, 2047));
     }
 
     /// Choose the context of weight set `i`.
     #[inline(always)]
     pub fn set(&mut self, i: usize, cx: usize) {
         if let (Some(s), Some(&size)) = (self.selected.get_mut(i), self.sizes.get(i)) {
-            *s = cx % size;
+            *s = cx & (size - 1);
         }
     }
 
     /// Choose the context of the final mixer.
     #[inline(always)]
     pub fn set_final(&mut self, cx: usize) {
-        self.final_ctx = cx % self.final_sets;
+        self.final_ctx = cx & (self.final_sets - 1);
     }
 
+    /// Weights are kept within +-2^19 and inputs within +-2047, so every
+    /// product and the sum fit in i32.
+    #[inline(always)]
     fn dot(w: &[i32], x: &[i32]) -> i32 {
-        let mut s: i64 = 0;
+        let mut s: i32 = 0;
         for (a, b) in w.iter().zip(x) {
-            s += *a as i64 * *b as i64;
+            s += (*a * *b) >> 8;
         }
-        (s >> 16).clamp(-2047, 2047) as i32
+        (s >> 8).clamp(-2047, 2047)
     }
 
     /// Mix the inputs into a 12-bit probability.
@@ -219,7 +249,7 @@ impl Mixer {
 
     fn train(w: &mut [i32], x: &[i32], err: i32) {
         for (a, &b) in w.iter_mut().zip(x) {
-            *a = a.saturating_add((b * err + 512) >> 10);
+            *a = (*a + ((b * err + 512) >> 10)).clamp(-(1 << 19) + 1, (1 << 19) - 1);
         }
     }
 
@@ -258,7 +288,7 @@ impl Apm {
     /// `n` contexts, adaptation shift `rate`.
     pub fn new(n: usize, rate: u32) -> Self {
         let tb = tables();
-        let n = n.max(1);
+        let n = n.max(1).next_power_of_two();
         let mut t = Vec::with_capacity(n * 33);
         for _ in 0..n {
             for j in 0..33 {
@@ -274,7 +304,7 @@ impl Apm {
         let s = t.stretch(pr) + 2048; // 1..4095
         let lo = (s >> 7) as usize; // 0..31
         let w = (s & 127) as u32;
-        let base = (cx % self.n) * 33 + lo;
+        let base = (cx & (self.n - 1)) * 33 + lo;
         self.idx = base + ((w >> 6) as usize);
         let a = self.t.get(base).copied().unwrap_or(32768) as u32;
         let b = self.t.get(base + 1).copied().unwrap_or(32768) as u32;
