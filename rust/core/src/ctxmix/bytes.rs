@@ -164,18 +164,17 @@ impl ByteModel {
         let n = self.p.contexts.min(MAX_CTX);
         let shift = 64 - (self.p.table_bits - 4);
         let mut hs = [0u64; MAX_CTX];
-        for i in 0..n {
-            let h = hash2(self.ctx_hash[i], self.c0 as u64);
-            hs[i] = h;
-            let b0 = (h >> shift) as usize & self.mask;
-            prefetch(&self.tabs[i][b0]);
-            prefetch(&self.tabs[i][b0 ^ 1]);
+        let c0 = self.c0 as u64;
+        let mask = self.mask;
+        for ((h, &ch), tab) in hs.iter_mut().zip(&self.ctx_hash).zip(&self.tabs).take(n) {
+            *h = hash2(ch, c0);
+            let b0 = (*h >> shift) as usize & mask;
+            prefetch(&tab[b0]);
+            prefetch(&tab[b0 ^ 1]);
         }
-        for i in 0..n {
-            let h = hs[i];
-            let b0 = (h >> shift) as usize & self.mask;
+        for ((&h, t), base) in hs.iter().zip(self.tabs.iter_mut()).zip(self.base.iter_mut()).take(n) {
+            let b0 = (h >> shift) as usize & mask;
             let chk = (h as u32 & 0xFFFF_FF00) | 0xAB;
-            let t = &mut self.tabs[i];
             let b1 = b0 ^ 1;
             let pick = if t[b0].0[0] == chk {
                 b0
@@ -187,7 +186,7 @@ impl ByteModel {
                 t[v].0[0] = chk;
                 v
             };
-            self.base[i] = pick;
+            *base = pick;
         }
     }
 

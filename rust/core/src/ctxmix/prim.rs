@@ -97,34 +97,6 @@ pub fn counter_update(v: &mut u32, bit: u32, limit: u32) {
     *v = ((np.clamp(0, (1 << 22) - 1) as u32) << 10) | nn;
 }
 
-/// Initial value of a dual-rate counter: both halves at p = 1/2, count 0.
-pub const DUAL_INIT: u32 = (32768 << 16) | (2048 << 4);
-
-/// Effective counts of the 16 states of a dual counter's slow half.
-const DUAL_N: [i32; 16] = [0, 1, 2, 3, 4, 5, 6, 8, 10, 13, 16, 20, 25, 32, 40, 50];
-
-/// A dual-rate counter packed in a u32: a slow 16-bit probability with a
-/// 4-bit confidence count (rate 1/(n+1.5), n up to 50) and a fast 12-bit
-/// probability (rate 1/4). Returns the two 12-bit probabilities.
-#[inline(always)]
-pub fn dual_p(v: u32) -> (i32, i32) {
-    ((v >> 20) as i32, ((v >> 4) & 4095) as i32)
-}
-
-/// Update a dual-rate counter toward `bit`; the count stops at state `limit` (<= 15).
-#[inline(always)]
-pub fn dual_update(v: &mut u32, bit: u32, limit: u32) {
-    let n = *v & 15;
-    let slow = (*v >> 16) as i32;
-    let fast = ((*v >> 4) & 4095) as i32;
-    let (ts, tf) = if bit != 0 { (65535, 4095) } else { (0, 0) };
-    let rate = DT[DUAL_N[n as usize] as usize];
-    let ns = (slow + (((ts - slow) * rate) >> 16)).clamp(0, 65535) as u32;
-    let nf = (fast + ((tf - fast) >> 2)).clamp(0, 4095) as u32;
-    let nn = if n < limit.min(15) { n + 1 } else { n };
-    *v = (ns << 16) | (nf << 4) | nn;
-}
-
 /// A direct-indexed table of adaptive counters (a StateMap over contexts).
 pub struct CounterMap {
     t: Vec<u32>,
