@@ -9,7 +9,8 @@ does. bits/byte = 8 x compressed / raw bytes (raw pixel/PCM bytes for images
 and audio, as in baselines.tsv). Speeds are MB of stream per CPU second of
 this single thread (per core), compress and decompress. xz-9e is re-measured
 on the same subset (byte modalities); flac-8 / jxl-d0-e9 / xz-9e full-folder
-numbers come from baselines.tsv.
+numbers come from baselines.tsv; flac -8 and cjxl -d 0 -e 9 are re-run on the
+same subset files when installed.
 
 Usage: python bench/cm_bench.py [--mb 2] [--levels 1,5,9] [--out out/bench/cm.json]
 """
@@ -18,8 +19,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import lzma
+import shutil
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,6 +51,8 @@ def subset(folder: Path, budget: int) -> list[tuple[str, bytes, tuple, int, str]
     mod = MEDIA.get(folder.name, folder.name)
     items = []
     if folder.name in MEDIA:
+        # a deterministic pseudo-random order, so the subset spans the folder
+        files.sort(key=lambda p: hashlib.sha256(p.name.encode()).hexdigest())
         used = 0
         for p in files:
             if used >= budget:
@@ -57,15 +64,33 @@ def subset(folder: Path, budget: int) -> list[tuple[str, bytes, tuple, int, str]
             else:
                 stream, regions = data, clip_regions(describe(data[:HEAD_BYTES], "audio"), len(data))
             raw = sum(r.length for r in regions) or len(stream)
-            items.append((p.name, stream, regions, raw, mod))
+            items.append((p.name, stream, regions, raw, mod, p))
             used += raw
     else:
         per = budget // max(1, len(files))
         for p in files:
             with open(p, "rb") as f:
                 data = f.read(per)
-            items.append((p.name, data, (), len(data), mod))
+            items.append((p.name, data, (), len(data), mod, p))
     return items
+
+
+def external(items, kind: str) -> float | None:
+    """bits/byte of flac -8 (audio) or cjxl -d 0 -e 9 (images) on the same subset files."""
+    tool = {"audio": "flac", "image": "cjxl"}[kind]
+    if shutil.which(tool) is None:
+        return None
+    comp = raw = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "x"
+        for item in items:
+            path = item[5]
+            cmd = (["flac", "-8", "-s", "-f", "-o", str(out), str(path)] if kind == "audio"
+                   else ["cjxl", "-d", "0", "-e", "9", "--quiet", str(path), str(out)])
+            subprocess.run(cmd, check=True, capture_output=True)
+            comp += out.stat().st_size
+            raw += item[3]
+    return round(8 * comp / raw, 4)
 
 
 def run_level(items, level: int) -> dict[str, float]:
@@ -74,7 +99,7 @@ def run_level(items, level: int) -> dict[str, float]:
     nbytes = 0
     tc = td = 0.0
     chunk = _codec.default_chunk_size(level)
-    for _name, stream, regions, raw_bytes, mod in items:
+    for _name, stream, regions, raw_bytes, mod, _path in items:
         raw += raw_bytes
         nbytes += len(stream)
         for start in range(0, len(stream), chunk):
@@ -104,6 +129,7 @@ def main() -> None:
     ap.add_argument("--levels", default="1,5,9")
     ap.add_argument("--folders", default="text,structured,gene,image,medical,speech,music")
     ap.add_argument("--out", default="out/bench/cm.json")
+    ap.add_argument("--no-external", action="store_true", help="skip flac/cjxl on the subset")
     args = ap.parse_args()
     base = baselines()
     levels = [int(x) for x in args.levels.split(",")]
@@ -112,9 +138,14 @@ def main() -> None:
         items = subset(CORPUS / "dev" / name, int(args.mb * 1e6))
         raw = sum(i[3] for i in items)
         entry: dict = {"files": len(items), "raw_bytes": raw, "stream_bytes": sum(len(i[1]) for i in items)}
+        if name in MEDIA and not args.no_external:
+            key = "flac8_subset_bpb" if MEDIA[name] == "audio" else "jxl_d0_e9_subset_bpb"
+            entry[key] = external(items, MEDIA[name])
+            print(f"{name:11} {key}={entry[key]}", flush=True)
         if name not in MEDIA:
             xz = sum(len(lzma.compress(i[1], preset=9 | lzma.PRESET_EXTREME)) for i in items)
             entry["xz9e_subset_bpb"] = round(8 * xz / raw, 4)
+            print(f"{name:11} xz9e_subset_bpb={entry['xz9e_subset_bpb']}", flush=True)
         entry["baselines_full_folder"] = {k: v for k, v in base.get(name, {}).items()
                                           if k in ("xz-9e", "flac-8", "jxl-d0-e9", "zpaq-m5", "7z-ppmd")}
         for level in levels:

@@ -122,7 +122,7 @@ impl ByteModel {
             mlen: 0,
             mbyte: 0,
             msm: CounterMap::new(16, 1023),
-            mixer: Mixer::new(n_inputs, &[256, 16 * 8, 256], 8, 6),
+            mixer: Mixer::new(n_inputs, &[256, 16 * 8, 256], 8, 2),
             apm1: Apm::new(256, 7),
             apm2: Apm::new(1 << 16, 7),
             apm3: Apm::new(1 << 16, 7),

@@ -103,7 +103,7 @@ impl SampleModel {
             mask: (1 << tb) - 1,
             limit: if level >= 7 { 255 } else { 127 },
             slots: [0; NC],
-            mixer: Mixer::new(NC + 1, &[64 * 4, 64 * 16, 64], 4, 4),
+            mixer: Mixer::new(NC + 1, &[64 * 4, 64 * 16, 64], 4, 2),
             apm: Apm::new(64 * 64, 7),
             apm2: Apm::new(1 << 16, 7),
             preds: [0; K],
