@@ -12,7 +12,7 @@ use super::Io;
 use crate::hint::SampleLayout;
 
 const K: usize = 8; // predictors
-const NC: usize = 7; // hashed contexts
+const NC: usize = 8; // hashed contexts
 const TAPS: usize = 16; // LMS taps (audio)
 
 /// Signed logarithmic bucket of a difference.
@@ -52,6 +52,7 @@ pub struct SampleModel {
     mask: usize,
     limit: u32,
     slots: [usize; NC],
+    bases: [usize; NC],
     mixer: Mixer,
     apm: Apm,
     apm2: Apm,
@@ -103,6 +104,7 @@ impl SampleModel {
             mask: (1 << tb) - 1,
             limit: if level >= 7 { 255 } else { 127 },
             slots: [0; NC],
+            bases: [0; NC],
             mixer: Mixer::new(NC + 1, &[64 * 4, 64 * 16, 64], 4, 2),
             apm: Apm::new(64 * 64, 7),
             apm2: Apm::new(1 << 16, 7),
@@ -142,7 +144,7 @@ impl SampleModel {
 
     fn prepare_image(&mut self, i: usize) {
         let ch = self.ch;
-        let abs = self.first + i as u64;
+        let abs = self.first.wrapping_add(i as u64);
         let c = (abs % ch as u64) as usize;
         let px = abs / ch as u64;
         let x = (px % self.width as u64) as usize;
@@ -227,12 +229,13 @@ impl SampleModel {
             hash2(5, (a << 8 | sq(pc_res)) | c64 << 16 | sq(rne) << 24),
             hash2(6, ((p - self.lo) >> (self.bits - 5)) as u64 | (a >> 2) << 8 | c64 << 16 | tex << 24),
             hash2(7, sq(self.preds[6] - p) << 8 | sq(self.preds[7] - p) | c64 << 16 | (a >> 1) << 24),
+            hash2(8, (((w - self.lo) >> (self.bits - 4)) as u64) << 8 | ((n - self.lo) >> (self.bits - 4)) as u64 | c64 << 16 | sq(rw.clamp(-3, 3) * 4 + rn.clamp(-3, 3)) << 24),
         ];
     }
 
     fn prepare_audio(&mut self, i: usize) {
         let ch = self.ch;
-        let c = ((self.first + i as u64) % ch as u64) as usize;
+        let c = ((self.first.wrapping_add(i as u64)) % ch as u64) as usize;
         self.c = c;
         let s1 = self.val(i, ch).unwrap_or(0);
         let s2 = self.val(i, 2 * ch).unwrap_or(s1);
@@ -283,13 +286,27 @@ impl SampleModel {
             hash2(5, (a >> 2) << 16 | sq(self.preds[3] - p) << 8 | sq(self.preds[2] - p)),
             hash2(6, (((p - self.lo) >> (self.bits - 5)) as u64) << 8 | (a >> 2)),
             hash2(7, (a >> 1) << 16 | sq(xres) << 8 | sq(self.preds[5] - p) | c64 << 24),
+            hash2(8, sq(lr[0]) << 16 | sq(self.preds[3] - p) << 8 | sq(self.preds[6] - p) | c64 << 24),
         ];
     }
 
-    fn decide<I: Io>(&mut self, io: &mut I, did: usize, dctx: u64, bit: u32) -> u32 {
+    /// Per-sample slot regions: 64 consecutive counters per context, so the
+    /// zero/sign/exponent decisions of a sample stay within a few cache lines.
+    fn set_bases(&mut self) {
+        for (b, &c) in self.bases.iter_mut().zip(&self.ctx) {
+            *b = ((hash2(c, 0x5EED) >> self.shift) as usize & self.mask) & !63;
+        }
+    }
+
+    /// Code one decision. `local` (< 64) picks a slot in the sample's region;
+    /// otherwise the slot is hashed from `dctx`.
+    fn decide<I: Io>(&mut self, io: &mut I, did: usize, dctx: u64, local: Option<usize>, bit: u32) -> u32 {
         let t = self.t;
         for j in 0..NC {
-            let idx = (hash2(self.ctx[j], dctx) >> self.shift) as usize & self.mask;
+            let idx = match local {
+                Some(l) => (self.bases[j] + (l & 63)) & self.mask,
+                None => (hash2(self.ctx[j], dctx) >> self.shift) as usize & self.mask,
+            };
             self.slots[j] = idx;
             self.mixer.add(t.stretch(counter_p(self.tab[idx])));
         }
@@ -332,16 +349,17 @@ impl SampleModel {
         let p = self.p as i64;
         // encoder-side residual wrapped into [-half, half)
         let e_enc = (v as i64 - p + half).rem_euclid(full) - half;
-        let nz = self.decide(io, 0, 1, (e_enc != 0) as u32);
+        self.set_bases();
+        let nz = self.decide(io, 0, 1, Some(0), (e_enc != 0) as u32);
         let e = if nz == 0 {
             0
         } else {
-            let neg = self.decide(io, 1, 2, (e_enc < 0) as u32);
+            let neg = self.decide(io, 1, 2, Some(1), (e_enc < 0) as u32);
             let m_enc = (e_enc.unsigned_abs().max(1) - 1) as u32;
             let k_enc = 32 - m_enc.leading_zeros();
             let mut k = 0u32;
             while k < n - 1 {
-                let b = self.decide(io, 2 + k as usize, 0x100 + k as u64, (k_enc > k) as u32);
+                let b = self.decide(io, 2 + k as usize, 0x100 + k as u64, Some(2 + k as usize), (k_enc > k) as u32);
                 if b == 0 {
                     break;
                 }
@@ -354,7 +372,8 @@ impl SampleModel {
                     let depth = (k - 2 - j) as usize;
                     let prefix = if depth < 3 { m as u64 } else { (m >> (depth - 2)) as u64 | 0x80 };
                     let dctx = 0x1000 | (k as u64) << 4 | (depth as u64) << 12 | prefix << 20;
-                    let b = self.decide(io, 32 + depth.min(31), dctx, (m_enc >> j) & 1);
+                    let local = if depth == 0 { Some(32 + k as usize) } else { None };
+                    let b = self.decide(io, 32 + depth.min(31), dctx, local, (m_enc >> j) & 1);
                     m = (m << 1) | b;
                 }
             }
@@ -375,7 +394,7 @@ impl SampleModel {
         let res = v - self.p;
         if self.width > 0 {
             let ch = self.ch;
-            let abs = self.first + i as u64;
+            let abs = self.first.wrapping_add(i as u64);
             let c = self.c;
             let px = abs / ch as u64;
             let x = (px % self.width as u64) as usize;
