@@ -2,7 +2,7 @@
 //! contexts, a word context, optional sparse/column contexts, a match model,
 //! a gated mixer and two or three APM stages.
 
-use super::prim::{counter_p, counter_update, hash2, tables, Apm, CounterMap, Mixer, Tables, COUNTER_INIT};
+use super::prim::{big_vec, counter_p, counter_update, hash2, tables, Apm, CounterMap, Mixer, Tables, COUNTER_INIT};
 use super::Io;
 
 /// Which contexts a level uses and how big its tables are.
@@ -103,7 +103,7 @@ impl ByteModel {
             p,
             t: tables(),
             hist: Vec::with_capacity(raw_len),
-            tabs: (0..p.contexts).map(|_| vec![EMPTY; size]).collect(),
+            tabs: (0..p.contexts).map(|_| big_vec(size, EMPTY)).collect(),
             mask: size - 1,
             ctx_hash: [0; MAX_CTX],
             base: [0; MAX_CTX],
@@ -116,7 +116,7 @@ impl ByteModel {
             word1: 0,
             line_start: 0,
             prev_line_start: 0,
-            mtab: vec![0; 1 << p.match_bits],
+            mtab: big_vec(1 << p.match_bits, 0),
             mmask: (1 << p.match_bits) - 1,
             mptr: 0,
             mlen: 0,

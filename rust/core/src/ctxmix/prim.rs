@@ -107,7 +107,7 @@ pub struct CounterMap {
 impl CounterMap {
     /// `bits`-bit context space; counts capped at `limit` (<= 1023).
     pub fn new(bits: u32, limit: u32) -> Self {
-        CounterMap { t: vec![COUNTER_INIT; 1 << bits], mask: (1 << bits) - 1, limit: limit.min(1023) }
+        CounterMap { t: big_vec(1 << bits, COUNTER_INIT), mask: (1 << bits) - 1, limit: limit.min(1023) }
     }
     /// 12-bit probability of context `cx`.
     #[inline(always)]
@@ -292,6 +292,32 @@ impl Apm {
             *v = (cur + ((g - cur) >> self.rate)) as u16;
         }
     }
+}
+
+/// A vector of `n` copies of `v` whose pages are marked for transparent huge
+/// pages before first touch (hashed context tables are read at random, and
+/// 4 KiB pages would make nearly every lookup a TLB miss).
+pub fn big_vec<T: Clone>(n: usize, v: T) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(n);
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let bytes = n * std::mem::size_of::<T>();
+        if bytes >= 2 * HUGE {
+            let start = out.as_mut_ptr() as usize;
+            let lo = (start + HUGE - 1) & !(HUGE - 1);
+            let hi = (start + bytes) & !(HUGE - 1);
+            if hi > lo {
+                // SAFETY: [lo, hi) lies inside the allocation owned by `out`;
+                // madvise only changes the paging policy of that range.
+                unsafe {
+                    libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE);
+                }
+            }
+        }
+    }
+    out.resize(n, v);
+    out
 }
 
 /// 64-bit hash of two values.

@@ -7,7 +7,7 @@
 //! neighbour residuals, disagreement of alternative predictors with `P`)
 //! mixed by a gated mixer and refined by an APM.
 
-use super::prim::{counter_p, counter_update, hash2, qlog, tables, Apm, Mixer, Tables, COUNTER_INIT};
+use super::prim::{big_vec, counter_p, counter_update, hash2, qlog, tables, Apm, Mixer, Tables, COUNTER_INIT};
 use super::Io;
 use crate::hint::SampleLayout;
 
@@ -99,7 +99,7 @@ impl SampleModel {
             aact: vec![0; ch],
             last_res: vec![[0; 2]; ch],
             ares: vec![0; ch],
-            tab: vec![COUNTER_INIT; 1 << tb],
+            tab: big_vec(1 << tb, COUNTER_INIT),
             shift: 64 - tb,
             mask: (1 << tb) - 1,
             limit: if level >= 7 { 255 } else { 127 },
