@@ -18,8 +18,10 @@ pub struct ByteParams {
     pub match_min: usize,
     /// Counter count limit.
     pub limit: u32,
-    /// Use the third APM stage.
+    /// Use the second and third APM stages.
     pub apm3: bool,
+    /// Mixer weight sets (1: order-0 bits only; 3: also match state and order-1).
+    pub mixer_sets: usize,
 }
 
 impl ByteParams {
@@ -35,7 +37,7 @@ impl ByteParams {
         let need = (raw_len.max(1) * 8).next_power_of_two().trailing_zeros();
         let table_bits = need.clamp(12, max_bits);
         let match_bits = (raw_len.max(1).next_power_of_two().trailing_zeros()).clamp(10, max_bits);
-        ByteParams { contexts, table_bits, match_bits, match_min: 6, limit: 14, apm3: level >= 7 }
+        ByteParams { contexts, table_bits, match_bits, match_min: 6, limit: 14, apm3: level >= 7, mixer_sets: if level <= 3 { 1 } else { 3 } }
     }
 }
 
@@ -122,7 +124,7 @@ impl ByteModel {
             mlen: 0,
             mbyte: 0,
             msm: CounterMap::new(16, 1023),
-            mixer: Mixer::new(n_inputs, &[256, 16 * 8, 256], 8, 2),
+            mixer: Mixer::new(n_inputs, &[256, 16 * 8, 256][..p.mixer_sets.clamp(1, 3)], 8, 2),
             apm1: Apm::new(256, 7),
             apm2: Apm::new(1 << 16, 7),
             apm3: Apm::new(1 << 16, 7),
