@@ -8,6 +8,7 @@
 //! * [`deflate`] — pinned zlib deflate and PNG filters (exact PNG re-encoding).
 //! * [`frame`] — the `.mmz` frame format with checksums.
 //! * [`hint`] — modality and sample layout passed to codecs.
+//! * [`neural`] — deterministic RWKV-MoE inference engine and the neural codec.
 //! * [`checksum`] — XXH3-64.
 //!
 //! Nothing here panics on input-driven paths: errors are [`error::MmzError`].
@@ -22,6 +23,7 @@ pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod hint;
+pub mod neural;
 pub mod order2;
 pub mod quant;
 

@@ -5,6 +5,7 @@ mod coder;
 mod deflate;
 mod errors;
 mod frame;
+mod neural;
 
 use pyo3::prelude::*;
 
@@ -56,6 +57,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(xxh3, m)?)?;
     deflate::register(m)?;
     coder::register(m)?;
+    neural::register(m)?;
     m.add_function(wrap_pyfunction!(codec_available, m)?)?;
     m.add_class::<Xxh3>()?;
     m.add_function(wrap_pyfunction!(frame::frame_header, m)?)?;

@@ -1,0 +1,164 @@
+"""Neural codec (codec id 3): the deterministic Rust RWKV-MoE engine behind a small Python API.
+
+Contract (used by :mod:`mmz.api`)::
+
+    mmz.neural.available() -> bool
+    model = mmz.neural.load(model_dir_or_id=None)      # default: the shipped model
+    model.id                                            # 32-byte sha256 (manifest model_id)
+    record = mmz.neural.encode_chunk(model, data, level, hint)   # 64-byte header + payload
+    data = mmz.neural.decode_chunk(model, header, payload)
+
+``encode_chunk`` keeps the cheapest of the neural payload, the CM codec and stored bytes, so the
+record's codec id may be 3, 2 or 0; ``decode_chunk`` decodes any of them and verifies both
+checksums. Loading runs the golden probe (a fixed token sequence whose quantized-CDF hash is
+recorded in ``probes.json`` next to this file) and refuses a model/engine that computes anything
+else; every neural payload also carries the encoder's probe hash, checked before decoding.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmz.errors import MmzError
+
+#: Directory holding shipped models (``<id16>/manifest.json``).
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+#: Sidecar of reference probe hashes, ``{model_id: probe_hash}``.
+PROBES_FILE = Path(__file__).resolve().parent / "probes.json"
+FORMAT = "mmz-rwkv-moe/1"
+
+
+def _core() -> Any:
+    from mmz import _core as core
+
+    return core
+
+
+def available() -> bool:
+    """True if this build has the neural engine and a model is shipped."""
+    try:
+        if not hasattr(_core(), "NeuralEngine"):
+            return False
+    except ImportError:
+        return False
+    return bool(_shipped_dirs())
+
+
+def _shipped_dirs(base: Path = MODELS_DIR) -> list[Path]:
+    out = []
+    if base.is_dir():
+        for d in sorted(base.iterdir()):
+            mf = d / "manifest.json"
+            if mf.is_file():
+                try:
+                    if json.loads(mf.read_text()).get("format") == FORMAT:
+                        out.append(d)
+                except ValueError:
+                    continue
+    return out
+
+
+def find_model_dir(model_dir_or_id: str | os.PathLike[str] | bytes | None = None) -> Path:
+    """Resolve a model directory: ``None`` = newest shipped model; a path; or a hex id (prefix) /
+    32-byte id of a shipped model."""
+    if model_dir_or_id is None:
+        dirs = _shipped_dirs()
+        if not dirs:
+            raise MmzError(f"no neural model shipped in {MODELS_DIR} (export one with `mmz export`)")
+        return max(dirs, key=lambda d: json.loads((d / "manifest.json").read_text()).get("exported", ""))
+    if isinstance(model_dir_or_id, bytes):
+        model_dir_or_id = model_dir_or_id.hex()
+    p = Path(model_dir_or_id)
+    if (p / "manifest.json").is_file():
+        return p
+    key = str(model_dir_or_id).lower()
+    for d in _shipped_dirs():
+        mid = json.loads((d / "manifest.json").read_text()).get("model_id", "")
+        if len(key) >= 8 and mid.startswith(key):
+            return d
+    raise MmzError(f"neural model {model_dir_or_id!r} not found (shipped: {[d.name for d in _shipped_dirs()]})")
+
+
+def reference_probes() -> dict[str, int]:
+    """Recorded probe hashes ``{model_id hex: probe hash}``."""
+    if not PROBES_FILE.is_file():
+        return {}
+    return {k: int(v, 16) for k, v in json.loads(PROBES_FILE.read_text()).items()}
+
+
+@dataclass
+class Model:
+    """A loaded neural model: the Rust engine plus its manifest."""
+
+    engine: Any
+    manifest: dict[str, Any]
+    directory: Path | None = None
+    batch: int = 64  #: streams per lockstep group
+    threads: int = 0  #: rayon threads (0 = global pool / RAYON_NUM_THREADS)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> bytes:
+        """32-byte model id (sha256 of model.onnx, as in the manifest)."""
+        return bytes.fromhex(self.manifest["model_id"])
+
+    @property
+    def probe_hash(self) -> int:
+        """Golden probe hash computed by this engine on this model."""
+        return int(self.engine.probe_hash)
+
+
+def from_container(container: bytes, manifest: dict[str, Any], directory: Path | None = None,
+                   check_probe: bool = True) -> Model:
+    """Build a :class:`Model` from container bytes; verifies the recorded probe hash if any."""
+    mods = list(manifest["tokenizer"]["vocab"]["modalities"])
+    eng = _core().NeuralEngine(container, mods)
+    model = Model(engine=eng, manifest=manifest, directory=directory)
+    ref = reference_probes().get(manifest.get("model_id", ""))
+    if check_probe and ref is not None and ref != model.probe_hash:
+        raise MmzError(f"neural engine self-check failed: golden probe hash {model.probe_hash:016x} differs from the "
+                       f"recorded {ref:016x} for model {manifest['model_id'][:16]}; this build/CPU does not reproduce "
+                       "the reference arithmetic, refusing to use the model")
+    return model
+
+
+def load(model_dir_or_id: str | os.PathLike[str] | bytes | None = None) -> Model:
+    """Load a model directory (default: the shipped model) into the Rust engine."""
+    from mmz.neural.weights import pack_model_dir
+
+    d = find_model_dir(model_dir_or_id)
+    container, manifest = pack_model_dir(d)
+    return from_container(container, manifest, d)
+
+
+def encode_chunk(model: Model, data: bytes, level: int, hint: bytes) -> bytes:
+    """One complete chunk record (64-byte header + payload): cheapest of neural / CM / stored."""
+    return bytes(model.engine.encode_chunk(data, level, hint, model.batch, model.threads))
+
+
+def decode_chunk(model: Model, header: bytes, payload: bytes) -> bytes:
+    """Decode a chunk record (any codec), verifying header, payload and data checksums."""
+    return bytes(model.engine.decode_chunk(header, payload, model.batch, model.threads))
+
+
+def encode_payload(model: Model, data: bytes, level: int, hint: bytes) -> bytes:
+    """Neural payload only (always codec 3, no fallback)."""
+    return bytes(model.engine.encode_payload(data, level, hint, model.batch, model.threads))
+
+
+def decode_payload(model: Model, payload: bytes, raw_len: int, hint: bytes) -> bytes:
+    """Inverse of :func:`encode_payload`."""
+    return bytes(model.engine.decode_payload(payload, raw_len, hint, model.batch, model.threads))
+
+
+def cross_entropy_bits(model: Model, data: bytes, level: int, hint: bytes) -> float:
+    """Model cross-entropy of ``data`` (bits) under the codec's stream segmentation."""
+    return float(model.engine.cross_entropy_bits(data, level, hint, model.batch, model.threads))
+
+
+__all__ = ["Model", "available", "load", "encode_chunk", "decode_chunk", "encode_payload", "decode_payload",
+           "cross_entropy_bits", "find_model_dir", "from_container", "reference_probes"]

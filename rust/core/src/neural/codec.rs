@@ -1,0 +1,386 @@
+//! The neural chunk codec (codec id 3): bytes → tokens → S sub-streams coded
+//! by the engine in lockstep groups → payload. Layout in docs/FORMAT.md,
+//! "Neural codec".
+
+use super::engine::{self, step};
+use super::weights::Model;
+use crate::checksum::xxh3;
+use crate::codec::{compress_chunk, CodecId};
+use crate::coder::{RangeDecoder, RangeEncoder};
+use crate::error::{MmzError, Result};
+use crate::frame::{self, ChunkHeader, CHUNK_HEADER_LEN};
+use crate::hint::{Hint, Modality};
+use crate::quant;
+use rayon::prelude::*;
+
+/// Numeric version of the engine arithmetic and payload layout. Bumped whenever
+/// any computed bit could change; a payload with another version is refused.
+pub const ENGINE_VERSION: u8 = 1;
+/// CDF precision (bits) of the coded distributions.
+pub const PRECISION: u32 = 20;
+/// Fixed payload header bytes before the per-stream lengths.
+pub const PAYLOAD_FIXED: usize = 20;
+
+/// Segment length (bytes per sub-stream) for a level.
+pub fn segment_len(level: u8) -> usize {
+    match level {
+        0..=3 => 1 << 12,
+        4..=6 => 1 << 14,
+        _ => 1 << 16,
+    }
+}
+
+/// Model modality index used for a chunk modality (binary is coded as text).
+pub fn model_modality(model: &Model, hint: &Hint, names: &[String]) -> Result<usize> {
+    let want = match hint.modality {
+        Modality::Binary => "text",
+        m => m.name(),
+    };
+    let idx = names.iter().position(|n| n == want).ok_or_else(|| {
+        MmzError::InvalidArgument(format!("model has no {want:?} modality (has {names:?})"))
+    })?;
+    if idx >= model.cfg.n_mod {
+        return Err(MmzError::InvalidArgument("modality index beyond the model's slices".into()));
+    }
+    Ok(idx)
+}
+
+/// Reorder bytes into token order (in place): inside the hint's sample region,
+/// multi-byte little-endian samples are reversed to most-significant first (the
+/// training layout). The permutation is its own inverse.
+pub fn to_token_order(data: &mut [u8], hint: &Hint) {
+    if let Some(l) = hint.layout {
+        let w = l.bytes_per_sample as usize;
+        if w > 1 && !l.big_endian {
+            let end = (l.data_end as usize).min(data.len());
+            let start = (l.data_start as usize).min(end);
+            for s in data[start..end].chunks_exact_mut(w) {
+                s.reverse();
+            }
+        }
+    }
+}
+
+/// Per-stream token counts for `n` bytes at segment length `seg` (non-increasing).
+fn stream_lens(n: usize, seg: usize) -> Vec<usize> {
+    (0..n.div_ceil(seg)).map(|i| seg.min(n - i * seg)).collect()
+}
+
+fn pool(threads: usize) -> Result<Option<rayon::ThreadPool>> {
+    if threads == 0 {
+        return Ok(None);
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map(Some)
+        .map_err(|e| MmzError::InvalidArgument(format!("thread pool: {e}")))
+}
+
+fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T> {
+    Ok(match pool(threads)? {
+        Some(p) => p.install(f),
+        None => f(),
+    })
+}
+
+/// Runs the streams of one group in lockstep. `visit(row, t, weights)` is called
+/// with the softmax weights of row `row` at step `t` and returns the byte to feed.
+fn run_group<V>(model: &Model, m: usize, lens: &[usize], mut visit: V) -> Result<()>
+where
+    V: FnMut(usize, usize, &[f32]) -> Result<u8>,
+{
+    let cfg = &model.cfg;
+    let (start, size) = cfg.slices[m];
+    let ms = cfg.max_slice();
+    let rows = lens.len();
+    let mut states: Vec<Vec<f32>> = (0..rows).map(|_| engine::zero_state(model)).collect();
+    let mut toks = vec![(cfg.prefix_base + m) as u32; rows];
+    let mods = vec![m; rows];
+    let mut logits = vec![0f32; rows * ms];
+    let mut w = vec![0f32; size];
+    let tmax = lens.first().copied().unwrap_or(0);
+    for t in 0..tmax {
+        let active = lens.iter().take_while(|&&l| l > t).count();
+        step(model, &mut states[..active], &toks[..active], &mods[..active], &mut logits[..active * ms])?;
+        for r in 0..active {
+            quant::logits_to_weights(&logits[r * ms..r * ms + size], &mut w)?;
+            let b = visit(r, t, &w)?;
+            toks[r] = (start + b as usize) as u32;
+        }
+    }
+    Ok(())
+}
+
+/// Fingerprint of the engine's arithmetic on this model: XXH3 of every
+/// quantized frequency row over a fixed token sequence per modality (64 steps).
+pub fn probe_hash(model: &Model) -> Result<u64> {
+    let mut all = Vec::new();
+    for m in 0..model.cfg.n_mod {
+        let mut st = 0x9E37_79B9_7F4A_7C15u64 ^ m as u64;
+        let lens = [64usize];
+        let mut freqs = vec![0u32; model.cfg.slices[m].1];
+        run_group(model, m, &lens, |_, _, w| {
+            quant::quantize_probs(w, PRECISION, &mut freqs)?;
+            all.extend(freqs.iter().flat_map(|f| f.to_le_bytes()));
+            st = st.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            Ok((st >> 56) as u8)
+        })?;
+    }
+    Ok(xxh3(&all))
+}
+
+/// Raw slice logits for explicit token sequences (conformance / golden tests):
+/// `tokens` holds `rows × steps` global token ids, output `rows × steps × max_slice`.
+pub fn run_logits(model: &Model, tokens: &[u32], mods: &[usize], steps: usize) -> Result<Vec<f32>> {
+    let rows = mods.len();
+    if tokens.len() != rows * steps {
+        return Err(MmzError::InvalidArgument("run_logits: tokens must be rows x steps".into()));
+    }
+    let ms = model.cfg.max_slice();
+    let mut states: Vec<Vec<f32>> = (0..rows).map(|_| engine::zero_state(model)).collect();
+    let mut out = vec![0f32; rows * steps * ms];
+    let mut lg = vec![0f32; rows * ms];
+    let mut tk = vec![0u32; rows];
+    for t in 0..steps {
+        for r in 0..rows {
+            tk[r] = tokens[r * steps + t];
+        }
+        step(model, &mut states, &tk, mods, &mut lg)?;
+        for r in 0..rows {
+            out[(r * steps + t) * ms..(r * steps + t + 1) * ms].copy_from_slice(&lg[r * ms..(r + 1) * ms]);
+        }
+    }
+    Ok(out)
+}
+
+/// A loaded model with what the codec needs.
+pub struct NeuralCodec {
+    /// Weights.
+    pub model: Model,
+    /// Modality names in model order.
+    pub modalities: Vec<String>,
+    /// [`probe_hash`] of `model`, computed at construction.
+    pub probe: u64,
+}
+
+impl NeuralCodec {
+    /// Wrap a model (computes the probe hash).
+    pub fn new(model: Model, modalities: Vec<String>) -> Result<Self> {
+        if modalities.len() != model.cfg.n_mod {
+            return Err(MmzError::InvalidArgument("modality names do not match the model".into()));
+        }
+        let probe = probe_hash(&model)?;
+        Ok(NeuralCodec { model, modalities, probe })
+    }
+
+    /// Neural payload of `data`. `batch` = streams per lockstep group (weights
+    /// are reused across a group), groups run on rayon (`threads`, 0 = global pool).
+    pub fn encode(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<Vec<u8>> {
+        let m = model_modality(&self.model, hint, &self.modalities)?;
+        let mut toks = data.to_vec();
+        to_token_order(&mut toks, hint);
+        let seg = segment_len(level);
+        let lens = stream_lens(toks.len(), seg);
+        let batch = batch.max(1);
+        let groups: Vec<(usize, &[usize])> = lens.chunks(batch).enumerate().map(|(g, l)| (g * batch, l)).collect();
+        let model = &self.model;
+        let toks = &toks;
+        let coded: Vec<Result<Vec<Vec<u8>>>> = in_pool(threads, || {
+            groups
+                .par_iter()
+                .map(|&(first, gl)| {
+                    let mut encs = vec![RangeEncoder::new(); gl.len()];
+                    run_group(model, m, gl, |r, t, w| {
+                        let b = toks[(first + r) * seg + t];
+                        encs[r].encode_probs(b as u32, w, PRECISION)?;
+                        Ok(b)
+                    })?;
+                    Ok(encs.into_iter().map(RangeEncoder::finish).collect())
+                })
+                .collect()
+        })?;
+        let mut streams = Vec::with_capacity(lens.len());
+        for g in coded {
+            streams.extend(g?);
+        }
+        let mut out = Vec::with_capacity(PAYLOAD_FIXED + 4 * streams.len() + streams.iter().map(Vec::len).sum::<usize>());
+        out.extend_from_slice(&[ENGINE_VERSION, PRECISION as u8, m as u8, 0]);
+        out.extend_from_slice(&self.probe.to_le_bytes());
+        out.extend_from_slice(&(seg as u32).to_le_bytes());
+        out.extend_from_slice(&(streams.len() as u32).to_le_bytes());
+        for s in &streams {
+            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        }
+        for s in &streams {
+            out.extend_from_slice(s);
+        }
+        Ok(out)
+    }
+
+    /// Inverse of [`NeuralCodec::encode`]; `raw_len` from the chunk header.
+    pub fn decode(&self, payload: &[u8], raw_len: usize, hint: &Hint, batch: usize, threads: usize) -> Result<Vec<u8>> {
+        let c = |d: &str| MmzError::corrupt("neural payload", d.to_string());
+        if payload.len() < PAYLOAD_FIXED {
+            return Err(MmzError::Truncated("neural payload header".into()));
+        }
+        let u32_at = |i: usize| u32::from_le_bytes([payload[i], payload[i + 1], payload[i + 2], payload[i + 3]]);
+        if payload[0] != ENGINE_VERSION {
+            return Err(MmzError::corrupt(
+                "neural payload",
+                format!("engine version {} (this build computes version {ENGINE_VERSION}); upgrade mmz", payload[0]),
+            ));
+        }
+        if payload[1] as u32 != PRECISION || payload[3] != 0 {
+            return Err(c("unsupported precision or flags"));
+        }
+        let m = model_modality(&self.model, hint, &self.modalities)?;
+        if payload[2] as usize != m {
+            return Err(c("modality differs from the chunk hint"));
+        }
+        let mut pb = [0u8; 8];
+        pb.copy_from_slice(&payload[4..12]);
+        let probe = u64::from_le_bytes(pb);
+        if probe != self.probe {
+            return Err(MmzError::corrupt(
+                "neural payload",
+                format!(
+                    "engine/model mismatch: the encoder's golden probe hash was {probe:016x}, this engine computes \
+                     {:016x} with this model; refusing to decode (wrong model, or a non-conforming engine build)",
+                    self.probe
+                ),
+            ));
+        }
+        let seg = u32_at(12) as usize;
+        let ns = u32_at(16) as usize;
+        if seg == 0 || seg > crate::codec::MAX_CHUNK {
+            return Err(c("bad segment length"));
+        }
+        let lens = stream_lens(raw_len, seg);
+        if lens.len() != ns {
+            return Err(c("stream count does not match the raw length"));
+        }
+        let table_end = ns.checked_mul(4).and_then(|x| x.checked_add(PAYLOAD_FIXED)).ok_or_else(|| c("overflow"))?;
+        if payload.len() < table_end {
+            return Err(MmzError::Truncated("neural stream table".into()));
+        }
+        let mut streams = Vec::with_capacity(ns);
+        let mut pos = table_end;
+        for i in 0..ns {
+            let n = u32_at(PAYLOAD_FIXED + 4 * i) as usize;
+            let s = payload.get(pos..pos.saturating_add(n)).ok_or_else(|| MmzError::Truncated("neural stream".into()))?;
+            streams.push(s.to_vec());
+            pos += n;
+        }
+        if pos != payload.len() {
+            return Err(c("trailing bytes after the streams"));
+        }
+        let batch = batch.max(1);
+        let model = &self.model;
+        let size = model.cfg.slices[m].1;
+        let groups: Vec<(&[usize], Vec<Vec<u8>>)> = lens
+            .chunks(batch)
+            .zip(streams.chunks(batch))
+            .map(|(l, s)| (l, s.to_vec()))
+            .collect();
+        let decoded: Vec<Result<Vec<Vec<u8>>>> = in_pool(threads, || {
+            groups
+                .into_par_iter()
+                .map(|(gl, gs)| {
+                    let mut decs: Vec<RangeDecoder> = gs.into_iter().map(RangeDecoder::new).collect();
+                    let mut outs: Vec<Vec<u8>> = gl.iter().map(|&l| Vec::with_capacity(l)).collect();
+                    let mut scratch = Vec::with_capacity(size);
+                    run_group(model, m, gl, |r, _t, w| {
+                        let s = decs[r].decode_probs(w, PRECISION, &mut scratch)?;
+                        let b = u8::try_from(s).map_err(|_| MmzError::corrupt("neural payload", "symbol out of range"))?;
+                        outs[r].push(b);
+                        Ok(b)
+                    })?;
+                    Ok(outs)
+                })
+                .collect()
+        })?;
+        let mut out = Vec::with_capacity(raw_len);
+        for g in decoded {
+            for s in g? {
+                out.extend_from_slice(&s);
+            }
+        }
+        to_token_order(&mut out, hint);
+        Ok(out)
+    }
+
+    /// Model cross-entropy of `data` in bits under the same segmentation as
+    /// [`NeuralCodec::encode`] (float softmax, before quantization).
+    pub fn cross_entropy_bits(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<f64> {
+        let m = model_modality(&self.model, hint, &self.modalities)?;
+        let mut toks = data.to_vec();
+        to_token_order(&mut toks, hint);
+        let seg = segment_len(level);
+        let lens = stream_lens(toks.len(), seg);
+        let batch = batch.max(1);
+        let model = &self.model;
+        let toks = &toks;
+        let parts: Vec<Result<f64>> = in_pool(threads, || {
+            lens.par_chunks(batch)
+                .enumerate()
+                .map(|(g, gl)| {
+                    let mut bits = 0f64;
+                    run_group(model, m, gl, |r, t, w| {
+                        let b = toks[(g * batch + r) * seg + t];
+                        let tot: f64 = w.iter().map(|&x| x as f64).sum();
+                        bits -= (w[b as usize] as f64 / tot).log2();
+                        Ok(b)
+                    })?;
+                    Ok(bits)
+                })
+                .collect()
+        })?;
+        parts.into_iter().sum()
+    }
+
+    /// A complete chunk record (64-byte header + payload) holding the cheapest
+    /// of: the neural payload, the CM codec (or stored, as `codec::compress_chunk` decides).
+    pub fn encode_chunk(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<Vec<u8>> {
+        let (mut codec, mut payload) = compress_chunk(data, CodecId::Cm, level, hint)?;
+        if !data.is_empty() {
+            let neural = self.encode(data, level, hint, batch, threads)?;
+            if neural.len() < payload.len() {
+                codec = CodecId::Neural;
+                payload = neural;
+            }
+        }
+        let header = ChunkHeader {
+            codec,
+            level,
+            raw_len: data.len() as u32,
+            payload_len: payload.len() as u32,
+            raw_hash: xxh3(data),
+            payload_hash: xxh3(&payload),
+            hint: *hint,
+        };
+        let mut out = Vec::with_capacity(CHUNK_HEADER_LEN + payload.len());
+        out.extend_from_slice(&header.to_bytes());
+        out.extend_from_slice(&payload);
+        Ok(out)
+    }
+
+    /// Verify and decode one chunk record of any codec (codec 3 here, others via `frame::decode_chunk`).
+    pub fn decode_chunk(&self, header: &ChunkHeader, payload: &[u8], batch: usize, threads: usize) -> Result<Vec<u8>> {
+        if header.codec != CodecId::Neural {
+            return frame::decode_chunk(header, payload);
+        }
+        if payload.len() != header.payload_len as usize {
+            return Err(MmzError::Truncated("chunk payload".into()));
+        }
+        if xxh3(payload) != header.payload_hash {
+            return Err(MmzError::corrupt("chunk payload", "checksum mismatch"));
+        }
+        header.hint.validate(header.raw_len as usize).map_err(|e| MmzError::corrupt("chunk hint", e.to_string()))?;
+        let out = self.decode(payload, header.raw_len as usize, &header.hint, batch, threads)?;
+        if xxh3(&out) != header.raw_hash {
+            return Err(MmzError::corrupt("chunk data", "decoded bytes fail their checksum"));
+        }
+        Ok(out)
+    }
+}

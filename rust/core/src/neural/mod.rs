@@ -1,0 +1,15 @@
+//! Deterministic inference engine for the RWKV-MoE predictor and the neural
+//! chunk codec (codec id 3).
+//!
+//! * [`math`] — libm-free `exp`/`ln`/`sigmoid`/`tanh`/`softplus`;
+//! * [`weights`] — the `MMZNW001` weight container and the in-memory model;
+//! * [`engine`] — one recurrent step for a group of independent streams;
+//! * [`codec`] — chunk payloads, golden probe, chunk records.
+
+pub mod codec;
+pub mod engine;
+pub mod math;
+pub mod weights;
+
+pub use codec::{NeuralCodec, ENGINE_VERSION, PRECISION};
+pub use weights::Model;
