@@ -11,5 +11,8 @@ pub mod engine;
 pub mod math;
 pub mod weights;
 
+#[cfg(test)]
+mod golden;
+
 pub use codec::{NeuralCodec, ENGINE_VERSION, PRECISION};
 pub use weights::Model;
