@@ -1,0 +1,268 @@
+"""Ray corpus jobs: compress a corpus into an archive with a pool of stateful actors,
+decompress or verify an archive in parallel. ``jobs/*.py`` are thin command lines over this.
+
+Design (see docs/ARCHITECTURE.md, "Archive and Ray jobs"): Ray core actors, one per
+worker CPU, each loading the codec once and owning one append-only shard plus its
+journal; the driver streams the listing, keeps at most ``2 x workers`` batches in
+flight (back-pressure), dedups completions, and writes the Arrow index last.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import Any
+
+import ray
+
+from mmz.archive import format as F
+from mmz.archive.reader import Archive, Result
+from mmz.archive.writer import (
+    DEFAULT_BATCH_BYTES,
+    ChunkSpec,
+    Options,
+    ShardWriter,
+    Source,
+    Summary,
+    Tracker,
+    finish,
+    iter_sources,
+    load_job,
+    load_journals,
+    plan_batches,
+    plan_chunks,
+    process_batch,
+)
+
+THREAD_VARS = ("RAYON_NUM_THREADS", "OMP_NUM_THREADS", "ORT_NUM_THREADS", "MMZ_THREADS")
+
+
+def absolute(path: str) -> str:
+    """A path every worker resolves the same way: URIs unchanged, local paths made absolute."""
+    return path if "://" in path else os.path.abspath(path)
+
+
+def init_ray(address: str | None) -> None:
+    """Connect to a cluster (``None``/``auto``: the job's cluster) or start one (``local``)."""
+    if ray.is_initialized():
+        return
+    if address == "local":
+        ray.init(address="local", include_dashboard=False, log_to_driver=True)
+    else:
+        ray.init(address=address or None, log_to_driver=True)
+
+
+def thread_env(cpus: int) -> dict[str, str]:
+    """Environment that caps every thread pool of a worker (Rayon, OpenMP, ONNX Runtime) at ``cpus``."""
+    return {k: str(cpus) for k in THREAD_VARS}
+
+
+@ray.remote
+class ShardActor:
+    """Compresses batches of chunks and appends their frames to its own shard.
+
+    ``fault`` (tests only): ``{"after": N}`` makes the first incarnation of the
+    actor write half a frame and die with ``os._exit`` when appending its N-th chunk.
+    """
+
+    def __init__(self, source_uri: str, output_uri: str, shard: str, options: dict[str, Any], cpus: int,
+                 fault: dict[str, Any] | None = None) -> None:
+        import mmz
+
+        self.sfs, _ = F.resolve(source_uri)
+        self.fs, self.root = F.resolve(output_uri)
+        self.opts = Options(**options).check()
+        self.writer = ShardWriter(self.fs, self.root, shard)
+        self.appended = 0
+        self.fault = fault if fault and not ray.get_runtime_context().was_current_actor_reconstructed else None
+        mmz.compress(b"warm up the codec once per actor", self.opts.level, codec=self.opts.codec, threads=1)
+
+    def _before_append(self) -> None:
+        self.appended += 1
+        if self.fault and self.appended >= int(self.fault["after"]):
+            self.writer._data.write(b"\x00" * 37)  # a torn frame, as a crash mid-write leaves
+            self.writer._data.flush()
+            os._exit(1)
+
+    def process(self, batch: list[ChunkSpec]) -> list[dict[str, Any]]:
+        """Compress and append every chunk of ``batch``; returns their index records."""
+        return process_batch(self.sfs, self.writer, batch, self.opts, self._before_append)
+
+    def pid(self) -> int:
+        """Process id (for tests)."""
+        return os.getpid()
+
+
+class Progress:
+    """A live progress line: files, bytes in/out, ratio, MB/s per worker, ETA."""
+
+    def __init__(self, workers: int, every: float = 2.0, stream: Any = None) -> None:
+        self.t0 = time.time()
+        self.every = every
+        self.last = 0.0
+        self.stream = stream or sys.stdout
+        self.files_done = self.files_listed = 0
+        self.bytes_listed = self.bytes_in = self.bytes_out = 0
+        self.worker_bytes = [0] * workers
+        self.worker_secs = [0.0] * workers
+        self.listing_done = False
+
+    def tick(self, force: bool = False) -> None:
+        now = time.time()
+        if not force and now - self.last < self.every:
+            return
+        self.last = now
+        el = max(1e-9, now - self.t0)
+        rate = self.bytes_in / el
+        pairs = zip(self.worker_bytes, self.worker_secs, strict=True)
+        per = " ".join(f"{b / 1e6 / s:.2f}" if s else "-" for b, s in pairs)
+        left = max(0, self.bytes_listed - self.bytes_in)
+        eta = f"{left / rate:.0f}s" if rate > 0 else "?"
+        ratio = self.bytes_in / self.bytes_out if self.bytes_out else 0.0
+        more = "" if self.listing_done else "+"
+        print(f"[mmz-archive] files {self.files_done}/{self.files_listed}{more} | in {self.bytes_in / 1e6:.2f} MB "
+              f"out {self.bytes_out / 1e6:.2f} MB ratio {ratio:.3f} | {rate / 1e6:.2f} MB/s total, "
+              f"MB/s per worker [{per}] | ETA {eta}{more} | {el:.0f}s", file=self.stream, flush=True)
+
+
+def compress_corpus(source: str, output: str, *, workers: int = 2, opts: Options | None = None,
+                    batch_bytes: int = DEFAULT_BATCH_BYTES, cpus_per_worker: int = 1,
+                    fault_after: int | None = None, exit_after_chunks: int | None = None,
+                    progress_every: float = 2.0) -> Summary:
+    """Compress every file under ``source`` into the archive ``output`` with ``workers`` actors.
+
+    Resumable: completed chunks found in the shard journals are not redone.
+    ``fault_after`` and ``exit_after_chunks`` inject failures for tests.
+    """
+    opts = (opts or Options()).check()
+    t0 = time.time()
+    source, output = absolute(source), absolute(output)
+    ofs, root = F.resolve(output)
+    sfs, sroot = F.resolve(source)
+    run = load_job(ofs, root, opts, resume=True)
+    tracker = Tracker()
+    for rec in load_journals(ofs, root):
+        tracker.add(rec)
+    resumed = len(tracker.done)
+    env = {"env_vars": thread_env(cpus_per_worker)}
+    actors = [
+        ShardActor.options(num_cpus=cpus_per_worker, max_restarts=3, max_task_retries=3, runtime_env=env).remote(
+            source, output, f"{F.SHARDS}/{run:02d}-{i:04d}.mmzs", asdict(opts), cpus_per_worker,
+            {"after": fault_after} if fault_after and i == 0 else None)
+        for i in range(workers)
+    ]
+    prog = Progress(workers, progress_every)
+    listed: list[Source] = []
+    remaining: dict[str, int] = {}
+
+    def todo() -> Iterator[ChunkSpec]:
+        for src in iter_sources(sfs, [sroot]):
+            listed.append(src)
+            prog.files_listed += 1
+            prog.bytes_listed += src.size
+            specs = plan_chunks(src, opts.chunk_size)
+            remaining[src.name] = len(specs)
+            for spec in specs:
+                if tracker.valid_for(spec):
+                    _account(prog, remaining, spec.name, int(spec.length), int(tracker.done[(spec.name, spec.chunk)]
+                                                                             ["compressed_len"]))
+                else:
+                    yield spec
+        prog.listing_done = True
+
+    inflight: dict[Any, int] = {}
+    load = [0] * workers
+    completed = 0
+
+    def drain(block_until: int) -> None:
+        nonlocal completed
+        while len(inflight) > block_until:
+            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=progress_every)
+            for ref in ready:
+                w = inflight.pop(ref)
+                load[w] -= 1
+                for rec in ray.get(ref):
+                    if tracker.add(rec):
+                        completed += 1
+                        prog.worker_bytes[w] += int(rec["raw_len"])
+                        prog.worker_secs[w] += float(rec["seconds"])
+                        _account(prog, remaining, rec["path"], int(rec["raw_len"]), int(rec["compressed_len"]))
+                if exit_after_chunks is not None and completed >= exit_after_chunks:
+                    print(f"[mmz-archive] test: driver exits after {completed} chunks", flush=True)
+                    os._exit(3)
+            prog.tick()
+
+    for batch in plan_batches(todo(), batch_bytes):
+        drain(2 * workers - 1)
+        w = min(range(workers), key=lambda i: load[i])
+        load[w] += 1
+        inflight[actors[w].process.remote(batch)] = w
+    drain(0)
+    prog.listing_done = True
+    prog.tick(force=True)
+    summary = finish(ofs, root, listed, tracker, opts, tool="jobs/compress_corpus.py")
+    summary.seconds = time.time() - t0
+    for a in actors:
+        ray.kill(a)
+    print(f"[mmz-archive] done: {summary.members} members, {summary.chunks} chunks ({resumed} resumed from "
+          f"journals, {tracker.duplicates} duplicate completions dropped), {summary.bytes_in} -> "
+          f"{summary.bytes_out} bytes in {summary.seconds:.1f}s", flush=True)
+    summary.duplicates = tracker.duplicates
+    return summary
+
+
+def _account(prog: Progress, remaining: dict[str, int], name: str, raw: int, comp: int) -> None:
+    prog.bytes_in += raw
+    prog.bytes_out += comp
+    remaining[name] -= 1
+    if remaining[name] == 0:
+        prog.files_done += 1
+
+
+@ray.remote(num_cpus=1)
+def _member_task(archive: str, names: list[str], dest: str | None) -> list[tuple[str, bool, str, float]]:
+    arc = Archive(archive)
+    out = []
+    for n in names:
+        t = time.time()
+        r = arc.extract_member(n, dest) if dest is not None else arc.verify_member(n)
+        out.append((r.path, r.ok, r.error, time.time() - t))
+    return out
+
+
+def members_parallel(archive: str, names: list[str] | None, dest: str | None, workers: int = 2,
+                     group_bytes: int = 4 << 20) -> list[tuple[Result, float]]:
+    """Extract (``dest`` given) or verify members in parallel Ray tasks, at most ``2 x workers`` in flight.
+
+    Returns ``(result, seconds)`` per member, in archive order.
+    """
+    archive = absolute(archive)
+    dest = absolute(dest) if dest is not None else None
+    arc = Archive(archive)
+    order = [m.path for m in arc.members()] if names is None else list(names)
+    for n in order:
+        arc.member(n)
+    groups: list[list[str]] = []
+    size = 0
+    for n in order:
+        if not groups or size >= group_bytes:
+            groups.append([])
+            size = 0
+        groups[-1].append(n)
+        size += arc.member(n).compressed
+    env = {"env_vars": thread_env(1)}
+    pending: list[Any] = []
+    results: dict[str, tuple[Result, float]] = {}
+    for g in groups:
+        while len(pending) >= 2 * workers:
+            ready, pending = ray.wait(pending, num_returns=1)
+            for path, ok, err, secs in ray.get(ready[0]):
+                results[path] = (Result(path, ok, err), secs)
+        pending.append(_member_task.options(runtime_env=env).remote(archive, g, dest))
+    for ref in pending:
+        for path, ok, err, secs in ray.get(ref):
+            results[path] = (Result(path, ok, err), secs)
+    return [results[n] for n in order]
