@@ -30,15 +30,15 @@ pub fn segment_len(level: u8) -> usize {
     }
 }
 
-/// Model modality index used for a chunk modality (binary is coded as text).
+/// Model modality index used for a chunk modality (binary is coded as text; a
+/// modality missing from the model uses model modality 0).
 pub fn model_modality(model: &Model, hint: &Hint, names: &[String]) -> Result<usize> {
     let want = match hint.modality {
         Modality::Binary => "text",
         m => m.name(),
     };
-    let idx = names.iter().position(|n| n == want).ok_or_else(|| {
-        MmzError::InvalidArgument(format!("model has no {want:?} modality (has {names:?})"))
-    })?;
+    // A modality the model lacks is coded with the model's first modality.
+    let idx = names.iter().position(|n| n == want).unwrap_or(0);
     if idx >= model.cfg.n_mod {
         return Err(MmzError::InvalidArgument("modality index beyond the model's slices".into()));
     }

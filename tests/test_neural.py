@@ -1,0 +1,221 @@
+"""Neural codec: golden vectors, torch/onnxruntime conformance, batch/thread invariance, round trips."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mmz.neural as neural
+from mmz import _core
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "golden" / "neural"
+SAMPLE = ROOT / "data" / "sample"
+
+
+def _golden_module():
+    spec = importlib.util.spec_from_file_location("make_golden", GOLDEN / "make_golden.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _tiny() -> neural.Model:
+    g = _golden_module()
+    manifest = {"model_id": "00" * 32, "tokenizer": {"vocab": g.VOCAB}, "config": g.CONFIG}
+    return neural.from_container((GOLDEN / "tiny.mmznw").read_bytes(), manifest)
+
+
+def _shipped() -> neural.Model:
+    if not neural.available():
+        pytest.skip("no neural model shipped")
+    return neural.load()
+
+
+def test_golden_vectors_match() -> None:
+    g = _golden_module()
+    want = {k: int(v, 16) for k, v in (ln.split("=") for ln in (GOLDEN / "golden.txt").read_text().split())}
+    assert g.compute((GOLDEN / "tiny.mmznw").read_bytes()) == want
+
+
+def test_container_rebuild_is_identical() -> None:
+    g = _golden_module()
+    from mmz.neural.weights import pack
+
+    assert pack(g.tiny_tensors(), g.CONFIG, g.VOCAB) == (GOLDEN / "tiny.mmznw").read_bytes()
+
+
+@pytest.mark.parametrize("fade", [False, True])
+def test_engine_matches_torch_step(fade: bool) -> None:
+    torch = pytest.importorskip("torch")
+    from mmz.model.config import ModelConfig
+    from mmz.model.model import RwkvMoe
+    from mmz.neural.weights import pack_torch_model
+
+    torch.manual_seed(3)
+    cfg = ModelConfig(d_model=32, n_layer=2, head_size=16, n_experts=3, top_k=2, reparam=False, fade=fade,
+                      decay_lora=4, aaa_lora=4, mv_lora=4, gate_lora=8)
+    m = RwkvMoe(cfg).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    eng = _core.NeuralEngine(pack_torch_model(m), list(m.vocab.modalities))
+    b, t = 3, 60
+    mod = torch.tensor([0, 3, 4])
+    tok = torch.randint(0, 256, (b, t)) + mod[:, None] * 256
+    tok[:, 0] = m.vocab.prefix_base + mod
+    st, ref = m.init_state(b), []
+    with torch.no_grad():
+        for i in range(t):
+            lg, st = m.step(tok[:, i], mod, st)
+            ref.append(lg)
+    ref_np = torch.stack(ref, 1).numpy()
+    out = np.frombuffer(eng.run_logits(tok.numpy().astype("<u4").tobytes(), mod.tolist(), t), "<f4")
+    assert np.abs(out.reshape(ref_np.shape) - ref_np).max() <= 1e-4
+
+
+def test_roundtrip_and_fallback_tiny() -> None:
+    m = _tiny()
+    hint = _core.make_hint("text", None)
+    for data in [b"", b"a", bytes(range(256)) * 9, b"hello neural world " * 500]:
+        rec = neural.encode_chunk(m, data, 1, hint)
+        assert neural.decode_chunk(m, rec[:64], rec[64:]) == data
+    # A damaged neural payload is an error, never wrong bytes.
+    p = neural.encode_payload(m, b"abcdefgh" * 300, 1, hint)
+    bad = bytearray(p)
+    bad[-3] ^= 0x40
+    try:
+        out = neural.decode_payload(m, bytes(bad), 2400, hint)
+    except _core.MmzCoreError:
+        out = None
+    assert out != b"abcdefgh" * 300 or out is None
+
+
+_CHILD = """
+import sys, mmz.neural as n, importlib.util
+from mmz import _core
+spec = importlib.util.spec_from_file_location("g", sys.argv[1]); g = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(g)
+mf = {"model_id": "00" * 32, "tokenizer": {"vocab": g.VOCAB}, "config": g.CONFIG}
+m = n.from_container(open(sys.argv[2], "rb").read(), mf)
+m.batch = 1
+payload = open(sys.argv[3], "rb").read()
+sys.stdout.buffer.write(n.decode_payload(m, payload, int(sys.argv[4]), _core.make_hint("text", None)))
+"""
+
+
+def test_b64_encode_decodes_at_b1_in_fresh_process(tmp_path: Path) -> None:
+    m = _tiny()
+    m.batch = 64
+    rng = np.random.default_rng(5)
+    data = bytes(rng.choice(list(b"0123456789,;\n"), size=90_000).astype(np.uint8))
+    hint = _core.make_hint("text", None)
+    payload = neural.encode_payload(m, data, 1, hint)  # 4 KiB segments -> 22 streams in one group
+    m.batch = 1
+    assert neural.encode_payload(m, data, 1, hint) == payload
+    (tmp_path / "p.bin").write_bytes(payload)
+    for threads in ("1", "2"):
+        env = {**os.environ, "RAYON_NUM_THREADS": threads}
+        res = subprocess.run([sys.executable, "-c", _CHILD, str(GOLDEN / "make_golden.py"), str(GOLDEN / "tiny.mmznw"),
+                              str(tmp_path / "p.bin"), str(len(data))], env=env, capture_output=True, check=True)
+        assert res.stdout == data
+
+
+def test_shipped_probe_and_id() -> None:
+    m = _shipped()
+    assert len(m.id) == 32
+    ref = neural.reference_probes().get(m.manifest["model_id"])
+    if ref is None:
+        pytest.skip("shipped model has no recorded probe hash yet")
+    assert m.probe_hash == ref
+
+
+def test_wrong_model_is_refused() -> None:
+    m = _shipped()
+    tiny = _tiny()
+    hint = _core.make_hint("text", None)
+    p = neural.encode_payload(tiny, b"some text " * 50, 1, hint)
+    with pytest.raises(_core.MmzCoreError, match="probe"):
+        neural.decode_payload(m, p, 500, hint)
+
+
+def _sample_chunk(path: Path, limit: int) -> tuple[bytes, bytes]:
+    """(bytes, hint) of the first ``limit`` bytes of a sample file in token-ready form."""
+    kind = path.parent.name
+    raw = path.read_bytes()
+    if path.suffix == ".png":
+        from PIL import Image
+
+        with Image.open(io.BytesIO(raw)) as im:
+            arr = np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB", "I;16") else im)
+        data = arr.astype(">u2").tobytes() if arr.dtype == np.uint16 else arr.astype(np.uint8).tobytes()
+        bps = 2 if arr.dtype == np.uint16 else 1
+        ch = 1 if arr.ndim == 2 else arr.shape[2]
+        data = data[:limit - limit % (bps * ch)]
+        return data, _core.make_hint("image", (ch, bps, True, False, arr.shape[1], 0, len(data), 0))
+    if path.suffix == ".wav":
+        pos = raw.find(b"data") + 8
+        data = raw[:limit]
+        width = struct.unpack("<H", raw[34:36])[0] // 8
+        ch = struct.unpack("<H", raw[22:24])[0]
+        end = pos + (len(data) - pos) // (width * ch) * width * ch
+        return data, _core.make_hint("audio", (ch, width, False, width > 1, 0, pos, end, 0))
+    return raw[:limit], _core.make_hint({"gene": "gene", "structured": "structured"}.get(kind, "text"), None)
+
+
+def test_sample_files_roundtrip_shipped_model() -> None:
+    m = _shipped()
+    seen = set()
+    for path in sorted(SAMPLE.glob("*/*")):
+        if path.parent.name in seen or path.name == "MANIFEST.tsv":
+            continue
+        seen.add(path.parent.name)
+        data, hint = _sample_chunk(path, 3000)
+        payload = neural.encode_payload(m, data, 1, hint)
+        assert neural.decode_payload(m, payload, len(data), hint) == data, path
+        rec = neural.encode_chunk(m, data, 1, hint)
+        assert neural.decode_chunk(m, rec[:64], rec[64:]) == data
+        assert len(rec) - 64 <= min(len(payload), len(data))
+
+
+def test_onnx_conformance_1000_steps() -> None:
+    m = _shipped()
+    ort = pytest.importorskip("onnxruntime")
+    sess = ort.InferenceSession(str(m.directory / "model.onnx"), providers=["CPUExecutionProvider"])
+    mf = m.manifest
+    steps, mods = 1000, [0, 4]
+    rng = np.random.default_rng(0)
+    toks = np.zeros((2, steps), dtype=np.int64)
+    for r, md in enumerate(mods):
+        toks[r] = 256 * md + rng.integers(0, 256, steps)
+        toks[r, 0] = mf["tokenizer"]["vocab"]["prefix_base"] + md
+    ours = np.frombuffer(m.engine.run_logits(toks.astype("<u4").tobytes(), mods, steps), "<f4").reshape(2, steps, -1)
+    names = mf["onnx"]["inputs"][2:]
+    state = {n: np.zeros([2, *mf["onnx"]["state_shapes"][n]], np.float32) for n in names}
+    worst = 0.0
+    for t in range(steps):
+        res = sess.run(None, {"tokens": toks[:, t], "modality": np.array(mods, np.int64), **state})
+        state = dict(zip(names, res[1:1 + len(names)], strict=True))
+        fin = np.isfinite(res[0])
+        worst = max(worst, float(np.abs(res[0][fin] - ours[:, t][fin]).max()))
+    assert worst <= 1e-4, worst
+
+
+@pytest.mark.slow
+def test_coded_size_near_cross_entropy_1mb() -> None:
+    m = _shipped()
+    data = (SAMPLE / "text" / "debian_handbook_en.txt").read_bytes()[:1_100_000]
+    hint = _core.make_hint("text", None)
+    payload = neural.encode_payload(m, data, 9, hint)
+    ce_bytes = neural.cross_entropy_bits(m, data, 9, hint) / 8
+    assert len(payload) <= ce_bytes * 1.005
+    assert neural.decode_payload(m, payload, len(data), hint) == data
