@@ -25,8 +25,8 @@ SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 def src(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small tree: a few sample files, an empty file, a multi-chunk file, odd modes and mtimes."""
     root = tmp_path_factory.mktemp("src")
-    for rel in ("gene/yeast_someORF.fa", "structured/statsmodels_fair.csv", "music/hydrogen_Millo_MultiLayered3__bd_01.wav",
-                "medical/pydicom_CT_small.png"):
+    for rel in ("gene/yeast_someORF.fa", "structured/statsmodels_fair.csv",
+                "music/hydrogen_Millo_MultiLayered3__bd_01.wav", "medical/pydicom_CT_small.png"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(SAMPLE / rel, root / rel)
     (root / "empty.bin").write_bytes(b"")
