@@ -31,9 +31,10 @@ $(BUILD_STAMP): $(DEPS_STAMP) $(RUST_SRC)
 
 build: $(BUILD_STAMP)
 
-## run: set up, then compress + verify the bundled sample corpus and print the table.
+## run: set up, then compress the bundled sample corpus with a Ray job on a local head node,
+## verify it with the verify job, print the table, stop the head (jobs/run_sample.sh).
 run: build
-	$(PY) -m mmz.demo data/sample
+	VENV=$(abspath $(VENV)) jobs/run_sample.sh
 
 ## test: set up, then cargo tests and pytest.
 test: build cargo-test pytest
