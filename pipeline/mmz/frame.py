@@ -57,6 +57,12 @@ class FrameWriter:
     ) -> None:
         self._write = write
         self._codec = codec
+        self._model: Any = None
+        if codec == "neural":
+            from mmz import neural
+
+            self._model = neural.cached(None)
+            model_id = self._model.id
         self._level = level
         self._threads = max(1, threads)
         self._pool = _pool(self._threads)
@@ -71,12 +77,19 @@ class FrameWriter:
         self._write(data)
         self.compressed_bytes += len(data)
 
+    def _encode(self, data: bytes, hint: bytes) -> bytes:
+        if self._model is not None:
+            from mmz import neural
+
+            return neural.encode_chunk(self._model, data, self._level, hint)
+        return bytes(_core.encode_chunk(data, self._codec, self._level, hint))
+
     def add_chunk(self, data: bytes, hint: bytes) -> None:
         """Queue one chunk for coding; blocks when too many chunks are in flight."""
         if self._pool is None:
-            self._pending.append(_Done(_core.encode_chunk(data, self._codec, self._level, hint)))
+            self._pending.append(_Done(self._encode(data, hint)))
         else:
-            self._pending.append(self._pool.submit(_core.encode_chunk, data, self._codec, self._level, hint))
+            self._pending.append(self._pool.submit(self._encode, data, hint))
         while len(self._pending) > 2 * self._threads:
             self._drain_one()
 
@@ -248,6 +261,13 @@ class FrameReader:
 
     def _decode(self, header: bytes, payload: bytes, idx: int) -> bytes:
         try:
+            if _core.parse_chunk_header(header)["codec"] == "neural":
+                from mmz import neural
+
+                model_id = self._header.get("model_id")
+                if not model_id:
+                    raise CorruptDataError("neural chunk in a frame that names no model")
+                return neural.decode_chunk(neural.cached(bytes(model_id)), header, payload)
             return _core.decode_chunk(header, payload)
         except CorruptDataError as e:
             raise self._corrupt(str(e), idx) from None

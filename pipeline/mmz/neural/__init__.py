@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,37 @@ def load(model_dir_or_id: str | os.PathLike[str] | bytes | None = None) -> Model
     return from_container(container, manifest, d)
 
 
+_CACHE: dict[str, Model] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def cached(model_dir_or_id: str | os.PathLike[str] | bytes | None = None) -> Model:
+    """Load a model once per process (the probe runs once); ``None`` = ``$MMZ_MODEL`` or the shipped model.
+
+    A 32-byte id (as recorded in a frame header) is looked up among the shipped models and
+    ``$MMZ_MODEL``, so a frame always decodes with the exact model that coded it.
+    """
+    env = os.environ.get("MMZ_MODEL")
+    if isinstance(model_dir_or_id, bytes):
+        if env:
+            try:
+                d = find_model_dir(env)
+                if json.loads((d / "manifest.json").read_text()).get("model_id") == model_dir_or_id.hex():
+                    model_dir_or_id = d
+            except MmzError:
+                pass
+    elif model_dir_or_id is None and env:
+        model_dir_or_id = env
+    d = find_model_dir(model_dir_or_id)
+    key = str(d.resolve())
+    with _CACHE_LOCK:
+        model = _CACHE.get(key)
+        if model is None:
+            model = load(d)
+            _CACHE[key] = model
+        return model
+
+
 def encode_chunk(model: Model, data: bytes, level: int, hint: bytes) -> bytes:
     """One complete chunk record (64-byte header + payload): cheapest of neural / CM / stored."""
     return bytes(model.engine.encode_chunk(data, level, hint, model.batch, model.threads))
@@ -160,5 +192,5 @@ def cross_entropy_bits(model: Model, data: bytes, level: int, hint: bytes) -> fl
     return float(model.engine.cross_entropy_bits(data, level, hint, model.batch, model.threads))
 
 
-__all__ = ["Model", "available", "load", "encode_chunk", "decode_chunk", "encode_payload", "decode_payload",
+__all__ = ["Model", "available", "load", "cached", "encode_chunk", "decode_chunk", "encode_payload", "decode_payload",
            "cross_entropy_bits", "find_model_dir", "from_container", "reference_probes"]
