@@ -45,19 +45,102 @@ fn mm_body<const SKIP_ZERO: bool>(x: &[f32], m: &Mat, y: &mut [f32]) {
     }
 }
 
+/// Register-blocked AVX2 kernel: for a block of 16 output channels and up to
+/// [`avx2::ROWS`] rows, the accumulators live in registers while `i` runs
+/// `0..n_in` in order; each step is a separate `mulps` then `addps`, so every
+/// element sees exactly the operation sequence of [`mm_body`] (skipping an
+/// exactly-zero input only omits adding ±0 to an accumulator that started at
+/// +0, which never changes it). Output channels past the last full block of
+/// 16 use [`mm_body`]'s scalar form.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn mm_avx2<const SKIP_ZERO: bool>(x: &[f32], m: &Mat, y: &mut [f32]) {
-    mm_body::<SKIP_ZERO>(x, m, y)
+mod avx2 {
+    use super::Mat;
+    use core::arch::x86_64::*;
+
+    /// Rows (streams) per register block.
+    pub const ROWS: usize = 6;
+
+    #[inline(always)]
+    unsafe fn block<const R: usize, const SKIP_ZERO: bool>(x: &[f32], ni: usize, w: &[f32], no: usize, o: usize, y: &mut [f32]) {
+        let mut acc0 = [_mm256_setzero_ps(); R];
+        let mut acc1 = [_mm256_setzero_ps(); R];
+        let wp = w.as_ptr().add(o);
+        let xp = x.as_ptr();
+        for i in 0..ni {
+            let w0 = _mm256_loadu_ps(wp.add(i * no));
+            let w1 = _mm256_loadu_ps(wp.add(i * no + 8));
+            for r in 0..R {
+                let xi = *xp.add(r * ni + i);
+                if SKIP_ZERO && xi == 0.0 {
+                    continue;
+                }
+                let b = _mm256_set1_ps(xi);
+                acc0[r] = _mm256_add_ps(acc0[r], _mm256_mul_ps(b, w0));
+                acc1[r] = _mm256_add_ps(acc1[r], _mm256_mul_ps(b, w1));
+            }
+        }
+        let yp = y.as_mut_ptr();
+        for r in 0..R {
+            _mm256_storeu_ps(yp.add(r * no + o), acc0[r]);
+            _mm256_storeu_ps(yp.add(r * no + o + 8), acc1[r]);
+        }
+    }
+
+    /// `y = x · m` (see the module comment of the parent); `x.len() / n_in` rows.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; `y.len() == rows * n_out`.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn mm<const SKIP_ZERO: bool>(x: &[f32], m: &Mat, y: &mut [f32]) {
+        let (ni, no) = (m.n_in, m.n_out);
+        let rows = x.len() / ni;
+        if m.w.len() < ni * no || y.len() < rows * no {
+            return super::mm_body::<SKIP_ZERO>(x, m, y);
+        }
+        let full = no - no % 16;
+        for o in (0..full).step_by(16) {
+            let mut r0 = 0;
+            while r0 < rows {
+                let nr = (rows - r0).min(ROWS);
+                let (xs, ys) = (&x[r0 * ni..(r0 + nr) * ni], &mut y[r0 * no..(r0 + nr) * no]);
+                match nr {
+                    6 => block::<6, SKIP_ZERO>(xs, ni, &m.w, no, o, ys),
+                    5 => block::<5, SKIP_ZERO>(xs, ni, &m.w, no, o, ys),
+                    4 => block::<4, SKIP_ZERO>(xs, ni, &m.w, no, o, ys),
+                    3 => block::<3, SKIP_ZERO>(xs, ni, &m.w, no, o, ys),
+                    2 => block::<2, SKIP_ZERO>(xs, ni, &m.w, no, o, ys),
+                    _ => block::<1, SKIP_ZERO>(xs, ni, &m.w, no, o, ys),
+                }
+                r0 += nr;
+            }
+        }
+        if full < no {
+            for r in 0..rows {
+                let (xr, yr) = (&x[r * ni..(r + 1) * ni], &mut y[r * no + full..(r + 1) * no]);
+                yr.fill(0.0);
+                for (i, &xi) in xr.iter().enumerate() {
+                    if SKIP_ZERO && xi == 0.0 {
+                        continue;
+                    }
+                    for (yo, &wo) in yr.iter_mut().zip(&m.w[i * no + full..(i + 1) * no]) {
+                        *yo += xi * wo;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Whether the AVX2 build of the (bit-identical) matrix kernel is used.
 pub fn simd_path() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::env::var_os("MMZ_NEURAL_PORTABLE").is_none() {
-        return "avx2";
-    }
-    "portable"
+    static PATH: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::env::var_os("MMZ_NEURAL_PORTABLE").is_none() {
+            return "avx2";
+        }
+        "portable"
+    })
 }
 
 /// `y = x · m` for `rows = x.len() / m.n_in` rows (y overwritten). With
@@ -67,8 +150,8 @@ fn mm_k<const SKIP_ZERO: bool>(x: &[f32], m: &Mat, y: &mut [f32]) {
     debug_assert_eq!(x.len() / m.n_in * m.n_out, y.len());
     #[cfg(target_arch = "x86_64")]
     if simd_path() == "avx2" {
-        // SAFETY: the CPU supports AVX2 (checked above); the body is safe code.
-        unsafe { mm_avx2::<SKIP_ZERO>(x, m, y) };
+        // SAFETY: the CPU supports AVX2 (checked above) and `y` holds rows x n_out values.
+        unsafe { avx2::mm::<SKIP_ZERO>(x, m, y) };
         return;
     }
     mm_body::<SKIP_ZERO>(x, m, y)
@@ -187,8 +270,27 @@ pub fn zero_state(model: &Model) -> Vec<f32> {
 /// One step for `tokens.len()` rows. `states[r]` is row `r`'s state (updated in
 /// place); `mods[r]` its modality; `logits` receives `R × max_slice` values
 /// (`-inf` past the row's slice size).
-#[allow(clippy::needless_range_loop)]
 pub fn step(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usize], logits: &mut [f32]) -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    if simd_path() == "avx2" {
+        // SAFETY: the CPU supports AVX2 (checked by `simd_path`); the body is safe code.
+        return unsafe { step_avx2(model, states, tokens, mods, logits) };
+    }
+    step_body(model, states, tokens, mods, logits)
+}
+
+/// [`step_body`] compiled for AVX2: the element-wise loops vectorise 8-wide
+/// with the same IEEE operations (no FMA is enabled, and Rust never contracts
+/// a multiply and an add), so the results are bit-identical to the portable build.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn step_avx2(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usize], logits: &mut [f32]) -> Result<()> {
+    step_body(model, states, tokens, mods, logits)
+}
+
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usize], logits: &mut [f32]) -> Result<()> {
     let c = &model.cfg;
     let (d, nh, n) = (c.d, c.n_head(), c.head_size);
     let rows = tokens.len();
