@@ -254,3 +254,14 @@ def test_neural_chunk_without_model_id_is_refused() -> None:
     forged = header + good[84:]
     with pytest.raises(CorruptDataError, match="names no model"):
         mmz.decompress(forged)
+
+
+def test_estimate_reports_cross_entropy_next_to_real_bits() -> None:
+    """``mmz bench --estimate``'s numbers: the real neural bits sit just above the model's
+    cross-entropy (coder flush, 2^-20 CDF floor, stream table), never below it by more than rounding."""
+    _shipped()
+    text = (SAMPLE / "text" / "debian_handbook_en.txt").read_bytes()[:6000]
+    e = neural.estimate(text, level=1, name="t.txt")
+    assert e["raw_bytes"] == e["stream_bytes"] == 6000
+    assert 0.99 * e["estimate_bits"] <= e["coded_bits"] <= 1.05 * e["estimate_bits"] + 8 * 64
+    assert 8 * len(neural.encode_payload(neural.cached(), text, 1, _core.make_hint("text", None))) == e["coded_bits"]

@@ -192,5 +192,33 @@ def cross_entropy_bits(model: Model, data: bytes, level: int, hint: bytes) -> fl
     return float(model.engine.cross_entropy_bits(data, level, hint, model.batch, model.threads))
 
 
-__all__ = ["Model", "available", "load", "cached", "encode_chunk", "decode_chunk", "encode_payload", "decode_payload",
-           "cross_entropy_bits", "find_model_dir", "from_container", "reference_probes"]
+def estimate(data: bytes, level: int = 5, name: str | None = None, model: Model | None = None,
+             chunk_size: int | None = None) -> dict[str, float]:
+    """Model cross-entropy of a whole input next to the real neural payload size.
+
+    The input is planned and chunked exactly as :func:`mmz.compress` does (modality detection,
+    reversible transform, chunk hints); per chunk the float cross-entropy of the quantized-input
+    model and the size of the coded neural payload are summed. Returns ``{"raw_bytes",
+    "stream_bytes", "estimate_bits", "coded_bits", "gap_pct"}`` where ``gap_pct`` is how much the
+    real bits exceed the estimate (coder overhead + CDF quantization + per-stream headers).
+    """
+    from mmz import codec as _codec
+
+    model = model or cached()
+    mod = _codec.detect_modality(data[:_codec.DETECT_BYTES], name)
+    plan = _codec.plan_whole(data, mod)
+    stream = plan.stream if plan.stream is not None else data
+    chunk = chunk_size or _codec.default_chunk_size(level)
+    ce = 0.0
+    coded = 0
+    for start, end in _codec.cut(len(stream), chunk):
+        piece = stream[start:end]
+        hint = _codec.chunk_hint(mod, plan.regions, start, end)
+        ce += cross_entropy_bits(model, piece, level, hint)
+        coded += 8 * len(encode_payload(model, piece, level, hint))
+    return {"raw_bytes": float(len(data)), "stream_bytes": float(len(stream)), "estimate_bits": ce,
+            "coded_bits": float(coded), "gap_pct": 100.0 * (coded - ce) / ce if ce > 0 else 0.0}
+
+
+__all__ = ["estimate", "Model", "available", "load", "cached", "encode_chunk", "decode_chunk", "encode_payload",
+           "decode_payload", "cross_entropy_bits", "find_model_dir", "from_container", "reference_probes"]
