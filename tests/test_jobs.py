@@ -4,7 +4,9 @@ so other Ray clusters on the machine are untouched)."""
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -158,3 +160,96 @@ def test_damaged_shard_isolates_members(ray_address: str, corpus: Path, tmp_path
     want = _files(corpus)
     del want["gene/yeast_someORF.fa"]
     assert _files(dest) == want
+
+
+def _bench_corpus(root: Path) -> int:
+    """About 170 KB: text, CSV, incompressible bytes and an empty file; returns the total size."""
+    rng = random.Random(7)
+    words = "the of and to compress archive model ray worker chunk stream byte entropy".split()
+    files = {
+        "text.txt": " ".join(rng.choice(words) for _ in range(14_000)).encode(),
+        "table.csv": "\n".join(f"{i},{rng.randint(0, 999)},{rng.random():.5f}" for i in range(3000)).encode(),
+        "sub/noise.bin": rng.randbytes(40_000),
+        "sub/empty": b"",
+    }
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return sum(len(d) for d in files.values())
+
+
+BENCH = ["--chunk-size", "32K", "--batch-bytes", "32K", "--level", "1", "--progress-every", "0.5"]
+
+
+def test_benchmark_job_sweep(ray_address: str, tmp_path: Path) -> None:
+    total = _bench_corpus(tmp_path / "src")
+    out = tmp_path / "res" / "bench.json"
+    p = _job("benchmark_corpus.py", "--input", str(tmp_path / "src"), "--out-json", str(out),
+             "--workers-sweep", "1,2", *BENCH, address=ray_address)
+    doc = json.loads(out.read_text())
+    assert doc["complete"] and doc["roundtrip_ok"]
+    assert doc["input_bytes"] == total and doc["input_files"] == 4
+    assert "--workers-sweep 1,2" in doc["command"]
+    rows = doc["workers"]
+    assert [r["workers"] for r in rows] == [1, 2]
+    for r in rows:
+        assert r["roundtrip_ok"] is True and r["roundtrip_problems"] == []
+        assert r["bytes_in"] == total and r["members"] == 4
+        assert 0 < r["bytes_out"] < total
+        assert r["bits_per_byte"] == pytest.approx(8 * r["bytes_out"] / total, rel=1e-5)
+        assert r["compress_MBps"] == pytest.approx(total / 1e6 / r["seconds"], rel=1e-3)
+        assert r["decompress_MBps"] > 0 and r["decompress_seconds"] > 0
+        assert r["compress_MBps_per_worker"] == pytest.approx(r["compress_MBps"] / r["workers"], rel=1e-3)
+        assert sum(a["bytes"] for a in r["actors"]) == total
+        assert r["actors_used"] == len(r["actors"]) <= r["workers"]
+        assert all(a["busy_MBps"] > 0 for a in r["actors"] if a["bytes"])
+        assert r["archive"] is None  # temporary archives are not reported (and deleted)
+    assert rows[0]["speedup_vs_1"] == 1.0 and rows[0]["efficiency"] == 1.0
+    assert rows[1]["speedup_vs_1"] == pytest.approx(rows[1]["compress_MBps"] / rows[0]["compress_MBps"], rel=1e-3)
+    assert rows[1]["actors_used"] == 2  # 32K batches: both actors got work
+    m = doc["machine"]
+    assert m["logical_cores"] and m["cpu"] and len(m["loadavg_before"]) == len(m["loadavg_after"]) == 3
+    assert m["ray"] and m["mmz"] and m["python"] and m["cluster"]["cpus"] == 2
+    assert doc["options"]["actor_thread_env_seen"]["env"]["RAYON_NUM_THREADS"] == "1"
+    cm = doc["cost_model"]
+    assert cm["datasets"] == {"enwik9": 1_000_000_000, "librispeech_960h_pcm": 110_592_000_000}
+    assert "hours" in cm["formula"] and any("110.6 GB" in a for a in cm["assumptions"])
+    est = {(e["dataset"], e["nodes"]): e for e in cm["estimates"]}
+    assert set(est) == {(d, n) for d in cm["datasets"] for n in (1, 8, 32, 128)}
+    per_core, eff = cm["per_core_compress_MBps"], cm["compress_efficiency_used"]
+    assert per_core == pytest.approx(rows[0]["compress_MBps"], rel=1e-3) and 0 < eff <= 1
+    for (name, nodes), e in est.items():
+        want = cm["datasets"][name] / (per_core * 1e6 * 2 * nodes * eff) / 3600
+        assert e["compress_hours"] == pytest.approx(want, rel=1e-2)
+    table = p.stdout[p.stdout.index("roundtrip"):]
+    assert re.search(r"^\s+1\s.*\sok$", table, re.M) and re.search(r"^\s+2\s.*\sok$", table, re.M)
+
+
+def test_benchmark_job_detects_damage(ray_address: str, tmp_path: Path) -> None:
+    _bench_corpus(tmp_path / "src")
+    out, keep = tmp_path / "bench.json", tmp_path / "keep"
+    p = _job("benchmark_corpus.py", "--input", str(tmp_path / "src"), "--out-json", str(out), "--workers-sweep",
+             "1", "--keep", str(keep), "--test-damage", *BENCH, address=ray_address, check=1)
+    assert "round trip" in p.stderr and "FAILED" in p.stderr
+    doc = json.loads(out.read_text())
+    assert doc["roundtrip_ok"] is False and doc["complete"] is False
+    (row,) = doc["workers"]
+    assert row["roundtrip_ok"] is False and row["roundtrip_problems"]
+    assert row["archive"] == str(keep / "w1.mmza") and (keep / "w1.mmza" / "archive.json").exists()
+    assert "MISMATCH" in p.stdout
+    # an existing archive under --keep is refused (it would be resumed, not measured)
+    p = _job("benchmark_corpus.py", "--input", str(tmp_path / "src"), "--out-json", str(out), "--workers-sweep",
+             "1", "--keep", str(keep), address=ray_address, check=2)
+    assert "w1.mmza" in p.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workers-sweep", "0"], "worker counts"),
+    (["--workers-sweep", "1,x"], "not a list"),
+    (["--level", "12"], "level"),
+    (["--input", "/nonexistent/mmz-bench"], "no such file"),
+])
+def test_benchmark_job_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    base = ["--input", str(tmp_path), "--out-json", str(tmp_path / "o.json")]
+    p = _job("benchmark_corpus.py", *base, *args, address="local", check=2)
+    assert message in p.stderr

@@ -234,11 +234,16 @@ def _member_task(archive: str, names: list[str], dest: str | None) -> list[tuple
 
 
 def members_parallel(archive: str, names: list[str] | None, dest: str | None, workers: int = 2,
-                     group_bytes: int = 4 << 20) -> list[tuple[Result, float]]:
+                     group_bytes: int = 4 << 20, max_inflight: int | None = None) -> list[tuple[Result, float]]:
     """Extract (``dest`` given) or verify members in parallel Ray tasks, at most ``2 x workers`` in flight.
 
-    Returns ``(result, seconds)`` per member, in archive order.
+    ``max_inflight`` overrides that bound; ``max_inflight=workers`` caps the decoding at
+    ``workers`` CPUs even on a bigger cluster (used by jobs/benchmark_corpus.py to time
+    decoding at a given worker count). Returns ``(result, seconds)`` per member, in archive order.
     """
+    inflight = 2 * workers if max_inflight is None else max_inflight
+    if inflight < 1:
+        raise ValueError(f"max_inflight must be >= 1, got {inflight}")
     archive = absolute(archive)
     dest = absolute(dest) if dest is not None else None
     arc = Archive(archive)
@@ -257,7 +262,7 @@ def members_parallel(archive: str, names: list[str] | None, dest: str | None, wo
     pending: list[Any] = []
     results: dict[str, tuple[Result, float]] = {}
     for g in groups:
-        while len(pending) >= 2 * workers:
+        while len(pending) >= inflight:
             ready, pending = ray.wait(pending, num_returns=1)
             for path, ok, err, secs in ray.get(ready[0]):
                 results[path] = (Result(path, ok, err), secs)
