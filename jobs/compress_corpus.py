@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--codec", default="auto", help="auto|cm|neural|order2|store")
     p.add_argument("--level", type=int, default=5, help="compression level 1..9 (default 5)")
     p.add_argument("--address", default=None, help="Ray address; 'local' starts a private instance")
+    p.add_argument("--object-store-memory", type=_size, default=None,
+                   help="object store size of a private --address local instance (e.g. 2G)")
     p.add_argument("--progress-every", type=float, default=2.0, help="seconds between progress lines")
     p.add_argument("--stats", metavar="JSON", help="write per-member rows (bytes, compressed, seconds) as JSON")
     p.add_argument("--test-kill-actor-after", type=int, default=None, help=argparse.SUPPRESS)
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers < 1:
         p.error("--workers must be >= 1")
     try:
-        init_ray(args.address)
+        init_ray(args.address, args.object_store_memory)
         summary = compress_corpus(args.input, args.output, workers=args.workers,
                         opts=Options(args.level, args.codec, args.chunk_size), batch_bytes=args.batch_bytes,
                         cpus_per_worker=args.cpus_per_worker, fault_after=args.test_kill_actor_after,

@@ -45,13 +45,23 @@ def absolute(path: str) -> str:
     return path if "://" in path else os.path.abspath(path)
 
 
-def init_ray(address: str | None) -> None:
-    """Connect to a cluster (``None``/``auto``: the job's cluster) or start one (``local``)."""
+def init_ray(address: str | None, object_store_memory: int | None = None) -> None:
+    """Connect to a cluster (``None``/``auto``: the job's cluster) or start one (``local``).
+
+    ``object_store_memory`` (bytes) sizes the object store of a private ``local`` instance; a
+    cluster's store is sized when the cluster starts (``ray start --object-store-memory``).
+    The corpus job keeps at most two batches per actor in flight, so the store holds at most
+    ``2 x workers x batch-bytes`` of chunk data at any time.
+    """
     if ray.is_initialized():
         return
     if address == "local":
-        ray.init(address="local", include_dashboard=False, log_to_driver=True)
+        ray.init(address="local", include_dashboard=False, log_to_driver=True,
+                 object_store_memory=object_store_memory)
     else:
+        if object_store_memory is not None:
+            print("[mmz-archive] note: --object-store-memory only applies with --address local; size a "
+                  "cluster's store with `ray start --object-store-memory`", file=sys.stderr, flush=True)
         ray.init(address=address or None, log_to_driver=True)
 
 
