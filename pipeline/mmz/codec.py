@@ -9,11 +9,12 @@ codecs. It holds no I/O; :mod:`mmz.frame` drives it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from mmz import _core
 from mmz.errors import MmzError
+from mmz.transform import SampleRegion as Region
 
 #: Codec names accepted by ``--codec`` (``auto`` resolves to the best available engine).
 CODECS = ("auto", "neural", "cm", "order2", "store")
@@ -103,19 +104,6 @@ def check_modality(modality: str) -> str:
 
 
 @dataclass(frozen=True)
-class Region:
-    """A run of samples inside the chunked stream (see :class:`mmz.transform.SampleRegion`)."""
-
-    offset: int
-    length: int
-    channels: int
-    bytes_per_sample: int
-    big_endian: bool
-    signed: bool
-    width: int
-
-
-@dataclass(frozen=True)
 class Plan:
     """How one input is represented for chunking."""
 
@@ -125,13 +113,9 @@ class Plan:
     regions: tuple[Region, ...]
 
 
-def _regions(raw: object) -> tuple[Region, ...]:
-    out = []
-    for r in raw or ():  # type: ignore[attr-defined]
-        if r.length > 0 and r.channels > 0 and r.bytes_per_sample in (1, 2, 3):
-            out.append(Region(r.offset, r.length, r.channels, r.bytes_per_sample,
-                              bool(r.big_endian), bool(r.signed), r.width))
-    return tuple(out)
+def _regions(raw: Iterable[Region] | None) -> tuple[Region, ...]:
+    """The usable sample regions (non-empty, 1-3 bytes per sample) of a transform's description."""
+    return tuple(r for r in raw or () if r.length > 0 and r.channels > 0 and r.bytes_per_sample in (1, 2, 3))
 
 
 def plan_whole(data: bytes, modality: str) -> Plan:
