@@ -31,14 +31,41 @@ def machine_info() -> dict[str, Any]:
             "python": platform.python_version(), "loadavg_start": list(os.getloadavg())}
 
 
+def _vm_hwm_kib(pid: int) -> int | None:
+    """The process's own peak RSS (``VmHWM``, reset by exec) while it runs; None if unreadable."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def _run_timed(cmd: list[str]) -> tuple[int, float, float]:
-    """Run a command; returns (exit code, wall seconds, peak RSS MiB) from wait4."""
+    """Run a command; returns (exit code, wall seconds, peak RSS MiB).
+
+    The peak comes from polling ``/proc/PID/status`` ``VmHWM`` (which exec resets), because
+    ``wait4``'s ``ru_maxrss`` of a child also counts the spawning Python process's memory (Linux
+    keeps the high-water mark across fork/exec). If the child ends before the first sample (or on
+    systems without /proc), ``ru_maxrss`` is used as an upper bound.
+    """
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
+    hwm: int | None = None
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        h = _vm_hwm_kib(proc.pid)
+        if h is not None:
+            hwm = max(hwm or 0, h)
+        time.sleep(0.002)
     secs = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, secs, usage.ru_maxrss / 1024.0
+    peak_kib = hwm if hwm else usage.ru_maxrss
+    return proc.returncode, secs, peak_kib / 1024.0
 
 
 def run_tool(method: ToolMethod, files: list[BenchFile]) -> dict[str, Any] | None:
