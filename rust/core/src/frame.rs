@@ -184,37 +184,56 @@ impl ChunkHeader {
     }
 }
 
-/// Compress `data` into one complete chunk record (header + payload).
-pub fn encode_chunk(data: &[u8], codec: CodecId, level: u8, hint: &Hint) -> Result<Vec<u8>> {
-    let (used, payload) = compress_chunk(data, codec, level, hint)?;
+/// A complete chunk record for `data` coded by `codec` as `payload`: the
+/// 64-byte header (with the raw and payload checksums), then the payload.
+pub fn chunk_record(data: &[u8], codec: CodecId, level: u8, hint: &Hint, payload: &[u8]) -> Vec<u8> {
     let header = ChunkHeader {
-        codec: used,
+        codec,
         level,
         raw_len: data.len() as u32,
         payload_len: payload.len() as u32,
         raw_hash: xxh3(data),
-        payload_hash: xxh3(&payload),
+        payload_hash: xxh3(payload),
         hint: *hint,
     };
     let mut out = Vec::with_capacity(CHUNK_HEADER_LEN + payload.len());
     out.extend_from_slice(&header.to_bytes());
-    out.extend_from_slice(&payload);
-    Ok(out)
+    out.extend_from_slice(payload);
+    out
 }
 
-/// Verify and decode one chunk payload described by `header`.
-pub fn decode_chunk(header: &ChunkHeader, payload: &[u8]) -> Result<Vec<u8>> {
+/// Compress `data` into one complete chunk record (header + payload).
+pub fn encode_chunk(data: &[u8], codec: CodecId, level: u8, hint: &Hint) -> Result<Vec<u8>> {
+    let (used, payload) = compress_chunk(data, codec, level, hint)?;
+    Ok(chunk_record(data, used, level, hint, &payload))
+}
+
+/// Check the payload against `header` (length, checksum), decode it with
+/// `decode`, and check the decoded bytes' checksum: damage is reported before
+/// decoding, and no unverified byte is returned.
+pub fn decode_chunk_with(
+    header: &ChunkHeader,
+    payload: &[u8],
+    decode: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
+) -> Result<Vec<u8>> {
     if payload.len() != header.payload_len as usize {
         return Err(MmzError::Truncated("chunk payload".into()));
     }
     if xxh3(payload) != header.payload_hash {
         return Err(MmzError::corrupt("chunk payload", "checksum mismatch"));
     }
-    let out = decompress_chunk(payload, header.raw_len as usize, header.codec, header.level, &header.hint)?;
+    let out = decode(payload)?;
     if xxh3(&out) != header.raw_hash {
         return Err(MmzError::corrupt("chunk data", "decoded bytes fail their checksum"));
     }
     Ok(out)
+}
+
+/// Verify and decode one chunk payload described by `header` (built-in codecs).
+pub fn decode_chunk(header: &ChunkHeader, payload: &[u8]) -> Result<Vec<u8>> {
+    decode_chunk_with(header, payload, |p| {
+        decompress_chunk(p, header.raw_len as usize, header.codec, header.level, &header.hint)
+    })
 }
 
 /// One entry of the trailer's chunk table.

@@ -8,7 +8,7 @@ use crate::checksum::xxh3;
 use crate::codec::{compress_chunk, CodecId};
 use crate::coder::{RangeDecoder, RangeEncoder};
 use crate::error::{MmzError, Result};
-use crate::frame::{self, ChunkHeader, CHUNK_HEADER_LEN};
+use crate::frame::{self, ChunkHeader};
 use crate::hint::{Hint, Modality};
 use crate::quant;
 use rayon::prelude::*;
@@ -64,6 +64,14 @@ pub fn to_token_order(data: &mut [u8], hint: &Hint) {
 /// Per-stream token counts for `n` bytes at segment length `seg` (non-increasing).
 fn stream_lens(n: usize, seg: usize) -> Vec<usize> {
     (0..n.div_ceil(seg)).map(|i| seg.min(n - i * seg)).collect()
+}
+
+/// Rows per lockstep group: at most `batch`, but small enough that every
+/// thread gets a group (a chunk with fewer than `batch × threads` streams would
+/// otherwise leave threads idle). Any grouping computes the same bits.
+fn group_size(batch: usize, streams: usize, threads: usize) -> usize {
+    let t = if threads == 0 { rayon::current_num_threads() } else { threads };
+    batch.max(1).min(streams.div_ceil(t.max(1)).max(1))
 }
 
 fn pool(threads: usize) -> Result<Option<rayon::ThreadPool>> {
@@ -182,7 +190,7 @@ impl NeuralCodec {
         to_token_order(&mut toks, hint);
         let seg = segment_len(level);
         let lens = stream_lens(toks.len(), seg);
-        let batch = batch.max(1);
+        let batch = group_size(batch, lens.len(), threads);
         let groups: Vec<(usize, &[usize])> = lens.chunks(batch).enumerate().map(|(g, l)| (g * batch, l)).collect();
         let model = &self.model;
         let toks = &toks;
@@ -275,7 +283,7 @@ impl NeuralCodec {
         if pos != payload.len() {
             return Err(c("trailing bytes after the streams"));
         }
-        let batch = batch.max(1);
+        let batch = group_size(batch, lens.len(), threads);
         let model = &self.model;
         let size = model.cfg.slices[m].1;
         let groups: Vec<(&[usize], Vec<Vec<u8>>)> = lens
@@ -318,7 +326,7 @@ impl NeuralCodec {
         to_token_order(&mut toks, hint);
         let seg = segment_len(level);
         let lens = stream_lens(toks.len(), seg);
-        let batch = batch.max(1);
+        let batch = group_size(batch, lens.len(), threads);
         let model = &self.model;
         let toks = &toks;
         let parts: Vec<Result<f64>> = in_pool(threads, || {
@@ -350,19 +358,7 @@ impl NeuralCodec {
                 payload = neural;
             }
         }
-        let header = ChunkHeader {
-            codec,
-            level,
-            raw_len: data.len() as u32,
-            payload_len: payload.len() as u32,
-            raw_hash: xxh3(data),
-            payload_hash: xxh3(&payload),
-            hint: *hint,
-        };
-        let mut out = Vec::with_capacity(CHUNK_HEADER_LEN + payload.len());
-        out.extend_from_slice(&header.to_bytes());
-        out.extend_from_slice(&payload);
-        Ok(out)
+        Ok(frame::chunk_record(data, codec, level, hint, &payload))
     }
 
     /// Verify and decode one chunk record of any codec (codec 3 here, others via `frame::decode_chunk`).
@@ -370,17 +366,9 @@ impl NeuralCodec {
         if header.codec != CodecId::Neural {
             return frame::decode_chunk(header, payload);
         }
-        if payload.len() != header.payload_len as usize {
-            return Err(MmzError::Truncated("chunk payload".into()));
-        }
-        if xxh3(payload) != header.payload_hash {
-            return Err(MmzError::corrupt("chunk payload", "checksum mismatch"));
-        }
-        header.hint.validate(header.raw_len as usize).map_err(|e| MmzError::corrupt("chunk hint", e.to_string()))?;
-        let out = self.decode(payload, header.raw_len as usize, &header.hint, batch, threads)?;
-        if xxh3(&out) != header.raw_hash {
-            return Err(MmzError::corrupt("chunk data", "decoded bytes fail their checksum"));
-        }
-        Ok(out)
+        frame::decode_chunk_with(header, payload, |p| {
+            header.hint.validate(header.raw_len as usize).map_err(|e| MmzError::corrupt("chunk hint", e.to_string()))?;
+            self.decode(p, header.raw_len as usize, &header.hint, batch, threads)
+        })
     }
 }
