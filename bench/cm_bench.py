@@ -85,7 +85,7 @@ def external(items, kind: str) -> float | None:
         out = Path(tmp) / "x"
         for item in items:
             path = item[5]
-            cmd = (["flac", "-8", "-s", "-f", "-o", str(out), str(path)] if kind == "audio"
+            cmd = (["flac", "-8", "--no-padding", "-s", "-f", "-o", str(out), str(path)] if kind == "audio"
                    else ["cjxl", "-d", "0", "-e", "9", "--quiet", str(path), str(out)])
             subprocess.run(cmd, check=True, capture_output=True)
             comp += out.stat().st_size

@@ -67,7 +67,7 @@ TOOLS: tuple[ToolMethod, ...] = (
     ToolMethod("zstd-22-long27", "zstd", _shell("zstd --ultra -22 --long=27 -T1 -q -c {i} > {o}"),
                _shell("zstd -d --long=27 -q -c {o} > {d}")),
     ToolMethod("brotli-11", "brotli", _shell("brotli -q 11 -c {i} > {o}"), _shell("brotli -d -c {o} > {d}")),
-    ToolMethod("flac-8", "flac", ("flac", "-8", "-s", "-f", "-o", "{o}", "{i}"),
+    ToolMethod("flac-8", "flac", ("flac", "-8", "--no-padding", "-s", "-f", "-o", "{o}", "{i}"),
                ("flac", "-d", "-s", "-f", "-o", "{d}", "{o}"), view="wav", modalities=("audio",),
                in_suffix=".wav", out_suffix=".flac", dec_suffix=".wav", verify="pcm"),
     ToolMethod("jxl-d0-e9", "cjxl", ("cjxl", "{i}", "{o}", "-d", "0", "-e", "9", "--quiet"),
