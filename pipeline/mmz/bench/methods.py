@@ -56,7 +56,9 @@ class ToolMethod:
 
 
 def _shell(*args: str) -> tuple[str, ...]:
-    return ("sh", "-c", " ".join(args))
+    """A command with stdout redirected, run by ``sh`` that then *becomes* the tool (``exec``),
+    so the timed process and its peak RSS are the tool's own, not a waiting shell's."""
+    return ("sh", "-c", "exec " + " ".join(args))
 
 
 TOOLS: tuple[ToolMethod, ...] = (
