@@ -22,3 +22,4 @@ text = re.sub(r"<!-- headline:begin -->.*<!-- headline:end -->", lambda _: new, 
 p.write_text(text)
 print("updated docs/BENCHMARKS.md")
 PY
+$PY bench/readme_summary.py out/bench/dev.json README.md

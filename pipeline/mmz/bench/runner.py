@@ -43,13 +43,13 @@ def _vm_hwm_kib(pid: int) -> int | None:
     return None
 
 
-def _run_timed(cmd: list[str]) -> tuple[int, float, float]:
-    """Run a command; returns (exit code, wall seconds, peak RSS MiB).
+def _run_timed(cmd: list[str]) -> tuple[int, float, float, bool]:
+    """Run a command; returns (exit code, wall seconds, peak RSS MiB, whether the peak was sampled).
 
     The peak comes from polling ``/proc/PID/status`` ``VmHWM`` (which exec resets), because
     ``wait4``'s ``ru_maxrss`` of a child also counts the spawning Python process's memory (Linux
     keeps the high-water mark across fork/exec). If the child ends before the first sample (or on
-    systems without /proc), ``ru_maxrss`` is used as an upper bound.
+    systems without /proc), ``ru_maxrss`` is returned as an upper bound and the flag is False.
     """
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -61,16 +61,17 @@ def _run_timed(cmd: list[str]) -> tuple[int, float, float]:
         h = _vm_hwm_kib(proc.pid)
         if h is not None:
             hwm = max(hwm or 0, h)
-        time.sleep(0.002)
+        time.sleep(0.001)
     secs = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     peak_kib = hwm if hwm else usage.ru_maxrss
-    return proc.returncode, secs, peak_kib / 1024.0
+    return proc.returncode, secs, peak_kib / 1024.0, bool(hwm)
 
 
 def run_tool(method: ToolMethod, files: list[BenchFile]) -> dict[str, Any] | None:
     """Benchmark a classical tool over ``files``; None if it applies to none of them."""
     totals = {"files": 0, "raw_bytes": 0, "compressed_bytes": 0, "csec": 0.0, "dsec": 0.0, "rss": 0.0}
+    rss_bound = 0.0  # ru_maxrss of runs too short to sample (includes this process's own footprint)
     ok = True
     skipped = 0
     with tempfile.TemporaryDirectory(prefix="mmz-bench-") as tmp:
@@ -94,11 +95,11 @@ def run_tool(method: ToolMethod, files: list[BenchFile]) -> dict[str, Any] | Non
                     parts.append(c)
                 return parts
 
-            rc, csec, rss1 = _run_timed(fill(method.compress))
+            rc, csec, rss1, sampled1 = _run_timed(fill(method.compress))
             if rc != 0 or not out.exists():
                 skipped += 1  # the tool cannot take this file (e.g. flac on 8-bit WAV)
                 continue
-            rc2, dsec, rss2 = _run_timed(fill(method.decompress))
+            rc2, dsec, rss2, sampled2 = _run_timed(fill(method.decompress))
             decoded = dec.read_bytes() if dec.exists() else b""
             if method.verify == "bytes":
                 good = rc2 == 0 and decoded == view
@@ -112,12 +113,22 @@ def run_tool(method: ToolMethod, files: list[BenchFile]) -> dict[str, Any] | Non
             totals["compressed_bytes"] += out.stat().st_size
             totals["csec"] += csec
             totals["dsec"] += dsec
-            totals["rss"] = max(totals["rss"], rss1, rss2)
+            for rss, sampled in ((rss1, sampled1), (rss2, sampled2)):
+                if sampled:
+                    totals["rss"] = max(totals["rss"], rss)
+                else:
+                    rss_bound = max(rss_bound, rss)
     if not totals["files"]:
         return None
     row = _row(method.name, totals, ok)
+    notes = []
     if skipped:
-        row["note"] = f"n/a for {skipped} file(s) the tool refused"
+        notes.append(f"n/a for {skipped} file(s) the tool refused")
+    if not totals["rss"] and rss_bound:
+        row["peak_rss_mb"] = round(rss_bound, 1)
+        notes.append("peak RSS is an upper bound: every run ended before it could be sampled")
+    if notes:
+        row["note"] = "; ".join(notes)
     return row
 
 
