@@ -137,6 +137,7 @@ def load(model_dir_or_id: str | os.PathLike[str] | bytes | None = None) -> Model
 
 
 _CACHE: dict[str, Model] = {}
+_RESOLVED: dict[tuple[object, str | None], Model] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -147,6 +148,10 @@ def cached(model_dir_or_id: str | os.PathLike[str] | bytes | None = None) -> Mod
     ``$MMZ_MODEL``, so a frame always decodes with the exact model that coded it.
     """
     env = os.environ.get("MMZ_MODEL")
+    request = (model_dir_or_id if isinstance(model_dir_or_id, (bytes, type(None))) else str(model_dir_or_id), env)
+    hit = _RESOLVED.get(request)  # the reader asks once per chunk: skip the manifest scan
+    if hit is not None:
+        return hit
     if isinstance(model_dir_or_id, bytes):
         if env:
             try:
@@ -164,6 +169,7 @@ def cached(model_dir_or_id: str | os.PathLike[str] | bytes | None = None) -> Mod
         if model is None:
             model = load(d)
             _CACHE[key] = model
+        _RESOLVED[request] = model
         return model
 
 
