@@ -162,6 +162,15 @@ pub fn run_logits(model: &Model, tokens: &[u32], mods: &[usize], steps: usize) -
     Ok(out)
 }
 
+/// How one chunk is cut for the engine (see [`NeuralCodec::plan`]).
+struct Plan {
+    m: usize,
+    toks: Vec<u8>,
+    seg: usize,
+    lens: Vec<usize>,
+    batch: usize,
+}
+
 /// A loaded model with what the codec needs.
 pub struct NeuralCodec {
     /// Weights.
@@ -182,15 +191,22 @@ impl NeuralCodec {
         Ok(NeuralCodec { model, modalities, probe })
     }
 
-    /// Neural payload of `data`. `batch` = streams per lockstep group (weights
-    /// are reused across a group), groups run on rayon (`threads`, 0 = global pool).
-    pub fn encode(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<Vec<u8>> {
+    /// Model slice, token-ordered bytes and sub-stream segmentation of `data`
+    /// (shared by [`NeuralCodec::encode`] and [`NeuralCodec::cross_entropy_bits`]).
+    fn plan(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<Plan> {
         let m = model_modality(&self.model, hint, &self.modalities)?;
         let mut toks = data.to_vec();
         to_token_order(&mut toks, hint);
         let seg = segment_len(level);
         let lens = stream_lens(toks.len(), seg);
         let batch = group_size(batch, lens.len(), threads);
+        Ok(Plan { m, toks, seg, lens, batch })
+    }
+
+    /// Neural payload of `data`. `batch` = streams per lockstep group (weights
+    /// are reused across a group), groups run on rayon (`threads`, 0 = global pool).
+    pub fn encode(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<Vec<u8>> {
+        let Plan { m, toks, seg, lens, batch } = self.plan(data, level, hint, batch, threads)?;
         let groups: Vec<(usize, &[usize])> = lens.chunks(batch).enumerate().map(|(g, l)| (g * batch, l)).collect();
         let model = &self.model;
         let toks = &toks;
@@ -321,12 +337,7 @@ impl NeuralCodec {
     /// Model cross-entropy of `data` in bits under the same segmentation as
     /// [`NeuralCodec::encode`] (float softmax, before quantization).
     pub fn cross_entropy_bits(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<f64> {
-        let m = model_modality(&self.model, hint, &self.modalities)?;
-        let mut toks = data.to_vec();
-        to_token_order(&mut toks, hint);
-        let seg = segment_len(level);
-        let lens = stream_lens(toks.len(), seg);
-        let batch = group_size(batch, lens.len(), threads);
+        let Plan { m, toks, seg, lens, batch } = self.plan(data, level, hint, batch, threads)?;
         let model = &self.model;
         let toks = &toks;
         let parts: Vec<Result<f64>> = in_pool(threads, || {
