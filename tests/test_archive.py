@@ -250,3 +250,27 @@ def test_symlink_escape_refused(archive: Path, tmp_path: Path) -> None:
 
 def test_existing_output_refused(archive: Path, src: Path) -> None:
     assert archive_main(["create", str(src), "-o", str(archive), "--chunk-size", "32K", "-2", "-q"]) == 1
+
+
+def test_media_members_stay_whole(tmp_path: Path) -> None:
+    """Images/audio bigger than a chunk stay one chunk so the PNG transform and WAV layout apply."""
+    import mmz
+
+    root = tmp_path / "src"
+    root.mkdir()
+    for rel in ("image/sklearn_flower.png", "speech/asterisk_agent-alreadyon.wav"):
+        shutil.copyfile(SAMPLE / rel, root / Path(rel).name)
+    (root / "t.txt").write_bytes((SAMPLE / "text/debian_handbook_en.txt").read_bytes()[:100_000])
+    out = tmp_path / "m.mmza"
+    assert archive_main(["create", str(root), "-o", str(out), "--chunk-size", "32K", "-2", "-T", "2", "-q"]) == 0
+    arc = Archive(str(out))
+    assert len(arc.chunks("t.txt")) == 4
+    for name in ("sklearn_flower.png", "asterisk_agent-alreadyon.wav"):
+        data = (root / name).read_bytes()
+        assert len(data) > 32 << 10
+        rows = arc.chunks(name)
+        assert len(rows) == 1, name
+        whole = mmz.compress(data, 2, name=name, threads=1, chunk_size=32 << 10)
+        assert rows[0]["compressed_len"] == len(whole), name
+        assert arc.read(name) == data
+    assert all(r.ok for r in arc.verify())

@@ -33,7 +33,7 @@ from mmz.archive.writer import (
     load_job,
     load_journals,
     plan_batches,
-    plan_chunks,
+    plan_member,
     process_batch,
 )
 
@@ -173,7 +173,7 @@ def compress_corpus(source: str, output: str, *, workers: int = 2, opts: Options
             listed.append(src)
             prog.files_listed += 1
             prog.bytes_listed += src.size
-            specs = plan_chunks(src, opts.chunk_size)
+            specs = plan_member(sfs, src, opts.chunk_size)
             remaining[src.name] = len(specs)
             for spec in specs:
                 if tracker.valid_for(spec):

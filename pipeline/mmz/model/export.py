@@ -206,6 +206,23 @@ def check_onnx(model: Any, path: Path, steps: int = 1000, batch: int = 3, seed: 
     return worst
 
 
+def recipe(cfg: Any, state: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's recipe: config, its digest, and the command chain that rebuilds the weights.
+
+    A run continued from an exported model (``mmz train --init-from``) names that model and the
+    recipe that built it, so the chain back to random initialisation stays reproducible.
+    """
+    train = f"mmz train --config configs/{cfg.name}.toml"
+    parent = state.get("init_from")
+    if parent:
+        train += f" --init-from pipeline/mmz/models/{parent['dir']}"
+    out: dict[str, Any] = {"config": cfg.to_dict(), "config_sha256": cfg.digest(),
+                           "command": f"{train} && mmz export {cfg.train.run_dir}/last.pt -o pipeline/mmz/models"}
+    if parent:
+        out["init_from"] = parent
+    return out
+
+
 def export(checkpoint: str | Path, out_dir: str | Path, precision: str = "auto", check: bool = True,
            replace_older: bool = True) -> dict[str, Any]:
     """Export a checkpoint; returns the manifest. See module docstring."""
@@ -262,9 +279,7 @@ def export(checkpoint: str | Path, out_dir: str | Path, precision: str = "auto",
                      "state_shapes": {n: list(s.shape[1:]) for n, s in zip(ins, model.init_state(1), strict=True)},
                      "logits": "slice logits [B, max_slice]; entries past the slice size are -inf"},
             "config": cfg.to_dict()["model"],
-            "recipe": {"config": cfg.to_dict(), "config_sha256": cfg.digest(),
-                       "command": f"mmz train --config configs/{cfg.name}.toml "
-                                  f"&& mmz export {cfg.train.run_dir}/last.pt -o pipeline/mmz/models"},
+            "recipe": recipe(cfg, ck["state"]),
             "data_hash": ck.get("data_hash", corpus.data_hash),
             "seed": cfg.train.seed,
             "validation_bits_per_byte": {k: round(v, 5) for k, v in val.items()},

@@ -160,7 +160,8 @@ def init_from_export(model: Any, model_dir: str | Path) -> dict[str, Any]:
                 p.zero_()
     return {"step": int(man["schedule"]["step"]), "tokens": int(man["tokens_trained"]),
             "cpu_seconds": float(man["cpu_hours"]) * 3600, "wall_seconds": float(man["wall_hours"]) * 3600,
-            "val": {}}
+            "val": {}, "init_from": {"model_id": man["model_id"], "dir": d.name,
+                                     "recipe_command": man.get("recipe", {}).get("command", "")}}
 
 
 def train(cfg: RunConfig, resume: bool = False, max_steps: int | None = None, max_minutes: float | None = None,
