@@ -65,3 +65,29 @@ def test_table_totals():
             {"file": "b", "modality": "image", "bytes": 3000, "compressed": 1500, "seconds": 1.0}]
     text = format_table(rows)
     assert "total ALL (2 files)" in text and "3.500" in text  # 8*1750/4000
+
+
+def test_merge_runs(tmp_path):
+    """Two partial runs (tools, then mmz) merge into one report that still validates."""
+    _make_corpus(tmp_path)
+    a, b, m = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "m.json"
+    assert cli.main([str(tmp_path), "--json", str(a), "--group-by", "folder", "-q", "--methods", "gzip-9"]) == 0
+    assert cli.main([str(tmp_path), "--json", str(b), "--group-by", "folder", "-q", "--methods", "mmz-fast"]) == 0
+    md = tmp_path / "m.md"
+    assert cli.main(["--merge", str(a), str(b), "--json", str(m), "--markdown", str(md), "-q"]) == 0
+    doc = json.loads(m.read_text())
+    jsonschema.validate(doc, SCHEMA)
+    methods = {(r["modality"], r["method"]) for r in doc["results"]}
+    assert ("text", "gzip-9") in methods and ("text", "mmz-fast") in methods
+    assert len(doc["commands"]) == 2 and "gzip-9" in md.read_text() and "mmz-fast" in md.read_text()
+
+
+def test_merge_refuses_paths(tmp_path):
+    a = tmp_path / "a.json"
+    a.write_text("{}")
+    try:
+        cli.main([str(tmp_path), "--merge", str(a)])
+    except SystemExit as e:
+        assert e.code == 2
+    else:
+        raise AssertionError("--merge with input paths must be a usage error")

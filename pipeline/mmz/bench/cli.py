@@ -16,7 +16,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``mmz bench``; returns the exit status (1 if any round trip failed)."""
     p = argparse.ArgumentParser(prog="mmz bench", description="Compare mmz with classical compressors "
                                 "on your files: sizes, bits/byte, speed, peak RSS, verified round trips.")
-    p.add_argument("paths", nargs="+", help="files or directories")
+    p.add_argument("paths", nargs="*", help="files or directories")
+    p.add_argument("--merge", nargs="+", metavar="JSON",
+                   help="instead of running: combine the results of earlier runs (later files win per "
+                        "group and method) and write the report (--json/--markdown/--plot)")
     p.add_argument("--json", metavar="OUT", help="write results as JSON (schema: docs/bench_schema.json)")
     p.add_argument("--plot", metavar="DIR", help="write PNG plots to DIR")
     p.add_argument("--markdown", metavar="OUT", help="write the Markdown tables to OUT")
@@ -27,6 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--estimate", action="store_true", help="also report the model's cross-entropy estimate")
     p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args(argv)
+    log = (lambda s: None) if args.quiet else (lambda s: print(f"[bench] {s}", file=sys.stderr, flush=True))
+    if args.merge:
+        if args.paths:
+            p.error("--merge takes no input paths")
+        doc = report.merge([_load(f) for f in args.merge])
+        return _emit(doc, args, log)
+    if not args.paths:
+        p.error("give files or directories to benchmark (or --merge JSON...)")
 
     files = inputs.subsample(inputs.discover(args.paths, args.group_by), args.sample, args.max_bytes)
     if not files:
@@ -42,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
     skipped = sorted(t.name for t in tools if not t.available())
     tools = [t for t in tools if t.available()]
     mmz_methods = [m for m in methods.MMZ if (not wanted or m.name in wanted) and m.available()]
-    log = (lambda s: None) if args.quiet else (lambda s: print(f"[bench] {s}", file=sys.stderr, flush=True))
     if skipped:
         log(f"not installed, skipped: {', '.join(skipped)}")
     rows = runner.run_all(files, tools, mmz_methods, progress=log, estimate=args.estimate)
@@ -57,6 +67,20 @@ def main(argv: list[str] | None = None) -> int:
         "skipped_tools": skipped,
         "results": rows,
     }
+    return _emit(doc, args, log)
+
+
+def _load(path: str) -> dict:
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"mmz bench: cannot read {path}: {e}") from e
+
+
+def _emit(doc: dict, args: argparse.Namespace, log) -> int:  # noqa: ANN001 - a print-like callable
+    """Print and write the report of ``doc``; exit status 1 if any round trip failed."""
+    rows = doc["results"]
     md = report.markdown(doc)
     if not args.quiet:
         print(md)

@@ -65,6 +65,36 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Combine result documents of several runs into one; later documents win per (group, method).
+
+    ``command``, ``date`` and ``machine`` become lists/the newest so the origin of every row stays
+    recorded (each row also gets ``run`` = the index of the document it came from).
+    """
+    if not docs:
+        raise ValueError("nothing to merge")
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    tools: dict[str, str] = {}
+    skipped: set[str] = set()
+    for i, d in enumerate(docs):
+        for r in d.get("results", []):
+            rows[(r["modality"], r["method"])] = {**r, "run": i}
+        tools.update(d.get("tools", {}))
+        skipped.update(d.get("skipped_tools", []))
+    newest = max(docs, key=lambda d: d.get("date", ""))
+    return {
+        "machine": newest["machine"],
+        "mmz_version": newest["mmz_version"],
+        "command": " + ".join(d.get("command", "?") for d in docs),
+        "commands": [d.get("command", "?") for d in docs],
+        "dates": [d.get("date", "") for d in docs],
+        "date": newest.get("date", ""),
+        "tools": tools,
+        "skipped_tools": sorted(skipped - set(tools)),
+        "results": sorted(rows.values(), key=lambda r: (r["modality"], r["bits_per_byte"])),
+    }
+
+
 def plot(doc: dict[str, Any], out_dir: str) -> list[str]:
     """bits/byte bars per group and method, and the speed-ratio frontier; returns the PNG paths."""
     import matplotlib
