@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample", type=int, metavar="N", help="at most N files per group (deterministic stride)")
     p.add_argument("--max-bytes", type=int, metavar="B", help="at most B input bytes per group")
     p.add_argument("--estimate", action="store_true", help="also report the model's cross-entropy estimate")
+    p.add_argument("--no-all-threads", action="store_true",
+                   help="time mmz single-threaded only (skip the all-threads pass; halves the run time)")
     p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args(argv)
     log = (lambda s: None) if args.quiet else (lambda s: print(f"[bench] {s}", file=sys.stderr, flush=True))
@@ -55,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     mmz_methods = [m for m in methods.MMZ if (not wanted or m.name in wanted) and m.available()]
     if skipped:
         log(f"not installed, skipped: {', '.join(skipped)}")
-    rows = runner.run_all(files, tools, mmz_methods, progress=log, estimate=args.estimate)
+    rows = runner.run_all(files, tools, mmz_methods, progress=log, estimate=args.estimate,
+                          threads_all=not args.no_all_threads)
     import mmz
 
     doc = {

@@ -205,7 +205,8 @@ def _mmz_worker(method: MmzMethod, paths: list[str], threads: int) -> dict[str, 
 
 
 def run_all(files: list[BenchFile], tools: list[ToolMethod], mmz: list[MmzMethod],
-            progress: Callable[[str], None] | None = None, estimate: bool = False) -> list[dict[str, Any]]:
+            progress: Callable[[str], None] | None = None, estimate: bool = False,
+            threads_all: bool = True) -> list[dict[str, Any]]:
     """Every applicable method on every group; rows carry their group as ``modality``."""
     groups: dict[str, list[BenchFile]] = {}
     for f in files:
@@ -216,7 +217,7 @@ def run_all(files: list[BenchFile], tools: list[ToolMethod], mmz: list[MmzMethod
         for m in mmz:
             if progress:
                 progress(f"{g}: {m.name} on {len(fs)} files")
-            rows.append({"modality": g, **run_mmz(m, fs, estimate=estimate)})
+            rows.append({"modality": g, **run_mmz(m, fs, threads_all=threads_all, estimate=estimate)})
         for t in tools:
             if progress:
                 progress(f"{g}: {t.name}")
