@@ -204,13 +204,18 @@ impl RangeDecoder {
     }
 
     /// Decode one symbol under float32 probabilities quantized at `precision`;
-    /// `scratch` holds the frequency row (resized as needed).
+    /// `scratch` is working memory reused between calls (resized as needed).
     #[inline]
     pub fn decode_probs(&mut self, probs: &[f32], precision: u32, scratch: &mut Vec<u32>) -> Result<u32> {
-        scratch.clear();
-        scratch.resize(probs.len(), 0);
-        quant::quantize_probs(probs, precision, scratch)?;
-        self.decode_freqs_unchecked(scratch, 1 << precision)
+        quant::check_params(precision, probs.len())?;
+        let r = self.range >> precision;
+        let q = self.target(r, 1 << precision)?;
+        let (sym, start, freq) = quant::row_locate(probs, precision, q, scratch)?;
+        if freq == 0 || start > q || q - start >= freq {
+            return Err(corrupt("symbol lookup returned an interval not containing the target"));
+        }
+        self.take(r, start, freq);
+        Ok(sym)
     }
 
     /// Decode one symbol under integer frequencies (any total in `1..=2^24`).

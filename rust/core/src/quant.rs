@@ -74,20 +74,11 @@ fn sbits(x: f32) -> u32 {
     }
 }
 
-/// Index of the first entry whose sanitized value equals the maximum (bits `mb`).
-#[inline(always)]
-fn first_max(p: &[f32], mb: u32) -> usize {
-    for (ci, c) in p.chunks(L).enumerate() {
-        let any = c.iter().fold(0u32, |a, &x| a | (sbits(x) == mb) as u32);
-        if any != 0 {
-            return ci * L + c.iter().position(|&x| sbits(x) == mb).unwrap_or(0);
-        }
-    }
-    0
-}
-
-/// Lanes per unrolled step of the row kernels (lets LLVM use wide vectors).
+/// Lanes per unrolled step of the portable row kernels (lets LLVM use wide vectors).
 const L: usize = 16;
+
+/// Entries per block of the decoder's two-level search (block sums, then one block).
+pub(crate) const BLOCK: usize = 64;
 
 /// Largest sanitized entry, as bits (monotone for non-negative floats).
 #[inline(always)]
@@ -178,7 +169,7 @@ enum Scale {
 }
 
 #[inline(always)]
-fn weight_f32(x: f32, s: f32) -> u32 {
+pub(crate) fn weight_f32(x: f32, s: f32) -> u32 {
     let y = sanitize(x) * s;
     // SAFETY: callers only pass rows whose sanitized maximum m satisfies
     // m * s < 2^31 (that is how s was chosen) and sanitize() maps every entry
@@ -195,6 +186,164 @@ fn weight_f64(x: f32, s: f64) -> u32 {
     (unsafe { y.to_int_unchecked::<i32>() }) as u32
 }
 
+/// `f = floor(u * inv / 2^S)` of one entry (f32 scale), `sh = S - 32`.
+#[inline(always)]
+pub(crate) fn f_scalar(x: f32, s: f32, inv: u64, sh: u32) -> u64 {
+    ((weight_f32(x, s) as u64 * inv) >> 32) >> sh
+}
+
+/// The row kernels one instruction set provides. All implementations compute
+/// the same integers (see `quant_x86.rs`); `s` is an f32 power-of-two scale.
+///
+/// Safety: implementations may require CPU features; callers must have
+/// checked them (see [`Kernel::available`]).
+trait Kern {
+    /// Bits of the largest sanitized entry.
+    unsafe fn max_bits(p: &[f32]) -> u32;
+    /// `sum u_i`.
+    unsafe fn sum_u(p: &[f32], s: f32) -> u64;
+    /// `(sum f_i, any entry has bits mb)`.
+    unsafe fn sum_f(p: &[f32], s: f32, inv: u64, sh: u32, mb: u32) -> (u64, bool);
+    /// `out_i = 1 + f_i`; returns `sum f_i`.
+    unsafe fn fill(p: &[f32], s: f32, inv: u64, sh: u32, out: &mut [u32]) -> u64;
+    /// `out[b] = sum f_i` over block `b` (`BLOCK` entries); returns the total and
+    /// the first block holding an entry with bits `mb` (`usize::MAX` if none).
+    unsafe fn block_sums(p: &[f32], s: f32, inv: u64, sh: u32, mb: u32, out: &mut [u32]) -> (u64, usize);
+    /// First index with bits `mb`, or `p.len()`.
+    unsafe fn first_eq(p: &[f32], mb: u32) -> usize;
+    /// With `g_i = 1 + f_i` (plus `r` at index `kk`): the first `i` whose
+    /// running sum of `g` exceeds `t`, with the sum before it and `g_i`.
+    unsafe fn search(p: &[f32], s: f32, inv: u64, sh: u32, t: u64, kk: usize, r: u32) -> Option<(usize, u64, u32)>;
+}
+
+/// Plain Rust kernels (any CPU).
+struct Portable;
+
+impl Kern for Portable {
+    #[inline(always)]
+    unsafe fn max_bits(p: &[f32]) -> u32 {
+        max_bits(p)
+    }
+    #[inline(always)]
+    unsafe fn sum_u(p: &[f32], s: f32) -> u64 {
+        sum_w(p, |x| weight_f32(x, s))
+    }
+    #[inline(always)]
+    unsafe fn sum_f(p: &[f32], s: f32, inv: u64, sh: u32, mb: u32) -> (u64, bool) {
+        sum_f_kernel(p, |x| weight_f32(x, s), inv, sh, mb)
+    }
+    #[inline(always)]
+    unsafe fn fill(p: &[f32], s: f32, inv: u64, sh: u32, out: &mut [u32]) -> u64 {
+        fill_kernel(p, out, |x| weight_f32(x, s), inv, sh)
+    }
+    #[inline(always)]
+    unsafe fn block_sums(p: &[f32], s: f32, inv: u64, sh: u32, mb: u32, out: &mut [u32]) -> (u64, usize) {
+        let mut total = 0u64;
+        let mut first = usize::MAX;
+        for (b, (o, c)) in out.iter_mut().zip(p.chunks(BLOCK)).enumerate() {
+            let (bs, hit) = sum_f_kernel(c, |x| weight_f32(x, s), inv, sh, mb);
+            *o = bs as u32;
+            total += bs;
+            if hit && first == usize::MAX {
+                first = b;
+            }
+        }
+        (total, first)
+    }
+    #[inline(always)]
+    unsafe fn first_eq(p: &[f32], mb: u32) -> usize {
+        p.iter().position(|x| x.to_bits() == mb).unwrap_or(p.len())
+    }
+    #[inline(always)]
+    unsafe fn search(p: &[f32], s: f32, inv: u64, sh: u32, t: u64, kk: usize, r: u32) -> Option<(usize, u64, u32)> {
+        let mut cum = 0u64;
+        for (i, &x) in p.iter().enumerate() {
+            let g = 1 + f_scalar(x, s, inv, sh) + if i == kk { r as u64 } else { 0 };
+            if cum + g > t {
+                return Some((i, cum, g as u32));
+            }
+            cum += g;
+        }
+        None
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[path = "quant_x86.rs"]
+mod x86;
+
+/// AVX-512 (F) kernels.
+#[cfg(target_arch = "x86_64")]
+struct Avx512;
+
+#[cfg(target_arch = "x86_64")]
+impl Kern for Avx512 {
+    #[inline(always)]
+    unsafe fn max_bits(p: &[f32]) -> u32 {
+        x86::avx512::max_bits(p)
+    }
+    #[inline(always)]
+    unsafe fn sum_u(p: &[f32], s: f32) -> u64 {
+        x86::avx512::sum_u(p, s)
+    }
+    #[inline(always)]
+    unsafe fn sum_f(p: &[f32], s: f32, inv: u64, sh: u32, mb: u32) -> (u64, bool) {
+        x86::avx512::sum_f(p, s, inv, sh, mb)
+    }
+    #[inline(always)]
+    unsafe fn fill(p: &[f32], s: f32, inv: u64, sh: u32, out: &mut [u32]) -> u64 {
+        x86::avx512::fill(p, s, inv, sh, out)
+    }
+    #[inline(always)]
+    unsafe fn block_sums(p: &[f32], s: f32, inv: u64, sh: u32, mb: u32, out: &mut [u32]) -> (u64, usize) {
+        x86::avx512::block_sums(p, s, inv, sh, mb, out)
+    }
+    #[inline(always)]
+    unsafe fn first_eq(p: &[f32], mb: u32) -> usize {
+        x86::avx512::first_eq(p, mb)
+    }
+    #[inline(always)]
+    unsafe fn search(p: &[f32], s: f32, inv: u64, sh: u32, t: u64, kk: usize, r: u32) -> Option<(usize, u64, u32)> {
+        x86::avx512::search(p, s, inv, sh, t, kk, r)
+    }
+}
+
+/// AVX2 kernels.
+#[cfg(target_arch = "x86_64")]
+struct Avx2;
+
+#[cfg(target_arch = "x86_64")]
+impl Kern for Avx2 {
+    #[inline(always)]
+    unsafe fn max_bits(p: &[f32]) -> u32 {
+        x86::avx2::max_bits(p)
+    }
+    #[inline(always)]
+    unsafe fn sum_u(p: &[f32], s: f32) -> u64 {
+        x86::avx2::sum_u(p, s)
+    }
+    #[inline(always)]
+    unsafe fn sum_f(p: &[f32], s: f32, inv: u64, sh: u32, mb: u32) -> (u64, bool) {
+        x86::avx2::sum_f(p, s, inv, sh, mb)
+    }
+    #[inline(always)]
+    unsafe fn fill(p: &[f32], s: f32, inv: u64, sh: u32, out: &mut [u32]) -> u64 {
+        x86::avx2::fill(p, s, inv, sh, out)
+    }
+    #[inline(always)]
+    unsafe fn block_sums(p: &[f32], s: f32, inv: u64, sh: u32, mb: u32, out: &mut [u32]) -> (u64, usize) {
+        x86::avx2::block_sums(p, s, inv, sh, mb, out)
+    }
+    #[inline(always)]
+    unsafe fn first_eq(p: &[f32], mb: u32) -> usize {
+        x86::avx2::first_eq(p, mb)
+    }
+    #[inline(always)]
+    unsafe fn search(p: &[f32], s: f32, inv: u64, sh: u32, t: u64, kk: usize, r: u32) -> Option<(usize, u64, u32)> {
+        x86::avx2::search(p, s, inv, sh, t, kk, r)
+    }
+}
+
 /// Everything needed to compute `freq_i` for one probability row.
 #[derive(Clone, Copy, Debug)]
 pub struct RowQuant {
@@ -203,6 +352,7 @@ pub struct RowQuant {
     mb: u32,
     /// Free slots `M = 2^P - V`.
     m: u32,
+    /// `floor(M * 2^S / U)`, below 2^32.
     inv: u64,
     /// `S - 32`.
     sh: u32,
@@ -211,13 +361,19 @@ pub struct RowQuant {
 }
 
 impl RowQuant {
-    /// Passes 1 and 2 over a row (max, then the exact integer total).
+    /// Passes 1 and 2 over a row (max, then the exact integer total), portable kernels.
     /// `precision`/`p.len()` must already satisfy [`check_params`].
-    #[inline(always)]
     pub fn new(p: &[f32], precision: u32) -> Self {
+        // SAFETY: the portable kernels need no CPU feature.
+        unsafe { Self::with::<Portable>(p, precision) }
+    }
+
+    /// Safety: `K`'s CPU features must be present.
+    #[inline(always)]
+    unsafe fn with<K: Kern>(p: &[f32], precision: u32) -> Self {
         let v = p.len();
         let m = ((1u64 << precision) - v as u64) as u32;
-        let mb = max_bits(p);
+        let mb = K::max_bits(p);
         if mb == 0 {
             return RowQuant { scale: Scale::Uniform, mb: 0, m, inv: 0, sh: 0, v };
         }
@@ -236,7 +392,7 @@ impl RowQuant {
             Scale::F64(f64::from_bits(((e + 1023) as u64) << 52))
         };
         let total = match scale {
-            Scale::F32(s) => sum_w(p, |x| weight_f32(x, s)),
+            Scale::F32(s) => K::sum_u(p, s),
             Scale::F64(s) => sum_w(p, |x| weight_f64(x, s)),
             Scale::Uniform => 0,
         };
@@ -254,11 +410,11 @@ impl RowQuant {
 
     /// Sum of `f_i` over `xs` and whether any of them has the largest weight.
     #[inline(always)]
-    fn sum_f(&self, xs: &[f32]) -> (u64, bool) {
+    unsafe fn sum_f<K: Kern>(&self, xs: &[f32]) -> (u64, bool) {
         let (inv, sh, mb) = (self.inv, self.sh, self.mb);
         match self.scale {
             Scale::Uniform => ((self.m as u64 / self.v as u64) * xs.len() as u64, !xs.is_empty()),
-            Scale::F32(s) => sum_f_kernel(xs, |x| weight_f32(x, s), inv, sh, mb),
+            Scale::F32(s) => K::sum_f(xs, s, inv, sh, mb),
             Scale::F64(s) => sum_f_kernel(xs, |x| weight_f64(x, s), inv, sh, mb),
         }
     }
@@ -275,8 +431,13 @@ impl RowQuant {
 
     /// `(start, freq)` of `symbol` without materialising the row.
     /// Errors if `symbol >= V`.
-    #[inline(always)]
     pub fn interval(&self, p: &[f32], symbol: usize) -> Result<(u32, u32)> {
+        // SAFETY: the portable kernels need no CPU feature.
+        unsafe { self.interval_with::<Portable>(p, symbol) }
+    }
+
+    #[inline(always)]
+    unsafe fn interval_with<K: Kern>(&self, p: &[f32], symbol: usize) -> Result<(u32, u32)> {
         let (lo, rest) = match (p.get(..symbol), p.get(symbol..)) {
             (Some(lo), Some(rest)) if !rest.is_empty() => (lo, rest),
             _ => {
@@ -286,14 +447,14 @@ impl RowQuant {
                 )))
             }
         };
-        let (sum_lo, hit_lo) = self.sum_f(lo);
+        let (sum_lo, hit_lo) = self.sum_f::<K>(lo);
         let (fs, hit_s) = self.f_of(rest[0]);
         // The remainder goes to the first index holding the maximum.
         let first_is_before = hit_lo;
         let first_is_here = !hit_lo && hit_s;
         let start = symbol as u64 + sum_lo;
         if first_is_before || first_is_here {
-            let (sum_hi, _) = self.sum_f(&rest[1..]);
+            let (sum_hi, _) = self.sum_f::<K>(&rest[1..]);
             let r = self.m as u64 - (sum_lo + fs as u64 + sum_hi);
             if first_is_before {
                 Ok(((start + r) as u32, 1 + fs))
@@ -306,8 +467,13 @@ impl RowQuant {
     }
 
     /// Write all `freq_i` into `out` (same length as `p`).
-    #[inline(always)]
     pub fn fill(&self, p: &[f32], out: &mut [u32]) -> Result<()> {
+        // SAFETY: the portable kernels need no CPU feature.
+        unsafe { self.fill_with::<Portable>(p, out) }
+    }
+
+    #[inline(always)]
+    unsafe fn fill_with<K: Kern>(&self, p: &[f32], out: &mut [u32]) -> Result<()> {
         if out.len() != p.len() {
             return Err(MmzError::InvalidArgument("output length differs from row length".into()));
         }
@@ -318,122 +484,334 @@ impl RowQuant {
                 out.iter_mut().for_each(|o| *o = f + 1);
                 f as u64 * self.v as u64
             }
-            Scale::F32(s) => fill_kernel(p, out, |x| weight_f32(x, s), inv, sh),
+            Scale::F32(s) => K::fill(p, s, inv, sh, out),
             Scale::F64(s) => fill_kernel(p, out, |x| weight_f64(x, s), inv, sh),
         };
-        let first = first_max(p, self.mb);
+        let first = match self.scale {
+            Scale::Uniform => 0,
+            _ => K::first_eq(p, self.mb),
+        };
         let r = (self.m as u64).saturating_sub(sum) as u32;
         if let Some(o) = out.get_mut(first) {
             *o += r;
         }
         Ok(())
     }
-}
 
-// The row kernels are compiled twice: for the baseline target and, on x86-64,
-// with AVX2 or AVX-512 enabled (chosen at run time). Both perform the same exact integer
-// and power-of-two float operations, so they return identical results.
-
-#[inline(always)]
-fn interval_generic(p: &[f32], precision: u32, symbol: usize) -> Result<(u32, u32)> {
-    RowQuant::new(p, precision).interval(p, symbol)
-}
-
-#[inline(always)]
-fn fill_generic(p: &[f32], precision: u32, out: &mut [u32]) -> Result<()> {
-    RowQuant::new(p, precision).fill(p, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn interval_avx2(p: &[f32], precision: u32, symbol: usize) -> Result<(u32, u32)> {
-    interval_generic(p, precision, symbol)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn fill_avx2(p: &[f32], precision: u32, out: &mut [u32]) -> Result<()> {
-    fill_generic(p, precision, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2")]
-unsafe fn interval_avx512(p: &[f32], precision: u32, symbol: usize) -> Result<(u32, u32)> {
-    interval_generic(p, precision, symbol)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2")]
-unsafe fn fill_avx512(p: &[f32], precision: u32, out: &mut [u32]) -> Result<()> {
-    fill_generic(p, precision, out)
-}
-
-#[inline(always)]
-fn have_avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512bw")
-            && std::is_x86_feature_detected!("avx512vl")
-            && std::is_x86_feature_detected!("avx512dq")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-#[inline(always)]
-fn have_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+    /// The symbol whose interval holds `q` (`< 2^P`), as `(symbol, start, freq)`,
+    /// without materialising the row: block sums of `f`, then one block.
+    /// `scratch` holds the block sums (resized as needed).
+    #[inline(always)]
+    unsafe fn locate_with<K: Kern>(&self, p: &[f32], q: u32, scratch: &mut Vec<u32>) -> Result<(u32, u32, u32)> {
+        let v = p.len();
+        let q = q as u64;
+        let s = match self.scale {
+            Scale::Uniform => {
+                let c = (self.m / v as u32) as u64;
+                let f0 = 1 + c + (self.m as u64 - c * v as u64);
+                if q < f0 {
+                    return Ok((0, 0, f0 as u32));
+                }
+                let i = (q - f0) / (1 + c) + 1;
+                if i >= v as u64 {
+                    return Err(MmzError::corrupt("range-coded stream", "target beyond the frequency total"));
+                }
+                return Ok((i as u32, (f0 + (i - 1) * (1 + c)) as u32, (1 + c) as u32));
+            }
+            Scale::F32(s) => s,
+            Scale::F64(_) => {
+                // Rare (the maximum is below 2^-97 or at least 2^31): materialise the row.
+                scratch.clear();
+                scratch.resize(v, 0);
+                self.fill_with::<Portable>(p, scratch)?;
+                let mut cum = 0u64;
+                for (i, &f) in scratch.iter().enumerate() {
+                    if cum + f as u64 > q {
+                        return Ok((i as u32, cum as u32, f));
+                    }
+                    cum += f as u64;
+                }
+                return Err(MmzError::corrupt("range-coded stream", "target beyond the frequency total"));
+            }
+        };
+        let (inv, sh, mb) = (self.inv, self.sh, self.mb);
+        let nb = v.div_ceil(BLOCK);
+        if scratch.len() < nb {
+            scratch.resize(nb, 0);
+        }
+        let bsums = &mut scratch[..nb];
+        let (total, kb) = K::block_sums(p, s, inv, sh, mb, bsums);
+        let bad = || MmzError::corrupt("range-coded stream", "frequency row inconsistent");
+        let r = (self.m as u64).checked_sub(total).ok_or_else(bad)?;
+        let kblock = p.get(kb.saturating_mul(BLOCK)..).ok_or_else(bad)?;
+        let k = kb * BLOCK + K::first_eq(&kblock[..kblock.len().min(BLOCK)], mb);
+        let mut cum = 0u64;
+        for (b, &bs) in bsums.iter().enumerate() {
+            let base = b * BLOCK;
+            let len = BLOCK.min(v - base);
+            let w = bs as u64 + len as u64 + if b == kb { r } else { 0 };
+            if cum + w > q {
+                let blk = p.get(base..base + len).ok_or_else(bad)?;
+                let kk = k.wrapping_sub(base);
+                let (j, st, f) = K::search(blk, s, inv, sh, q - cum, kk, r as u32).ok_or_else(bad)?;
+                return Ok(((base + j) as u32, (cum + st) as u32, f));
+            }
+            cum += w;
+        }
+        Err(MmzError::corrupt("range-coded stream", "target beyond the frequency total"))
     }
 }
+
+/// Which row kernels to use. [`Kernel::best`] is what the coder uses; the others
+/// exist so tests can check every implementation against [`quantize_probs_reference`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// Plain Rust, any CPU.
+    Portable,
+    /// x86-64 AVX2.
+    Avx2,
+    /// x86-64 AVX-512 (F).
+    Avx512,
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU supports (detected once).
+    #[inline]
+    pub fn best() -> Kernel {
+        use std::sync::atomic::{AtomicU8, Ordering};
+        static BEST: AtomicU8 = AtomicU8::new(0);
+        match BEST.load(Ordering::Relaxed) {
+            1 => Kernel::Portable,
+            2 => Kernel::Avx2,
+            3 => Kernel::Avx512,
+            _ => {
+                let k = Self::detect();
+                BEST.store(
+                    match k {
+                        Kernel::Portable => 1,
+                        Kernel::Avx2 => 2,
+                        Kernel::Avx512 => 3,
+                    },
+                    Ordering::Relaxed,
+                );
+                k
+            }
+        }
+    }
+
+    fn detect() -> Kernel {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx512f") {
+                return Kernel::Avx512;
+            }
+            if std::is_x86_feature_detected!("avx2") {
+                return Kernel::Avx2;
+            }
+        }
+        Kernel::Portable
+    }
+
+    /// Whether this CPU can run the kernel.
+    pub fn is_available(self) -> bool {
+        match self {
+            Kernel::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => std::is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => std::is_x86_feature_detected!("avx512f"),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// All kernels this CPU can run.
+    pub fn available() -> Vec<Kernel> {
+        [Kernel::Portable, Kernel::Avx2, Kernel::Avx512].into_iter().filter(|k| k.is_available()).collect()
+    }
+
+    fn check(self) -> Result<()> {
+        if self.is_available() {
+            Ok(())
+        } else {
+            Err(MmzError::InvalidArgument(format!("kernel {self:?} is not supported by this CPU")))
+        }
+    }
+}
+
+// Entry points compiled per instruction set: the row logic is inlined into
+// functions carrying the matching `target_feature`, so the whole row step
+// (max, total, partial sums, search) runs in one dispatched call.
+macro_rules! entry_points {
+    ($kern:ty, $interval:ident, $fill:ident, $locate:ident $(, $feat:literal)?) => {
+        $(#[target_feature(enable = $feat)])?
+        unsafe fn $interval(p: &[f32], precision: u32, symbol: usize) -> Result<(u32, u32)> {
+            RowQuant::with::<$kern>(p, precision).interval_with::<$kern>(p, symbol)
+        }
+        $(#[target_feature(enable = $feat)])?
+        unsafe fn $fill(p: &[f32], precision: u32, out: &mut [u32]) -> Result<()> {
+            RowQuant::with::<$kern>(p, precision).fill_with::<$kern>(p, out)
+        }
+        $(#[target_feature(enable = $feat)])?
+        unsafe fn $locate(p: &[f32], precision: u32, q: u32, scratch: &mut Vec<u32>) -> Result<(u32, u32, u32)> {
+            RowQuant::with::<$kern>(p, precision).locate_with::<$kern>(p, q, scratch)
+        }
+    };
+}
+
+entry_points!(Portable, interval_portable, fill_portable, locate_portable);
+#[cfg(target_arch = "x86_64")]
+entry_points!(Avx2, interval_avx2, fill_avx2, locate_avx2, "avx2");
+#[cfg(target_arch = "x86_64")]
+entry_points!(Avx512, interval_avx512, fill_avx512, locate_avx512, "avx512f");
 
 /// `(start, freq)` of `symbol` under the quantized row `p`, without
 /// materialising the frequencies (the encoder's fast path).
+#[inline]
 pub fn row_interval(p: &[f32], precision: u32, symbol: usize) -> Result<(u32, u32)> {
+    row_interval_with(Kernel::best(), p, precision, symbol)
+}
+
+/// [`row_interval`] with a chosen kernel (errors if the CPU lacks it).
+#[inline]
+pub fn row_interval_with(k: Kernel, p: &[f32], precision: u32, symbol: usize) -> Result<(u32, u32)> {
     check_params(precision, p.len())?;
-    #[cfg(target_arch = "x86_64")]
-    if have_avx512() {
-        // SAFETY: the CPU supports these AVX-512 subsets (checked just above).
-        return unsafe { interval_avx512(p, precision, symbol) };
-    } else if have_avx2() {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { interval_avx2(p, precision, symbol) };
+    // SAFETY (all arms): the kernel's CPU features were detected (best() or check()).
+    match k {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 if k == Kernel::best() || k.check().is_ok() => unsafe { interval_avx512(p, precision, symbol) },
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 if k == Kernel::best() || k.check().is_ok() => unsafe { interval_avx2(p, precision, symbol) },
+        Kernel::Portable => unsafe { interval_portable(p, precision, symbol) },
+        _ => Err(k.check().err().unwrap_or_else(|| MmzError::InvalidArgument("kernel unavailable".into()))),
     }
-    interval_generic(p, precision, symbol)
 }
 
 /// Portable (non-dispatched) variant of [`row_interval`], for equivalence tests.
 pub fn row_interval_portable(p: &[f32], precision: u32, symbol: usize) -> Result<(u32, u32)> {
+    row_interval_with(Kernel::Portable, p, precision, symbol)
+}
+
+/// The symbol whose interval under the quantized row `p` holds `q` (`< 2^precision`),
+/// as `(symbol, start, freq)`, without materialising the frequencies (the
+/// decoder's fast path). `scratch` is reused between calls.
+#[inline]
+pub fn row_locate(p: &[f32], precision: u32, q: u32, scratch: &mut Vec<u32>) -> Result<(u32, u32, u32)> {
+    row_locate_with(Kernel::best(), p, precision, q, scratch)
+}
+
+/// [`row_locate`] with a chosen kernel (errors if the CPU lacks it).
+#[inline]
+pub fn row_locate_with(k: Kernel, p: &[f32], precision: u32, q: u32, scratch: &mut Vec<u32>) -> Result<(u32, u32, u32)> {
     check_params(precision, p.len())?;
-    interval_generic(p, precision, symbol)
+    if q as u64 >= 1u64 << precision {
+        return Err(MmzError::corrupt("range-coded stream", "target beyond the frequency total"));
+    }
+    // SAFETY (all arms): the kernel's CPU features were detected (best() or check()).
+    match k {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 if k == Kernel::best() || k.check().is_ok() => unsafe {
+            locate_avx512(p, precision, q, scratch)
+        },
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 if k == Kernel::best() || k.check().is_ok() => unsafe { locate_avx2(p, precision, q, scratch) },
+        Kernel::Portable => unsafe { locate_portable(p, precision, q, scratch) },
+        _ => Err(k.check().err().unwrap_or_else(|| MmzError::InvalidArgument("kernel unavailable".into()))),
+    }
 }
 
 /// Quantize one row of probabilities to frequencies summing to `2^precision`.
+#[inline]
 pub fn quantize_probs(p: &[f32], precision: u32, out: &mut [u32]) -> Result<()> {
+    quantize_probs_with(Kernel::best(), p, precision, out)
+}
+
+/// [`quantize_probs`] with a chosen kernel (errors if the CPU lacks it).
+#[inline]
+pub fn quantize_probs_with(k: Kernel, p: &[f32], precision: u32, out: &mut [u32]) -> Result<()> {
     check_params(precision, p.len())?;
-    #[cfg(target_arch = "x86_64")]
-    if have_avx512() {
-        // SAFETY: the CPU supports these AVX-512 subsets (checked just above).
-        return unsafe { fill_avx512(p, precision, out) };
-    } else if have_avx2() {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { fill_avx2(p, precision, out) };
+    // SAFETY (all arms): the kernel's CPU features were detected (best() or check()).
+    match k {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 if k == Kernel::best() || k.check().is_ok() => unsafe { fill_avx512(p, precision, out) },
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 if k == Kernel::best() || k.check().is_ok() => unsafe { fill_avx2(p, precision, out) },
+        Kernel::Portable => unsafe { fill_portable(p, precision, out) },
+        _ => Err(k.check().err().unwrap_or_else(|| MmzError::InvalidArgument("kernel unavailable".into()))),
     }
-    fill_generic(p, precision, out)
 }
 
 /// Portable (non-dispatched) variant of [`quantize_probs`], for equivalence tests.
 pub fn quantize_probs_portable(p: &[f32], precision: u32, out: &mut [u32]) -> Result<()> {
+    quantize_probs_with(Kernel::Portable, p, precision, out)
+}
+
+/// The quantization rule written out literally (module header, steps 1-5) with
+/// integer-only weights taken from the float bits and u128 arithmetic: the
+/// slow reference every kernel is tested against.
+pub fn quantize_probs_reference(p: &[f32], precision: u32) -> Result<Vec<u32>> {
     check_params(precision, p.len())?;
-    fill_generic(p, precision, out)
+    let v = p.len() as u64;
+    let big_m = (1u64 << precision) - v;
+    // Step 1: sanitized bits; positive finite floats order like their bits.
+    let bits: Vec<u32> = p.iter().map(|x| if x.to_bits() < INF_BITS { x.to_bits() } else { 0 }).collect();
+    let mb = bits.iter().copied().max().unwrap_or(0);
+    let mut out = vec![1u32; p.len()];
+    if mb == 0 {
+        // Step 2: uniform.
+        let c = big_m / v;
+        out.iter_mut().for_each(|o| *o += c as u32);
+        out[0] += (big_m - c * v) as u32;
+        return Ok(out);
+    }
+    // value = sig * 2^ex exactly.
+    let split = |b: u32| -> (u64, i32) {
+        let ef = (b >> 23) as i32;
+        if ef == 0 {
+            ((b & 0x7F_FFFF) as u64, -149)
+        } else {
+            (((b & 0x7F_FFFF) | 0x80_0000) as u64, ef - 150)
+        }
+    };
+    let (msig, mex) = split(mb);
+    let big_e = (63 - msig.leading_zeros() as i32) + mex; // floor(log2 m)
+    let e = 30 - big_e;
+    // Step 3: u_i = floor(x_i * 2^e), exactly, from the bits.
+    let u: Vec<u64> = bits
+        .iter()
+        .map(|&b| {
+            if b == 0 {
+                return 0;
+            }
+            let (sig, ex) = split(b);
+            let k = ex + e;
+            if k >= 0 {
+                sig << k
+            } else if k > -64 {
+                sig >> (-k)
+            } else {
+                0
+            }
+        })
+        .collect();
+    // Step 4.
+    let total: u64 = u.iter().sum();
+    let mut fsum = 0u64;
+    if big_m > 0 {
+        let bu = 64 - total.leading_zeros();
+        let bm = 64 - big_m.leading_zeros();
+        let s = 31 + bu - bm;
+        let inv = ((big_m as u128) << s) / total as u128;
+        for (o, &ui) in out.iter_mut().zip(&u) {
+            let f = ((ui as u128 * inv) >> s) as u64;
+            *o += f as u32;
+            fsum += f;
+        }
+    }
+    // Step 5.
+    let first = bits.iter().position(|&b| b == mb).unwrap_or(0);
+    out[first] += (big_m - fsum) as u32;
+    Ok(out)
 }
 
 /// Convenience: quantize into a fresh vector.
