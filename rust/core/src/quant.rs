@@ -186,34 +186,33 @@ fn weight_f64(x: f32, s: f64) -> u32 {
     (unsafe { y.to_int_unchecked::<i32>() }) as u32
 }
 
-/// `f = floor(u * inv / 2^S)` of one entry (f32 scale), `sh = S - 32`.
+/// `f = floor(u * inv / 2^S)` of one weight, `sh = S - 32`.
 #[inline(always)]
-pub(crate) fn f_scalar(x: f32, s: f32, inv: u64, sh: u32) -> u64 {
-    ((weight_f32(x, s) as u64 * inv) >> 32) >> sh
+pub(crate) fn f_of_u(u: u32, inv: u64, sh: u32) -> u64 {
+    ((u as u64 * inv) >> 32) >> sh
 }
 
 /// The row kernels one instruction set provides. All implementations compute
-/// the same integers (see `quant_x86.rs`); `s` is an f32 power-of-two scale.
+/// the same integers (see `quant_x86.rs`). `s` is an f32 power-of-two scale and
+/// `u` the row's integer weights `u_i` as written by `weights`.
 ///
 /// Safety: implementations may require CPU features; callers must have
-/// checked them (see [`Kernel::available`]).
+/// checked them (see [`Kernel::is_available`]).
 trait Kern {
     /// Bits of the largest sanitized entry.
     unsafe fn max_bits(p: &[f32]) -> u32;
-    /// `sum u_i`.
-    unsafe fn sum_u(p: &[f32], s: f32) -> u64;
-    /// `(sum f_i, any entry has bits mb)`.
-    unsafe fn sum_f(p: &[f32], s: f32, inv: u64, sh: u32, mb: u32) -> (u64, bool);
-    /// `out_i = 1 + f_i`; returns `sum f_i`.
-    unsafe fn fill(p: &[f32], s: f32, inv: u64, sh: u32, out: &mut [u32]) -> u64;
-    /// `out[b] = sum f_i` over block `b` (`BLOCK` entries); returns the total and
-    /// the first block holding an entry with bits `mb` (`usize::MAX` if none).
-    unsafe fn block_sums(p: &[f32], s: f32, inv: u64, sh: u32, mb: u32, out: &mut [u32]) -> (u64, usize);
-    /// First index with bits `mb`, or `p.len()`.
-    unsafe fn first_eq(p: &[f32], mb: u32) -> usize;
-    /// With `g_i = 1 + f_i` (plus `r` at index `kk`): the first `i` whose
-    /// running sum of `g` exceeds `t`, with the sum before it and `g_i`.
-    unsafe fn search(p: &[f32], s: f32, inv: u64, sh: u32, t: u64, kk: usize, r: u32) -> Option<(usize, u64, u32)>;
+    /// Write `u_i` into `u` (same length as `p`); returns `(sum u_i, first index with bits mb)`.
+    unsafe fn weights(p: &[f32], s: f32, mb: u32, u: &mut [u32]) -> (u64, usize);
+    /// `sum f_i`.
+    unsafe fn sum_f(u: &[u32], inv: u64, sh: u32) -> u64;
+    /// In place `u_i -> 1 + f_i`; returns `sum f_i`.
+    unsafe fn fill(u: &mut [u32], inv: u64, sh: u32) -> u64;
+    /// `out[b] = sum f_i` over block `b` (`BLOCK` entries); returns the total.
+    unsafe fn block_sums(u: &[u32], inv: u64, sh: u32, out: &mut [u32]) -> u64;
+    /// Within one block (`u.len() <= BLOCK`), with `g_i = 1 + f_i` (plus `r` at
+    /// index `kk`): the first `i` whose inclusive running sum of `g` exceeds `t`,
+    /// with the sum before it and `g_i`; `None` if the block's total is `<= t`.
+    unsafe fn search(u: &[u32], inv: u64, sh: u32, t: u64, kk: usize, r: u32) -> Option<(usize, u64, u32)>;
 }
 
 /// Plain Rust kernels (any CPU).
@@ -225,40 +224,50 @@ impl Kern for Portable {
         max_bits(p)
     }
     #[inline(always)]
-    unsafe fn sum_u(p: &[f32], s: f32) -> u64 {
-        sum_w(p, |x| weight_f32(x, s))
-    }
-    #[inline(always)]
-    unsafe fn sum_f(p: &[f32], s: f32, inv: u64, sh: u32, mb: u32) -> (u64, bool) {
-        sum_f_kernel(p, |x| weight_f32(x, s), inv, sh, mb)
-    }
-    #[inline(always)]
-    unsafe fn fill(p: &[f32], s: f32, inv: u64, sh: u32, out: &mut [u32]) -> u64 {
-        fill_kernel(p, out, |x| weight_f32(x, s), inv, sh)
-    }
-    #[inline(always)]
-    unsafe fn block_sums(p: &[f32], s: f32, inv: u64, sh: u32, mb: u32, out: &mut [u32]) -> (u64, usize) {
+    unsafe fn weights(p: &[f32], s: f32, mb: u32, u: &mut [u32]) -> (u64, usize) {
         let mut total = 0u64;
-        let mut first = usize::MAX;
-        for (b, (o, c)) in out.iter_mut().zip(p.chunks(BLOCK)).enumerate() {
-            let (bs, hit) = sum_f_kernel(c, |x| weight_f32(x, s), inv, sh, mb);
-            *o = bs as u32;
-            total += bs;
-            if hit && first == usize::MAX {
-                first = b;
+        for (d, &x) in u.iter_mut().zip(p) {
+            *d = weight_f32(x, s);
+            total += *d as u64;
+        }
+        (total, p.iter().position(|x| x.to_bits() == mb).unwrap_or(usize::MAX))
+    }
+    #[inline(always)]
+    unsafe fn sum_f(u: &[u32], inv: u64, sh: u32) -> u64 {
+        let mut acc = [0u64; L];
+        let mut it = u.chunks_exact(L);
+        for c in &mut it {
+            for (a, &w) in acc.iter_mut().zip(c) {
+                *a += f_of_u(w, inv, sh);
             }
         }
-        (total, first)
+        acc.iter().sum::<u64>() + it.remainder().iter().map(|&w| f_of_u(w, inv, sh)).sum::<u64>()
     }
     #[inline(always)]
-    unsafe fn first_eq(p: &[f32], mb: u32) -> usize {
-        p.iter().position(|x| x.to_bits() == mb).unwrap_or(p.len())
+    unsafe fn fill(u: &mut [u32], inv: u64, sh: u32) -> u64 {
+        let mut sum = 0u64;
+        for d in u.iter_mut() {
+            let f = f_of_u(*d, inv, sh);
+            *d = f as u32 + 1;
+            sum += f;
+        }
+        sum
     }
     #[inline(always)]
-    unsafe fn search(p: &[f32], s: f32, inv: u64, sh: u32, t: u64, kk: usize, r: u32) -> Option<(usize, u64, u32)> {
+    unsafe fn block_sums(u: &[u32], inv: u64, sh: u32, out: &mut [u32]) -> u64 {
+        let mut total = 0u64;
+        for (o, c) in out.iter_mut().zip(u.chunks(BLOCK)) {
+            let bs = Self::sum_f(c, inv, sh);
+            *o = bs as u32;
+            total += bs;
+        }
+        total
+    }
+    #[inline(always)]
+    unsafe fn search(u: &[u32], inv: u64, sh: u32, t: u64, kk: usize, r: u32) -> Option<(usize, u64, u32)> {
         let mut cum = 0u64;
-        for (i, &x) in p.iter().enumerate() {
-            let g = 1 + f_scalar(x, s, inv, sh) + if i == kk { r as u64 } else { 0 };
+        for (i, &w) in u.iter().enumerate() {
+            let g = 1 + f_of_u(w, inv, sh) + if i == kk { r as u64 } else { 0 };
             if cum + g > t {
                 return Some((i, cum, g as u32));
             }
@@ -272,84 +281,53 @@ impl Kern for Portable {
 #[path = "quant_x86.rs"]
 mod x86;
 
-/// AVX-512 (F) kernels.
-#[cfg(target_arch = "x86_64")]
-struct Avx512;
+macro_rules! simd_kern {
+    ($name:ident, $m:ident, $doc:literal) => {
+        #[doc = $doc]
+        #[cfg(target_arch = "x86_64")]
+        struct $name;
 
-#[cfg(target_arch = "x86_64")]
-impl Kern for Avx512 {
-    #[inline(always)]
-    unsafe fn max_bits(p: &[f32]) -> u32 {
-        x86::avx512::max_bits(p)
-    }
-    #[inline(always)]
-    unsafe fn sum_u(p: &[f32], s: f32) -> u64 {
-        x86::avx512::sum_u(p, s)
-    }
-    #[inline(always)]
-    unsafe fn sum_f(p: &[f32], s: f32, inv: u64, sh: u32, mb: u32) -> (u64, bool) {
-        x86::avx512::sum_f(p, s, inv, sh, mb)
-    }
-    #[inline(always)]
-    unsafe fn fill(p: &[f32], s: f32, inv: u64, sh: u32, out: &mut [u32]) -> u64 {
-        x86::avx512::fill(p, s, inv, sh, out)
-    }
-    #[inline(always)]
-    unsafe fn block_sums(p: &[f32], s: f32, inv: u64, sh: u32, mb: u32, out: &mut [u32]) -> (u64, usize) {
-        x86::avx512::block_sums(p, s, inv, sh, mb, out)
-    }
-    #[inline(always)]
-    unsafe fn first_eq(p: &[f32], mb: u32) -> usize {
-        x86::avx512::first_eq(p, mb)
-    }
-    #[inline(always)]
-    unsafe fn search(p: &[f32], s: f32, inv: u64, sh: u32, t: u64, kk: usize, r: u32) -> Option<(usize, u64, u32)> {
-        x86::avx512::search(p, s, inv, sh, t, kk, r)
-    }
+        #[cfg(target_arch = "x86_64")]
+        impl Kern for $name {
+            #[inline(always)]
+            unsafe fn max_bits(p: &[f32]) -> u32 {
+                x86::$m::max_bits(p)
+            }
+            #[inline(always)]
+            unsafe fn weights(p: &[f32], s: f32, mb: u32, u: &mut [u32]) -> (u64, usize) {
+                x86::$m::weights(p, s, mb, u)
+            }
+            #[inline(always)]
+            unsafe fn sum_f(u: &[u32], inv: u64, sh: u32) -> u64 {
+                x86::$m::sum_f(u, inv, sh)
+            }
+            #[inline(always)]
+            unsafe fn fill(u: &mut [u32], inv: u64, sh: u32) -> u64 {
+                x86::$m::fill(u, inv, sh)
+            }
+            #[inline(always)]
+            unsafe fn block_sums(u: &[u32], inv: u64, sh: u32, out: &mut [u32]) -> u64 {
+                x86::$m::block_sums(u, inv, sh, out)
+            }
+            #[inline(always)]
+            unsafe fn search(u: &[u32], inv: u64, sh: u32, t: u64, kk: usize, r: u32) -> Option<(usize, u64, u32)> {
+                x86::$m::search(u, inv, sh, t, kk, r)
+            }
+        }
+    };
 }
 
-/// AVX2 kernels.
-#[cfg(target_arch = "x86_64")]
-struct Avx2;
-
-#[cfg(target_arch = "x86_64")]
-impl Kern for Avx2 {
-    #[inline(always)]
-    unsafe fn max_bits(p: &[f32]) -> u32 {
-        x86::avx2::max_bits(p)
-    }
-    #[inline(always)]
-    unsafe fn sum_u(p: &[f32], s: f32) -> u64 {
-        x86::avx2::sum_u(p, s)
-    }
-    #[inline(always)]
-    unsafe fn sum_f(p: &[f32], s: f32, inv: u64, sh: u32, mb: u32) -> (u64, bool) {
-        x86::avx2::sum_f(p, s, inv, sh, mb)
-    }
-    #[inline(always)]
-    unsafe fn fill(p: &[f32], s: f32, inv: u64, sh: u32, out: &mut [u32]) -> u64 {
-        x86::avx2::fill(p, s, inv, sh, out)
-    }
-    #[inline(always)]
-    unsafe fn block_sums(p: &[f32], s: f32, inv: u64, sh: u32, mb: u32, out: &mut [u32]) -> (u64, usize) {
-        x86::avx2::block_sums(p, s, inv, sh, mb, out)
-    }
-    #[inline(always)]
-    unsafe fn first_eq(p: &[f32], mb: u32) -> usize {
-        x86::avx2::first_eq(p, mb)
-    }
-    #[inline(always)]
-    unsafe fn search(p: &[f32], s: f32, inv: u64, sh: u32, t: u64, kk: usize, r: u32) -> Option<(usize, u64, u32)> {
-        x86::avx2::search(p, s, inv, sh, t, kk, r)
-    }
-}
+simd_kern!(Avx512, avx512, "AVX-512 (F) kernels.");
+simd_kern!(Avx2, avx2, "AVX2 kernels.");
 
 /// Everything needed to compute `freq_i` for one probability row.
 #[derive(Clone, Copy, Debug)]
-pub struct RowQuant {
+struct RowQuant {
     scale: Scale,
     /// Bits of the largest sanitized entry.
     mb: u32,
+    /// First index whose sanitized value is the maximum (gets the remainder).
+    first: usize,
     /// Free slots `M = 2^P - V`.
     m: u32,
     /// `floor(M * 2^S / U)`, below 2^32.
@@ -360,41 +338,34 @@ pub struct RowQuant {
     v: usize,
 }
 
-impl RowQuant {
-    /// Passes 1 and 2 over a row (max, then the exact integer total), portable kernels.
-    /// `precision`/`p.len()` must already satisfy [`check_params`].
-    pub fn new(p: &[f32], precision: u32) -> Self {
-        // SAFETY: the portable kernels need no CPU feature.
-        unsafe { Self::with::<Portable>(p, precision) }
-    }
+fn bad_row() -> MmzError {
+    MmzError::corrupt("range-coded stream", "frequency row inconsistent")
+}
 
+fn beyond_total() -> MmzError {
+    MmzError::corrupt("range-coded stream", "target beyond the frequency total")
+}
+
+impl RowQuant {
+    /// Passes 1 and 2 over a row (max, then the integer weights and their exact
+    /// total, written to `u` when the scale is an f32 one).
+    /// `precision`/`p.len()` must already satisfy [`check_params`].
     /// Safety: `K`'s CPU features must be present.
     #[inline(always)]
-    unsafe fn with<K: Kern>(p: &[f32], precision: u32) -> Self {
+    unsafe fn with<K: Kern>(p: &[f32], precision: u32, u: &mut [u32]) -> Result<Self> {
         let v = p.len();
         let m = ((1u64 << precision) - v as u64) as u32;
         let mb = K::max_bits(p);
         if mb == 0 {
-            return RowQuant { scale: Scale::Uniform, mb: 0, m, inv: 0, sh: 0, v };
+            return Ok(RowQuant { scale: Scale::Uniform, mb: 0, first: 0, m, inv: 0, sh: 0, v });
         }
-        let exp_field = (mb >> 23) as i32;
-        let big_e = if exp_field == 0 {
-            // Subnormal: value = mantissa * 2^-149.
-            let mant = mb & 0x7F_FFFF;
-            (31 - mant.leading_zeros() as i32) - 149
-        } else {
-            exp_field - 127
-        };
-        let e = 30 - big_e;
-        let scale = if (0..=127).contains(&e) {
-            Scale::F32(f32::from_bits(((e + 127) as u32) << 23))
-        } else {
-            Scale::F64(f64::from_bits(((e + 1023) as u64) << 52))
-        };
-        let total = match scale {
-            Scale::F32(s) => K::sum_u(p, s),
-            Scale::F64(s) => sum_w(p, |x| weight_f64(x, s)),
-            Scale::Uniform => 0,
+        let scale = Self::scale_of(mb);
+        let (total, first) = match scale {
+            Scale::F32(s) => K::weights(p, s, mb, u.get_mut(..v).ok_or_else(bad_row)?),
+            Scale::F64(s) => {
+                (sum_w(p, |x| weight_f64(x, s)), p.iter().position(|&x| sbits(x) == mb).unwrap_or(usize::MAX))
+            }
+            Scale::Uniform => (0, 0),
         };
         let (inv, sh) = if m == 0 || total == 0 {
             (0, 0)
@@ -405,58 +376,47 @@ impl RowQuant {
             let inv = (((m as u128) << s) / total as u128) as u64;
             (inv, s - 32)
         };
-        RowQuant { scale, mb, m, inv, sh, v }
+        Ok(RowQuant { scale, mb, first, m, inv, sh, v })
     }
 
-    /// Sum of `f_i` over `xs` and whether any of them has the largest weight.
+    /// Sum of `f_i` over indices `range` (`u` as filled by `with`).
     #[inline(always)]
-    unsafe fn sum_f<K: Kern>(&self, xs: &[f32]) -> (u64, bool) {
-        let (inv, sh, mb) = (self.inv, self.sh, self.mb);
+    unsafe fn sum_f<K: Kern>(&self, p: &[f32], u: &[u32], range: std::ops::Range<usize>) -> u64 {
+        let (inv, sh) = (self.inv, self.sh);
         match self.scale {
-            Scale::Uniform => ((self.m as u64 / self.v as u64) * xs.len() as u64, !xs.is_empty()),
-            Scale::F32(s) => K::sum_f(xs, s, inv, sh, mb),
-            Scale::F64(s) => sum_f_kernel(xs, |x| weight_f64(x, s), inv, sh, mb),
+            Scale::Uniform => (self.m as u64 / self.v as u64) * range.len() as u64,
+            Scale::F32(_) => u.get(range).map_or(0, |u| K::sum_f(u, inv, sh)),
+            Scale::F64(s) => p.get(range).map_or(0, |xs| sum_f_kernel(xs, |x| weight_f64(x, s), inv, sh, self.mb).0),
         }
     }
 
     #[inline(always)]
-    fn f_of(&self, x: f32) -> (u32, bool) {
-        let u = match self.scale {
-            Scale::Uniform => return (self.m / self.v as u32, true),
-            Scale::F32(s) => weight_f32(x, s),
-            Scale::F64(s) => weight_f64(x, s),
+    fn f_at(&self, p: &[f32], u: &[u32], i: usize) -> u32 {
+        let w = match self.scale {
+            Scale::Uniform => return self.m / self.v as u32,
+            Scale::F32(_) => u.get(i).copied().unwrap_or(0),
+            Scale::F64(s) => p.get(i).map_or(0, |&x| weight_f64(x, s)),
         };
-        ((((u as u64 * self.inv) >> 32) >> self.sh) as u32, sbits(x) == self.mb)
+        f_of_u(w, self.inv, self.sh) as u32
     }
 
     /// `(start, freq)` of `symbol` without materialising the row.
-    /// Errors if `symbol >= V`.
-    pub fn interval(&self, p: &[f32], symbol: usize) -> Result<(u32, u32)> {
-        // SAFETY: the portable kernels need no CPU feature.
-        unsafe { self.interval_with::<Portable>(p, symbol) }
-    }
-
     #[inline(always)]
-    unsafe fn interval_with<K: Kern>(&self, p: &[f32], symbol: usize) -> Result<(u32, u32)> {
-        let (lo, rest) = match (p.get(..symbol), p.get(symbol..)) {
-            (Some(lo), Some(rest)) if !rest.is_empty() => (lo, rest),
-            _ => {
-                return Err(MmzError::InvalidArgument(format!(
-                    "symbol {symbol} out of range for alphabet of {}",
-                    p.len()
-                )))
-            }
-        };
-        let (sum_lo, hit_lo) = self.sum_f::<K>(lo);
-        let (fs, hit_s) = self.f_of(rest[0]);
-        // The remainder goes to the first index holding the maximum.
-        let first_is_before = hit_lo;
-        let first_is_here = !hit_lo && hit_s;
+    unsafe fn interval_with<K: Kern>(&self, p: &[f32], u: &[u32], symbol: usize) -> Result<(u32, u32)> {
+        if symbol >= p.len() {
+            return Err(MmzError::InvalidArgument(format!(
+                "symbol {symbol} out of range for alphabet of {}",
+                p.len()
+            )));
+        }
+        let sum_lo = self.sum_f::<K>(p, u, 0..symbol);
+        let fs = self.f_at(p, u, symbol);
         let start = symbol as u64 + sum_lo;
-        if first_is_before || first_is_here {
-            let (sum_hi, _) = self.sum_f::<K>(&rest[1..]);
-            let r = self.m as u64 - (sum_lo + fs as u64 + sum_hi);
-            if first_is_before {
+        // The remainder goes to the first index holding the maximum.
+        if self.first <= symbol {
+            let sum_hi = self.sum_f::<K>(p, u, symbol + 1..p.len());
+            let r = (self.m as u64).checked_sub(sum_lo + fs as u64 + sum_hi).ok_or_else(bad_row)?;
+            if self.first < symbol {
                 Ok(((start + r) as u32, 1 + fs))
             } else {
                 Ok((start as u32, 1 + fs + r as u32))
@@ -466,46 +426,51 @@ impl RowQuant {
         }
     }
 
-    /// Write all `freq_i` into `out` (same length as `p`).
-    pub fn fill(&self, p: &[f32], out: &mut [u32]) -> Result<()> {
-        // SAFETY: the portable kernels need no CPU feature.
-        unsafe { self.fill_with::<Portable>(p, out) }
-    }
-
+    /// Write all `freq_i` into `out` (same length as `p`), which also serves
+    /// as the weight buffer.
     #[inline(always)]
-    unsafe fn fill_with<K: Kern>(&self, p: &[f32], out: &mut [u32]) -> Result<()> {
+    unsafe fn fill_with<K: Kern>(p: &[f32], precision: u32, out: &mut [u32]) -> Result<()> {
         if out.len() != p.len() {
             return Err(MmzError::InvalidArgument("output length differs from row length".into()));
         }
-        let (inv, sh) = (self.inv, self.sh);
-        let sum = match self.scale {
+        // The weights go straight into `out` (the f32-scale case overwrites them with freq_i).
+        let rq = Self::with::<K>(p, precision, out)?;
+        let (inv, sh) = (rq.inv, rq.sh);
+        let sum = match rq.scale {
             Scale::Uniform => {
-                let f = self.m / self.v as u32;
+                let f = rq.m / rq.v as u32;
                 out.iter_mut().for_each(|o| *o = f + 1);
-                f as u64 * self.v as u64
+                f as u64 * rq.v as u64
             }
-            Scale::F32(s) => K::fill(p, s, inv, sh, out),
+            Scale::F32(_) => K::fill(out, inv, sh),
             Scale::F64(s) => fill_kernel(p, out, |x| weight_f64(x, s), inv, sh),
         };
-        let first = match self.scale {
-            Scale::Uniform => 0,
-            _ => K::first_eq(p, self.mb),
-        };
-        let r = (self.m as u64).saturating_sub(sum) as u32;
-        if let Some(o) = out.get_mut(first) {
+        let r = (rq.m as u64).checked_sub(sum).ok_or_else(bad_row)? as u32;
+        if let Some(o) = out.get_mut(rq.first) {
             *o += r;
         }
         Ok(())
     }
 
+    fn scale_of(mb: u32) -> Scale {
+        let exp_field = (mb >> 23) as i32;
+        let big_e = if exp_field == 0 { (31 - (mb & 0x7F_FFFF).leading_zeros() as i32) - 149 } else { exp_field - 127 };
+        let e = 30 - big_e;
+        if (0..=127).contains(&e) {
+            Scale::F32(f32::from_bits(((e + 127) as u32) << 23))
+        } else {
+            Scale::F64(f64::from_bits(((e + 1023) as u64) << 52))
+        }
+    }
+
     /// The symbol whose interval holds `q` (`< 2^P`), as `(symbol, start, freq)`,
     /// without materialising the row: block sums of `f`, then one block.
-    /// `scratch` holds the block sums (resized as needed).
+    /// `u` holds the weights (from `with`), `bsums` receives the block sums.
     #[inline(always)]
-    unsafe fn locate_with<K: Kern>(&self, p: &[f32], q: u32, scratch: &mut Vec<u32>) -> Result<(u32, u32, u32)> {
+    unsafe fn locate_with<K: Kern>(&self, p: &[f32], u: &[u32], q: u32, bsums: &mut [u32]) -> Result<(u32, u32, u32)> {
         let v = p.len();
         let q = q as u64;
-        let s = match self.scale {
+        match self.scale {
             Scale::Uniform => {
                 let c = (self.m / v as u32) as u64;
                 let f0 = 1 + c + (self.m as u64 - c * v as u64);
@@ -514,51 +479,51 @@ impl RowQuant {
                 }
                 let i = (q - f0) / (1 + c) + 1;
                 if i >= v as u64 {
-                    return Err(MmzError::corrupt("range-coded stream", "target beyond the frequency total"));
+                    return Err(beyond_total());
                 }
                 return Ok((i as u32, (f0 + (i - 1) * (1 + c)) as u32, (1 + c) as u32));
             }
-            Scale::F32(s) => s,
-            Scale::F64(_) => {
+            Scale::F32(_) => {}
+            Scale::F64(s) => {
                 // Rare (the maximum is below 2^-97 or at least 2^31): materialise the row.
-                scratch.clear();
-                scratch.resize(v, 0);
-                self.fill_with::<Portable>(p, scratch)?;
+                let mut freqs = vec![0u32; v];
+                let sum = fill_kernel(p, &mut freqs, |x| weight_f64(x, s), self.inv, self.sh);
+                let r = (self.m as u64).checked_sub(sum).ok_or_else(bad_row)? as u32;
+                if let Some(o) = freqs.get_mut(self.first) {
+                    *o += r;
+                }
                 let mut cum = 0u64;
-                for (i, &f) in scratch.iter().enumerate() {
+                for (i, &f) in freqs.iter().enumerate() {
                     if cum + f as u64 > q {
                         return Ok((i as u32, cum as u32, f));
                     }
                     cum += f as u64;
                 }
-                return Err(MmzError::corrupt("range-coded stream", "target beyond the frequency total"));
+                return Err(beyond_total());
             }
-        };
-        let (inv, sh, mb) = (self.inv, self.sh, self.mb);
+        }
+        let (inv, sh) = (self.inv, self.sh);
         let nb = v.div_ceil(BLOCK);
-        if scratch.len() < nb {
-            scratch.resize(nb, 0);
-        }
-        let bsums = &mut scratch[..nb];
-        let (total, kb) = K::block_sums(p, s, inv, sh, mb, bsums);
-        let bad = || MmzError::corrupt("range-coded stream", "frequency row inconsistent");
-        let r = (self.m as u64).checked_sub(total).ok_or_else(bad)?;
-        let kblock = p.get(kb.saturating_mul(BLOCK)..).ok_or_else(bad)?;
-        let k = kb * BLOCK + K::first_eq(&kblock[..kblock.len().min(BLOCK)], mb);
-        let mut cum = 0u64;
+        let bsums = bsums.get_mut(..nb).ok_or_else(bad_row)?;
+        let u = u.get(..v).ok_or_else(bad_row)?;
+        let total = K::block_sums(u, inv, sh, bsums);
+        let r = (self.m as u64).checked_sub(total).ok_or_else(bad_row)?;
+        let kb = self.first / BLOCK;
+        // Branch-free walk: blocks whose inclusive running total is <= q precede the target.
+        let (mut below, mut before, mut incl) = (0usize, 0u64, 0u64);
         for (b, &bs) in bsums.iter().enumerate() {
-            let base = b * BLOCK;
-            let len = BLOCK.min(v - base);
+            let len = if b + 1 == nb { v - b * BLOCK } else { BLOCK };
             let w = bs as u64 + len as u64 + if b == kb { r } else { 0 };
-            if cum + w > q {
-                let blk = p.get(base..base + len).ok_or_else(bad)?;
-                let kk = k.wrapping_sub(base);
-                let (j, st, f) = K::search(blk, s, inv, sh, q - cum, kk, r as u32).ok_or_else(bad)?;
-                return Ok(((base + j) as u32, (cum + st) as u32, f));
-            }
-            cum += w;
+            incl += w;
+            let le = (incl <= q) as u64;
+            below += le as usize;
+            before += le * w;
         }
-        Err(MmzError::corrupt("range-coded stream", "target beyond the frequency total"))
+        let base = below * BLOCK;
+        let blk = u.get(base..v.min(base + BLOCK)).ok_or_else(beyond_total)?;
+        let kk = self.first.wrapping_sub(base);
+        let (j, st, f) = K::search(blk, inv, sh, q - before, kk, r as u32).ok_or_else(bad_row)?;
+        Ok(((base + j) as u32, (before + st) as u32, f))
     }
 }
 
@@ -645,16 +610,27 @@ impl Kernel {
 macro_rules! entry_points {
     ($kern:ty, $interval:ident, $fill:ident, $locate:ident $(, $feat:literal)?) => {
         $(#[target_feature(enable = $feat)])?
-        unsafe fn $interval(p: &[f32], precision: u32, symbol: usize) -> Result<(u32, u32)> {
-            RowQuant::with::<$kern>(p, precision).interval_with::<$kern>(p, symbol)
+        unsafe fn $interval(p: &[f32], precision: u32, symbol: usize, scratch: &mut Vec<u32>) -> Result<(u32, u32)> {
+            if scratch.len() < p.len() {
+                scratch.resize(p.len(), 0);
+            }
+            let rq = RowQuant::with::<$kern>(p, precision, scratch)?;
+            rq.interval_with::<$kern>(p, scratch, symbol)
         }
         $(#[target_feature(enable = $feat)])?
         unsafe fn $fill(p: &[f32], precision: u32, out: &mut [u32]) -> Result<()> {
-            RowQuant::with::<$kern>(p, precision).fill_with::<$kern>(p, out)
+            RowQuant::fill_with::<$kern>(p, precision, out)
         }
         $(#[target_feature(enable = $feat)])?
         unsafe fn $locate(p: &[f32], precision: u32, q: u32, scratch: &mut Vec<u32>) -> Result<(u32, u32, u32)> {
-            RowQuant::with::<$kern>(p, precision).locate_with::<$kern>(p, q, scratch)
+            let v = p.len();
+            let need = v + v.div_ceil(BLOCK);
+            if scratch.len() < need {
+                scratch.resize(need, 0);
+            }
+            let (u, bsums) = scratch.split_at_mut(v);
+            let rq = RowQuant::with::<$kern>(p, precision, u)?;
+            rq.locate_with::<$kern>(p, u, q, bsums)
         }
     };
 }
@@ -666,30 +642,47 @@ entry_points!(Avx2, interval_avx2, fill_avx2, locate_avx2, "avx2");
 entry_points!(Avx512, interval_avx512, fill_avx512, locate_avx512, "avx512f");
 
 /// `(start, freq)` of `symbol` under the quantized row `p`, without
-/// materialising the frequencies (the encoder's fast path).
+/// materialising the frequencies (the encoder's fast path). Uses a
+/// thread-local buffer; [`row_interval_in`] takes the caller's.
 #[inline]
 pub fn row_interval(p: &[f32], precision: u32, symbol: usize) -> Result<(u32, u32)> {
-    row_interval_with(Kernel::best(), p, precision, symbol)
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUF.with(|b| match b.try_borrow_mut() {
+        Ok(mut buf) => row_interval_with(Kernel::best(), p, precision, symbol, &mut buf),
+        Err(_) => row_interval_with(Kernel::best(), p, precision, symbol, &mut Vec::new()),
+    })
+}
+
+/// [`row_interval`] with working memory `scratch` (reused between calls).
+#[inline]
+pub fn row_interval_in(p: &[f32], precision: u32, symbol: usize, scratch: &mut Vec<u32>) -> Result<(u32, u32)> {
+    row_interval_with(Kernel::best(), p, precision, symbol, scratch)
 }
 
 /// [`row_interval`] with a chosen kernel (errors if the CPU lacks it).
 #[inline]
-pub fn row_interval_with(k: Kernel, p: &[f32], precision: u32, symbol: usize) -> Result<(u32, u32)> {
+pub fn row_interval_with(k: Kernel, p: &[f32], precision: u32, symbol: usize, scratch: &mut Vec<u32>) -> Result<(u32, u32)> {
     check_params(precision, p.len())?;
     // SAFETY (all arms): the kernel's CPU features were detected (best() or check()).
     match k {
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx512 if k == Kernel::best() || k.check().is_ok() => unsafe { interval_avx512(p, precision, symbol) },
+        Kernel::Avx512 if k == Kernel::best() || k.check().is_ok() => unsafe {
+            interval_avx512(p, precision, symbol, scratch)
+        },
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 if k == Kernel::best() || k.check().is_ok() => unsafe { interval_avx2(p, precision, symbol) },
-        Kernel::Portable => unsafe { interval_portable(p, precision, symbol) },
+        Kernel::Avx2 if k == Kernel::best() || k.check().is_ok() => unsafe {
+            interval_avx2(p, precision, symbol, scratch)
+        },
+        Kernel::Portable => unsafe { interval_portable(p, precision, symbol, scratch) },
         _ => Err(k.check().err().unwrap_or_else(|| MmzError::InvalidArgument("kernel unavailable".into()))),
     }
 }
 
 /// Portable (non-dispatched) variant of [`row_interval`], for equivalence tests.
 pub fn row_interval_portable(p: &[f32], precision: u32, symbol: usize) -> Result<(u32, u32)> {
-    row_interval_with(Kernel::Portable, p, precision, symbol)
+    row_interval_with(Kernel::Portable, p, precision, symbol, &mut Vec::new())
 }
 
 /// The symbol whose interval under the quantized row `p` holds `q` (`< 2^precision`),
@@ -933,10 +926,9 @@ mod tests {
         let p: Vec<f32> = (0..300).map(|i| ((i * 37) % 101) as f32 / 7.0 + if i == 5 { 100.0 } else { 0.0 }).collect();
         for prec in [12, 20, 24] {
             let f = quantize_probs_vec(&p, prec).unwrap();
-            let q = RowQuant::new(&p, prec);
             let mut start = 0;
             for (s, &fs) in f.iter().enumerate() {
-                assert_eq!(q.interval(&p, s).unwrap(), (start, fs), "symbol {s}");
+                assert_eq!(row_interval_portable(&p, prec, s).unwrap(), (start, fs), "symbol {s}");
                 start += fs;
             }
         }
@@ -947,10 +939,9 @@ mod tests {
         for p in [vec![0.0f32; 10], vec![1e-44f32, 3e-45, 0.0], vec![3e38f32, 1e38, 1.0], vec![f32::NAN; 3]] {
             let f = quantize_probs_vec(&p, 16).unwrap();
             assert_eq!(f.iter().sum::<u32>(), 1 << 16);
-            let q = RowQuant::new(&p, 16);
             let mut start = 0;
             for (s, &fs) in f.iter().enumerate() {
-                assert_eq!(q.interval(&p, s).unwrap(), (start, fs));
+                assert_eq!(row_interval(&p, 16, s).unwrap(), (start, fs));
                 start += fs;
             }
         }
@@ -967,5 +958,47 @@ mod tests {
         }
         assert_eq!(exp2_neg(0.0), 1.0);
         assert_eq!(exp2_neg(-200.0), 0.0);
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    fn cpu() -> f64 {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: valid pointer.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+    }
+    /// Per-row cost of the dispatched row functions on cache-resident rows
+    /// (`cargo test --release -p mmz-core --lib timing -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn kernel_timing() {
+        for v in [256usize, 16384] {
+            let rows = (1 << 18) / (4 * v);
+            let pool: Vec<f32> = (0..rows * v).map(|i| (((i * 2654435761) % 10007) as f32 / 10007.0).powi(4) + 1e-7).collect();
+            let iters = 8_000_000 / v;
+            let row = |i: usize| &pool[(i % rows) * v..(i % rows + 1) * v];
+            let mut acc = 0u64;
+            let mut sc = Vec::new();
+            let mut out = vec![0u32; v];
+            let t0 = cpu();
+            for i in 0..iters {
+                acc += row_interval_in(row(i), 24, (i * 7919) % v, &mut sc).unwrap().0 as u64;
+            }
+            let t1 = cpu();
+            for i in 0..iters {
+                acc += row_locate(row(i), 24, ((i * 7919) % (1 << 24)) as u32, &mut sc).unwrap().0 as u64;
+            }
+            let t2 = cpu();
+            for i in 0..iters {
+                quantize_probs(row(i), 24, &mut out).unwrap();
+                acc += out[0] as u64;
+            }
+            let t3 = cpu();
+            let ns = |a: f64, b: f64| (b - a) / iters as f64 * 1e9;
+            println!("V={v} {:?}: interval {:.1} ns, locate {:.1} ns, fill {:.1} ns ({acc})", Kernel::best(), ns(t0, t1), ns(t1, t2), ns(t2, t3));
+        }
     }
 }

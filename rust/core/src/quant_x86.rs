@@ -6,15 +6,12 @@
 //!
 //! Arguments shared by the kernels: `s` = the f32 power-of-two scale `2^e`,
 //! `inv` < 2^32 and `sh` = `S - 32` (see `quant::RowQuant`), `mb` = bits of the
-//! largest sanitized entry (non-zero).
+//! largest sanitized entry (non-zero), `u` = the integer weights of a row.
 //!
 //! Safety: every function here requires the CPU features named in its
 //! `target_feature` attribute; `quant.rs` only calls them after run-time detection.
 
-use super::{f_scalar, weight_f32, BLOCK, INF_BITS};
-
-/// `(start, freq)` within a block and the lane index (see `Kern::search`).
-pub(super) type Found = Option<(usize, u64, u32)>;
+use super::{f_of_u, BLOCK, INF_BITS};
 
 pub(super) mod avx512 {
     use super::*;
@@ -31,16 +28,8 @@ pub(super) mod avx512 {
 
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn load(ptr: *const f32, k: __mmask16) -> __m512i {
+    unsafe fn load<T>(ptr: *const T, k: __mmask16) -> __m512i {
         _mm512_maskz_loadu_epi32(k, ptr as *const i32)
-    }
-
-    /// `u = trunc(sanitize(x) * s)` per lane.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn weights(x: __m512i, sv: __m512, inf: __m512i) -> __m512i {
-        let ok = _mm512_cmplt_epu32_mask(x, inf);
-        _mm512_cvttps_epi32(_mm512_maskz_mul_ps(ok, _mm512_castsi512_ps(x), sv))
     }
 
     /// `f` of the even and of the odd lanes, as u64 lanes.
@@ -50,6 +39,14 @@ pub(super) mod avx512 {
         let e = _mm512_srl_epi64(_mm512_mul_epu32(u, invv), cnt);
         let o = _mm512_srl_epi64(_mm512_mul_epu32(_mm512_srli_epi64::<32>(u), invv), cnt);
         (e, o)
+    }
+
+    /// `f` as 16 u32 lanes (each below 2^24) and as 8 u64 lane sums.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn f_vec(u: __m512i, invv: __m512i, cnt: __m128i) -> (__m512i, __m512i) {
+        let (e, o) = f_pair(u, invv, cnt);
+        (_mm512_or_si512(e, _mm512_slli_epi64::<32>(o)), _mm512_add_epi64(e, o))
     }
 
     #[inline]
@@ -85,150 +82,118 @@ pub(super) mod avx512 {
         _mm512_reduce_max_epu32(_mm512_max_epu32(_mm512_max_epu32(a0, a1), _mm512_max_epu32(a2, a3)))
     }
 
+    /// Writes `u_i` for every entry; returns `(sum u_i, first index with bits mb)`.
     #[target_feature(enable = "avx512f")]
-    pub(crate) unsafe fn sum_u(p: &[f32], s: f32) -> u64 {
+    pub(crate) unsafe fn weights(p: &[f32], s: f32, mb: u32, u: &mut [u32]) -> (u64, usize) {
         let inf = _mm512_set1_epi32(INF_BITS as i32);
         let sv = _mm512_set1_ps(s);
+        let mbv = _mm512_set1_epi32(mb as i32);
         let lo = _mm512_set1_epi64(0xFFFF_FFFF);
         let z = _mm512_setzero_si512();
-        let (mut a0, mut a1, mut a2, mut a3) = (z, z, z, z);
-        let n = p.len();
-        let ptr = p.as_ptr();
-        let mut i = 0;
-        while i + 32 <= n {
-            let u0 = weights(load(ptr.add(i), 0xFFFF), sv, inf);
-            let u1 = weights(load(ptr.add(i + 16), 0xFFFF), sv, inf);
-            a0 = _mm512_add_epi64(a0, _mm512_and_si512(u0, lo));
-            a1 = _mm512_add_epi64(a1, _mm512_srli_epi64::<32>(u0));
-            a2 = _mm512_add_epi64(a2, _mm512_and_si512(u1, lo));
-            a3 = _mm512_add_epi64(a3, _mm512_srli_epi64::<32>(u1));
-            i += 32;
-        }
-        while i < n {
-            let u = weights(load(ptr.add(i), tail_mask(n - i)), sv, inf);
-            a0 = _mm512_add_epi64(a0, _mm512_and_si512(u, lo));
-            a1 = _mm512_add_epi64(a1, _mm512_srli_epi64::<32>(u));
-            i += 16;
-        }
-        _mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3))) as u64
-    }
-
-    #[target_feature(enable = "avx512f")]
-    pub(crate) unsafe fn sum_f(p: &[f32], s: f32, inv: u64, sh: u32, mb: u32) -> (u64, bool) {
-        let inf = _mm512_set1_epi32(INF_BITS as i32);
-        let sv = _mm512_set1_ps(s);
-        let invv = _mm512_set1_epi64(inv as i64);
-        let mbv = _mm512_set1_epi32(mb as i32);
-        let cnt = count(sh);
-        let z = _mm512_setzero_si512();
         let (mut a0, mut a1) = (z, z);
-        let mut hit: __mmask16 = 0;
-        let n = p.len();
-        let ptr = p.as_ptr();
+        let n = p.len().min(u.len());
+        let (ptr, uptr) = (p.as_ptr(), u.as_mut_ptr());
+        let mut first = usize::MAX;
         let mut i = 0;
-        while i + 32 <= n {
-            let x0 = load(ptr.add(i), 0xFFFF);
-            let x1 = load(ptr.add(i + 16), 0xFFFF);
-            let (e0, o0) = f_pair(weights(x0, sv, inf), invv, cnt);
-            let (e1, o1) = f_pair(weights(x1, sv, inf), invv, cnt);
-            a0 = _mm512_add_epi64(a0, _mm512_add_epi64(e0, o0));
-            a1 = _mm512_add_epi64(a1, _mm512_add_epi64(e1, o1));
-            hit |= _mm512_cmpeq_epi32_mask(x0, mbv) | _mm512_cmpeq_epi32_mask(x1, mbv);
-            i += 32;
-        }
         while i < n {
             let k = tail_mask(n - i);
             let x = load(ptr.add(i), k);
-            let (e, o) = f_pair(weights(x, sv, inf), invv, cnt);
-            a0 = _mm512_add_epi64(a0, _mm512_add_epi64(e, o));
-            hit |= _mm512_mask_cmpeq_epi32_mask(k, x, mbv);
+            let ok = _mm512_cmplt_epu32_mask(x, inf);
+            let w = _mm512_cvttps_epi32(_mm512_maskz_mul_ps(ok, _mm512_castsi512_ps(x), sv));
+            _mm512_mask_storeu_epi32(uptr.add(i) as *mut i32, k, w);
+            a0 = _mm512_add_epi64(a0, _mm512_and_si512(w, lo));
+            a1 = _mm512_add_epi64(a1, _mm512_srli_epi64::<32>(w));
+            if first == usize::MAX {
+                let m = _mm512_cmpeq_epi32_mask(x, mbv);
+                if m != 0 {
+                    first = i + m.trailing_zeros() as usize;
+                }
+            }
             i += 16;
         }
-        (_mm512_reduce_add_epi64(_mm512_add_epi64(a0, a1)) as u64, hit != 0)
-    }
-
-    /// `f_i + 1` as 16 u32 lanes, and `f` as 8 u64 lane sums.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn freq_vec(x: __m512i, sv: __m512, inf: __m512i, invv: __m512i, cnt: __m128i) -> (__m512i, __m512i) {
-        let (e, o) = f_pair(weights(x, sv, inf), invv, cnt);
-        let f = _mm512_or_si512(e, _mm512_slli_epi64::<32>(o));
-        (_mm512_add_epi32(f, _mm512_set1_epi32(1)), _mm512_add_epi64(e, o))
+        (_mm512_reduce_add_epi64(_mm512_add_epi64(a0, a1)) as u64, first)
     }
 
     #[target_feature(enable = "avx512f")]
-    pub(crate) unsafe fn fill(p: &[f32], s: f32, inv: u64, sh: u32, out: &mut [u32]) -> u64 {
-        let inf = _mm512_set1_epi32(INF_BITS as i32);
-        let sv = _mm512_set1_ps(s);
+    pub(crate) unsafe fn sum_f(u: &[u32], inv: u64, sh: u32) -> u64 {
         let invv = _mm512_set1_epi64(inv as i64);
         let cnt = count(sh);
+        let z = _mm512_setzero_si512();
+        let (mut a0, mut a1) = (z, z);
+        let n = u.len();
+        let ptr = u.as_ptr();
+        let mut i = 0;
+        while i + 32 <= n {
+            let (e0, o0) = f_pair(load(ptr.add(i), 0xFFFF), invv, cnt);
+            let (e1, o1) = f_pair(load(ptr.add(i + 16), 0xFFFF), invv, cnt);
+            a0 = _mm512_add_epi64(a0, _mm512_add_epi64(e0, o0));
+            a1 = _mm512_add_epi64(a1, _mm512_add_epi64(e1, o1));
+            i += 32;
+        }
+        while i < n {
+            let (e, o) = f_pair(load(ptr.add(i), tail_mask(n - i)), invv, cnt);
+            a0 = _mm512_add_epi64(a0, _mm512_add_epi64(e, o));
+            i += 16;
+        }
+        _mm512_reduce_add_epi64(_mm512_add_epi64(a0, a1)) as u64
+    }
+
+    /// In place `u_i -> 1 + f_i`; returns `sum f_i`.
+    #[target_feature(enable = "avx512f")]
+    pub(crate) unsafe fn fill(u: &mut [u32], inv: u64, sh: u32) -> u64 {
+        let invv = _mm512_set1_epi64(inv as i64);
+        let one = _mm512_set1_epi32(1);
+        let cnt = count(sh);
         let mut acc = _mm512_setzero_si512();
-        let n = p.len().min(out.len());
-        let (ptr, optr) = (p.as_ptr(), out.as_mut_ptr());
+        let n = u.len();
+        let ptr = u.as_mut_ptr();
         let mut i = 0;
         while i < n {
             let k = tail_mask(n - i);
-            let (f1, f) = freq_vec(load(ptr.add(i), k), sv, inf, invv, cnt);
-            _mm512_mask_storeu_epi32(optr.add(i) as *mut i32, k, f1);
-            acc = _mm512_add_epi64(acc, f);
+            let (f, f64s) = f_vec(load(ptr.add(i), k), invv, cnt);
+            _mm512_mask_storeu_epi32(ptr.add(i) as *mut i32, k, _mm512_add_epi32(f, one));
+            acc = _mm512_add_epi64(acc, f64s);
             i += 16;
         }
         _mm512_reduce_add_epi64(acc) as u64
     }
 
+    /// `out[b] = sum f_i` over block `b`; returns the total.
     #[target_feature(enable = "avx512f")]
-    pub(crate) unsafe fn block_sums(p: &[f32], s: f32, inv: u64, sh: u32, mb: u32, out: &mut [u32]) -> (u64, usize) {
-        let inf = _mm512_set1_epi32(INF_BITS as i32);
-        let sv = _mm512_set1_ps(s);
+    pub(crate) unsafe fn block_sums(u: &[u32], inv: u64, sh: u32, out: &mut [u32]) -> u64 {
         let invv = _mm512_set1_epi64(inv as i64);
-        let mbv = _mm512_set1_epi32(mb as i32);
         let cnt = count(sh);
-        let n = p.len();
-        let ptr = p.as_ptr();
+        let n = u.len();
+        let ptr = u.as_ptr();
         let mut total = 0u64;
-        let mut first = usize::MAX;
         for (b, o) in out.iter_mut().enumerate() {
             let base = b * BLOCK;
             if base >= n {
                 break;
             }
-            let rem = n - base;
-            let mut acc = _mm512_setzero_si512();
-            let mut hit: __mmask16 = 0;
-            let mut j = 0;
-            while j < BLOCK && j < rem {
-                let k = tail_mask(rem - j);
-                let x = load(ptr.add(base + j), k);
-                let (e, o) = f_pair(weights(x, sv, inf), invv, cnt);
-                acc = _mm512_add_epi64(acc, _mm512_add_epi64(e, o));
-                hit |= _mm512_mask_cmpeq_epi32_mask(k, x, mbv);
-                j += 16;
-            }
+            let acc = if base + BLOCK <= n {
+                let (e0, o0) = f_pair(load(ptr.add(base), 0xFFFF), invv, cnt);
+                let (e1, o1) = f_pair(load(ptr.add(base + 16), 0xFFFF), invv, cnt);
+                let (e2, o2) = f_pair(load(ptr.add(base + 32), 0xFFFF), invv, cnt);
+                let (e3, o3) = f_pair(load(ptr.add(base + 48), 0xFFFF), invv, cnt);
+                let a = _mm512_add_epi64(_mm512_add_epi64(e0, o0), _mm512_add_epi64(e1, o1));
+                let c = _mm512_add_epi64(_mm512_add_epi64(e2, o2), _mm512_add_epi64(e3, o3));
+                _mm512_add_epi64(a, c)
+            } else {
+                let mut acc = _mm512_setzero_si512();
+                let mut j = base;
+                while j < n {
+                    let (e, o) = f_pair(load(ptr.add(j), tail_mask(n - j)), invv, cnt);
+                    acc = _mm512_add_epi64(acc, _mm512_add_epi64(e, o));
+                    j += 16;
+                }
+                acc
+            };
             let bs = _mm512_reduce_add_epi64(acc) as u64;
             *o = bs as u32;
             total += bs;
-            if hit != 0 && first == usize::MAX {
-                first = b;
-            }
         }
-        (total, first)
-    }
-
-    #[target_feature(enable = "avx512f")]
-    pub(crate) unsafe fn first_eq(p: &[f32], mb: u32) -> usize {
-        let mbv = _mm512_set1_epi32(mb as i32);
-        let n = p.len();
-        let ptr = p.as_ptr();
-        let mut i = 0;
-        while i < n {
-            let k = tail_mask(n - i);
-            let m = _mm512_mask_cmpeq_epi32_mask(k, load(ptr.add(i), k), mbv);
-            if m != 0 {
-                return i + m.trailing_zeros() as usize;
-            }
-            i += 16;
-        }
-        n
+        total
     }
 
     /// Inclusive prefix sum of 16 u32 lanes.
@@ -242,41 +207,43 @@ pub(super) mod avx512 {
         _mm512_add_epi32(x, _mm512_alignr_epi32::<8>(x, z))
     }
 
+    /// Branch-free search within one block (see `Kern::search`).
     #[target_feature(enable = "avx512f")]
-    pub(crate) unsafe fn search(p: &[f32], s: f32, inv: u64, sh: u32, t: u64, kk: usize, r: u32) -> Found {
-        let inf = _mm512_set1_epi32(INF_BITS as i32);
-        let sv = _mm512_set1_ps(s);
+    pub(crate) unsafe fn search(u: &[u32], inv: u64, sh: u32, t: u64, kk: usize, r: u32) -> Option<(usize, u64, u32)> {
         let invv = _mm512_set1_epi64(inv as i64);
         let cnt = count(sh);
+        let one = _mm512_set1_epi32(1);
         let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        let n = p.len();
-        let ptr = p.as_ptr();
-        let mut base = 0u64;
+        let kkv = _mm512_set1_epi32(kk.min(1 << 30) as i32);
+        let rv = _mm512_set1_epi32(r as i32);
+        let tv = _mm512_set1_epi32(t.min(1 << 30) as i32);
+        let last = _mm512_set1_epi32(15);
+        let n = u.len().min(BLOCK);
+        let ptr = u.as_ptr();
+        let mut pre = [0u32; BLOCK];
+        let mut fr = [0u32; BLOCK];
+        let mut carry = _mm512_setzero_si512();
+        let mut below = 0u32;
         let mut i = 0;
         while i < n {
             let k = tail_mask(n - i);
-            let (mut f1, _) = freq_vec(load(ptr.add(i), k), sv, inf, invv, cnt);
-            f1 = _mm512_maskz_mov_epi32(k, f1);
-            if kk >= i && kk < i + 16 {
-                let at = _mm512_cmpeq_epi32_mask(lanes, _mm512_set1_epi32((kk - i) as i32));
-                f1 = _mm512_mask_add_epi32(f1, at, f1, _mm512_set1_epi32(r as i32));
-            }
-            let pre = prefix16(f1);
-            // Lanes whose inclusive prefix exceeds t (t < 2^24, prefixes <= 2^24).
-            let gt = _mm512_mask_cmpgt_epu32_mask(k, pre, _mm512_set1_epi32((t - base) as i32));
-            if gt != 0 {
-                let lane = gt.trailing_zeros() as usize;
-                let mut pa = [0u32; 16];
-                let mut fa = [0u32; 16];
-                _mm512_storeu_epi32(pa.as_mut_ptr() as *mut i32, pre);
-                _mm512_storeu_epi32(fa.as_mut_ptr() as *mut i32, f1);
-                let (pl, fl) = (pa[lane], fa[lane]);
-                return Some((i + lane, base + (pl - fl) as u64, fl));
-            }
-            base += _mm512_reduce_add_epi32(f1) as u32 as u64;
+            let (f, _) = f_vec(load(ptr.add(i), k), invv, cnt);
+            let mut g = _mm512_maskz_add_epi32(k, f, one);
+            let at = _mm512_cmpeq_epi32_mask(_mm512_add_epi32(lanes, _mm512_set1_epi32(i as i32)), kkv);
+            g = _mm512_mask_add_epi32(g, at, g, rv);
+            let pv = _mm512_add_epi32(prefix16(g), carry);
+            carry = _mm512_permutexvar_epi32(last, pv);
+            _mm512_storeu_epi32(pre.as_mut_ptr().add(i) as *mut i32, pv);
+            _mm512_storeu_epi32(fr.as_mut_ptr().add(i) as *mut i32, g);
+            // Lanes whose inclusive prefix is still <= t come before the symbol.
+            below += _mm512_mask_cmple_epu32_mask(k, pv, tv).count_ones();
             i += 16;
         }
-        None
+        let j = below as usize;
+        match (pre.get(j), fr.get(j)) {
+            (Some(&pj), Some(&fj)) if j < n => Some((j, (pj - fj) as u64, fj)),
+            _ => None,
+        }
     }
 }
 
@@ -286,21 +253,8 @@ pub(super) mod avx2 {
 
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn load(ptr: *const f32) -> __m256i {
+    unsafe fn load<T>(ptr: *const T) -> __m256i {
         _mm256_loadu_si256(ptr as *const __m256i)
-    }
-
-    /// Sanitized bits: entries that are negative, `+inf` or NaN become 0.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    unsafe fn sanitized(x: __m256i, inf: __m256i) -> __m256i {
-        _mm256_max_epi32(_mm256_and_si256(x, _mm256_cmpgt_epi32(inf, x)), _mm256_setzero_si256())
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    unsafe fn weights(x: __m256i, sv: __m256, inf: __m256i) -> __m256i {
-        _mm256_cvttps_epi32(_mm256_mul_ps(_mm256_castsi256_ps(sanitized(x, inf)), sv))
     }
 
     #[inline]
@@ -352,77 +306,88 @@ pub(super) mod avx2 {
     }
 
     #[target_feature(enable = "avx2")]
-    pub(crate) unsafe fn sum_u(p: &[f32], s: f32) -> u64 {
+    pub(crate) unsafe fn weights(p: &[f32], s: f32, mb: u32, u: &mut [u32]) -> (u64, usize) {
         let inf = _mm256_set1_epi32(INF_BITS as i32);
         let sv = _mm256_set1_ps(s);
+        let mbv = _mm256_set1_epi32(mb as i32);
         let lo = _mm256_set1_epi64x(0xFFFF_FFFF);
         let z = _mm256_setzero_si256();
         let (mut a0, mut a1) = (z, z);
-        let n = p.len();
-        let ptr = p.as_ptr();
+        let n = p.len().min(u.len());
+        let (ptr, uptr) = (p.as_ptr(), u.as_mut_ptr());
+        let mut first = usize::MAX;
         let mut i = 0;
         while i + 8 <= n {
-            let u = weights(load(ptr.add(i)), sv, inf);
-            a0 = _mm256_add_epi64(a0, _mm256_and_si256(u, lo));
-            a1 = _mm256_add_epi64(a1, _mm256_srli_epi64::<32>(u));
+            let x = load(ptr.add(i));
+            // Sanitize: NaN/+inf -> 0 via the compare, negatives -> 0 via the signed max.
+            let sx = _mm256_max_epi32(_mm256_and_si256(x, _mm256_cmpgt_epi32(inf, x)), z);
+            let w = _mm256_cvttps_epi32(_mm256_mul_ps(_mm256_castsi256_ps(sx), sv));
+            _mm256_storeu_si256(uptr.add(i) as *mut __m256i, w);
+            a0 = _mm256_add_epi64(a0, _mm256_and_si256(w, lo));
+            a1 = _mm256_add_epi64(a1, _mm256_srli_epi64::<32>(w));
+            if first == usize::MAX {
+                let m = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(x, mbv)));
+                if m != 0 {
+                    first = i + m.trailing_zeros() as usize;
+                }
+            }
             i += 8;
         }
         let mut sum = hsum64(_mm256_add_epi64(a0, a1));
-        for &x in p.get(i..).unwrap_or(&[]) {
-            sum += weight_f32(x, s) as u64;
+        for j in i..n {
+            let x = *p.get_unchecked(j);
+            let w = super::super::weight_f32(x, s);
+            *u.get_unchecked_mut(j) = w;
+            sum += w as u64;
+            if first == usize::MAX && x.to_bits() == mb {
+                first = j;
+            }
+        }
+        (sum, first)
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(crate) unsafe fn sum_f(u: &[u32], inv: u64, sh: u32) -> u64 {
+        let invv = _mm256_set1_epi64x(inv as i64);
+        let cnt = count(sh);
+        let z = _mm256_setzero_si256();
+        let (mut a0, mut a1) = (z, z);
+        let n = u.len();
+        let ptr = u.as_ptr();
+        let mut i = 0;
+        while i + 16 <= n {
+            let (e0, o0) = f_pair(load(ptr.add(i)), invv, cnt);
+            let (e1, o1) = f_pair(load(ptr.add(i + 8)), invv, cnt);
+            a0 = _mm256_add_epi64(a0, _mm256_add_epi64(e0, o0));
+            a1 = _mm256_add_epi64(a1, _mm256_add_epi64(e1, o1));
+            i += 16;
+        }
+        let mut sum = hsum64(_mm256_add_epi64(a0, a1));
+        for &w in u.get(i..).unwrap_or(&[]) {
+            sum += f_of_u(w, inv, sh);
         }
         sum
     }
 
     #[target_feature(enable = "avx2")]
-    pub(crate) unsafe fn sum_f(p: &[f32], s: f32, inv: u64, sh: u32, mb: u32) -> (u64, bool) {
-        let inf = _mm256_set1_epi32(INF_BITS as i32);
-        let sv = _mm256_set1_ps(s);
-        let invv = _mm256_set1_epi64x(inv as i64);
-        let mbv = _mm256_set1_epi32(mb as i32);
-        let cnt = count(sh);
-        let z = _mm256_setzero_si256();
-        let (mut acc, mut hit) = (z, z);
-        let n = p.len();
-        let ptr = p.as_ptr();
-        let mut i = 0;
-        while i + 8 <= n {
-            let x = load(ptr.add(i));
-            let (e, o) = f_pair(weights(x, sv, inf), invv, cnt);
-            acc = _mm256_add_epi64(acc, _mm256_add_epi64(e, o));
-            hit = _mm256_or_si256(hit, _mm256_cmpeq_epi32(x, mbv));
-            i += 8;
-        }
-        let mut sum = hsum64(acc);
-        let mut any = _mm256_movemask_epi8(hit) != 0;
-        for &x in p.get(i..).unwrap_or(&[]) {
-            sum += f_scalar(x, s, inv, sh);
-            any |= x.to_bits() == mb;
-        }
-        (sum, any)
-    }
-
-    #[target_feature(enable = "avx2")]
-    pub(crate) unsafe fn fill(p: &[f32], s: f32, inv: u64, sh: u32, out: &mut [u32]) -> u64 {
-        let inf = _mm256_set1_epi32(INF_BITS as i32);
-        let sv = _mm256_set1_ps(s);
+    pub(crate) unsafe fn fill(u: &mut [u32], inv: u64, sh: u32) -> u64 {
         let invv = _mm256_set1_epi64x(inv as i64);
         let one = _mm256_set1_epi32(1);
         let cnt = count(sh);
         let mut acc = _mm256_setzero_si256();
-        let n = p.len().min(out.len());
-        let (ptr, optr) = (p.as_ptr(), out.as_mut_ptr());
+        let n = u.len();
+        let ptr = u.as_mut_ptr();
         let mut i = 0;
         while i + 8 <= n {
-            let (e, o) = f_pair(weights(load(ptr.add(i)), sv, inf), invv, cnt);
+            let (e, o) = f_pair(load(ptr.add(i)), invv, cnt);
             let f = _mm256_or_si256(e, _mm256_slli_epi64::<32>(o));
-            _mm256_storeu_si256(optr.add(i) as *mut __m256i, _mm256_add_epi32(f, one));
+            _mm256_storeu_si256(ptr.add(i) as *mut __m256i, _mm256_add_epi32(f, one));
             acc = _mm256_add_epi64(acc, _mm256_add_epi64(e, o));
             i += 8;
         }
         let mut sum = hsum64(acc);
-        for (d, &x) in out.iter_mut().zip(p).skip(i) {
-            let f = f_scalar(x, s, inv, sh);
+        for d in u.iter_mut().skip(i) {
+            let f = f_of_u(*d, inv, sh);
             *d = f as u32 + 1;
             sum += f;
         }
@@ -430,68 +395,34 @@ pub(super) mod avx2 {
     }
 
     #[target_feature(enable = "avx2")]
-    pub(crate) unsafe fn block_sums(p: &[f32], s: f32, inv: u64, sh: u32, mb: u32, out: &mut [u32]) -> (u64, usize) {
+    pub(crate) unsafe fn block_sums(u: &[u32], inv: u64, sh: u32, out: &mut [u32]) -> u64 {
         let mut total = 0u64;
-        let mut first = usize::MAX;
-        for (b, (o, c)) in out.iter_mut().zip(p.chunks(BLOCK)).enumerate() {
-            let (bs, hit) = sum_f(c, s, inv, sh, mb);
+        for (o, c) in out.iter_mut().zip(u.chunks(BLOCK)) {
+            let bs = sum_f(c, inv, sh);
             *o = bs as u32;
             total += bs;
-            if hit && first == usize::MAX {
-                first = b;
-            }
         }
-        (total, first)
+        total
     }
 
     #[target_feature(enable = "avx2")]
-    pub(crate) unsafe fn first_eq(p: &[f32], mb: u32) -> usize {
-        let mbv = _mm256_set1_epi32(mb as i32);
-        let n = p.len();
-        let ptr = p.as_ptr();
-        let mut i = 0;
-        while i + 8 <= n {
-            let m = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(load(ptr.add(i)), mbv)));
-            if m != 0 {
-                return i + m.trailing_zeros() as usize;
-            }
-            i += 8;
+    pub(crate) unsafe fn search(u: &[u32], inv: u64, sh: u32, t: u64, kk: usize, r: u32) -> Option<(usize, u64, u32)> {
+        let n = u.len().min(BLOCK);
+        let mut g = [0u32; BLOCK];
+        let head = &mut g[..n];
+        head.copy_from_slice(&u[..n]);
+        fill(head, inv, sh);
+        if let Some(x) = head.get_mut(kk) {
+            *x += r;
         }
-        i + p.get(i..).unwrap_or(&[]).iter().position(|x| x.to_bits() == mb).unwrap_or(n - i)
-    }
-
-    #[target_feature(enable = "avx2")]
-    pub(crate) unsafe fn search(p: &[f32], s: f32, inv: u64, sh: u32, t: u64, kk: usize, r: u32) -> Found {
-        let inf = _mm256_set1_epi32(INF_BITS as i32);
-        let sv = _mm256_set1_ps(s);
-        let invv = _mm256_set1_epi64x(inv as i64);
-        let one = _mm256_set1_epi32(1);
-        let cnt = count(sh);
-        let n = p.len();
-        let ptr = p.as_ptr();
-        let mut cum = 0u64;
-        let mut i = 0;
-        let mut fa = [0u32; 8];
-        while i + 8 <= n {
-            let (e, o) = f_pair(weights(load(ptr.add(i)), sv, inf), invv, cnt);
-            let f = _mm256_add_epi32(_mm256_or_si256(e, _mm256_slli_epi64::<32>(o)), one);
-            _mm256_storeu_si256(fa.as_mut_ptr() as *mut __m256i, f);
-            for (j, &fj) in fa.iter().enumerate() {
-                let fj = fj as u64 + if i + j == kk { r as u64 } else { 0 };
-                if cum + fj > t {
-                    return Some((i + j, cum, fj as u32));
-                }
-                cum += fj;
-            }
-            i += 8;
+        // Branch-free: count the entries whose inclusive prefix is <= t.
+        let (mut cum, mut below, mut before) = (0u64, 0usize, 0u64);
+        for &x in head.iter() {
+            cum += x as u64;
+            let le = (cum <= t) as u64;
+            below += le as usize;
+            before += le * x as u64;
         }
-        for (j, &x) in p.iter().enumerate().skip(i) {
-            let fj = 1 + f_scalar(x, s, inv, sh) + if j == kk { r as u64 } else { 0 };
-            if cum + fj > t {
-                return Some((j, cum, fj as u32));
-            }
-            cum += fj;
-        }
-        None
+        head.get(below).map(|&f| (below, before, f))
     }
 }

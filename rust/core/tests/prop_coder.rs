@@ -243,7 +243,7 @@ fn check_all_kernels(row: &[f32], precision: u32) -> Result<(), TestCaseError> {
         prop_assert_eq!(&got, &want, "fill, kernel {:?}", k);
         let mut start = 0u32;
         for (s, &fs) in want.iter().enumerate() {
-            prop_assert_eq!(quant::row_interval_with(k, row, precision, s).unwrap(), (start, fs), "interval {} {:?}", s, k);
+            prop_assert_eq!(quant::row_interval_with(k, row, precision, s, &mut scratch).unwrap(), (start, fs), "interval {} {:?}", s, k);
             // The decoder's search: first, last and a middle target of the interval.
             for q in [start, start + fs - 1, start + fs / 2] {
                 let got = quant::row_locate_with(k, row, precision, q, &mut scratch).unwrap();
@@ -252,7 +252,7 @@ fn check_all_kernels(row: &[f32], precision: u32) -> Result<(), TestCaseError> {
             start += fs;
         }
         prop_assert!(quant::row_locate_with(k, row, precision, 1 << precision, &mut scratch).is_err());
-        prop_assert!(quant::row_interval_with(k, row, precision, row.len()).is_err());
+        prop_assert!(quant::row_interval_with(k, row, precision, row.len(), &mut scratch).is_err());
     }
     Ok(())
 }
@@ -311,7 +311,7 @@ fn kernels_match_reference_wide_rows() {
                 assert_eq!(got, want, "v={v} {k:?}");
                 for _ in 0..200 {
                     let s = (next() % v as u64) as usize;
-                    assert_eq!(quant::row_interval_with(k, &row, precision, s).unwrap(), (cdf[s], want[s]));
+                    assert_eq!(quant::row_interval_with(k, &row, precision, s, &mut scratch).unwrap(), (cdf[s], want[s]));
                     let q = (next() % (1u64 << precision)) as u32;
                     let i = cdf.partition_point(|&c| c <= q) - 1;
                     assert_eq!(quant::row_locate_with(k, &row, precision, q, &mut scratch).unwrap(), (i as u32, cdf[i], want[i]));
