@@ -367,15 +367,7 @@ impl RowQuant {
             }
             Scale::Uniform => (0, 0),
         };
-        let (inv, sh) = if m == 0 || total == 0 {
-            (0, 0)
-        } else {
-            let bu = 64 - total.leading_zeros();
-            let bm = 32 - m.leading_zeros();
-            let s = 31 + bu - bm; // in [38, 78] (U in [2^30, 2^47], M < 2^24)
-            let inv = (((m as u128) << s) / total as u128) as u64;
-            (inv, s - 32)
-        };
+        let (inv, sh) = inv_sh(m, total);
         Ok(RowQuant { scale, mb, first, m, inv, sh, v })
     }
 
@@ -640,6 +632,18 @@ entry_points!(Portable, interval_portable, fill_portable, locate_portable);
 entry_points!(Avx2, interval_avx2, fill_avx2, locate_avx2, "avx2");
 #[cfg(target_arch = "x86_64")]
 entry_points!(Avx512, interval_avx512, fill_avx512, locate_avx512, "avx512f");
+
+/// `(inv, S - 32)` for free slots `m` and weight total `total` (step 4 of the rule).
+#[inline(always)]
+fn inv_sh(m: u32, total: u64) -> (u64, u32) {
+    if m == 0 || total == 0 {
+        return (0, 0);
+    }
+    let bu = 64 - total.leading_zeros();
+    let bm = 32 - m.leading_zeros();
+    let s = 31 + bu - bm; // in [38, 78] (U in [2^30, 2^47], M < 2^24)
+    ((((m as u128) << s) / total as u128) as u64, s - 32)
+}
 
 /// `(start, freq)` of `symbol` under the quantized row `p`, without
 /// materialising the frequencies (the encoder's fast path). Uses a

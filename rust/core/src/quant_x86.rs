@@ -100,7 +100,12 @@ pub(super) mod avx512 {
             let x = load(ptr.add(i), k);
             let ok = _mm512_cmplt_epu32_mask(x, inf);
             let w = _mm512_cvttps_epi32(_mm512_maskz_mul_ps(ok, _mm512_castsi512_ps(x), sv));
-            _mm512_mask_storeu_epi32(uptr.add(i) as *mut i32, k, w);
+            if k == 0xFFFF {
+                // Masked stores are slow on some cores; only the tail uses one.
+                _mm512_storeu_epi32(uptr.add(i) as *mut i32, w);
+            } else {
+                _mm512_mask_storeu_epi32(uptr.add(i) as *mut i32, k, w);
+            }
             a0 = _mm512_add_epi64(a0, _mm512_and_si512(w, lo));
             a1 = _mm512_add_epi64(a1, _mm512_srli_epi64::<32>(w));
             if first == usize::MAX {
@@ -151,7 +156,11 @@ pub(super) mod avx512 {
         while i < n {
             let k = tail_mask(n - i);
             let (f, f64s) = f_vec(load(ptr.add(i), k), invv, cnt);
-            _mm512_mask_storeu_epi32(ptr.add(i) as *mut i32, k, _mm512_add_epi32(f, one));
+            if k == 0xFFFF {
+                _mm512_storeu_epi32(ptr.add(i) as *mut i32, _mm512_add_epi32(f, one));
+            } else {
+                _mm512_mask_storeu_epi32(ptr.add(i) as *mut i32, k, _mm512_add_epi32(f, one));
+            }
             acc = _mm512_add_epi64(acc, f64s);
             i += 16;
         }
@@ -426,3 +435,4 @@ pub(super) mod avx2 {
         head.get(below).map(|&f| (below, before, f))
     }
 }
+
