@@ -1002,6 +1002,30 @@ mod timing {
             }
             let t3 = cpu();
             let ns = |a: f64, b: f64| (b - a) / iters as f64 * 1e9;
+            #[cfg(target_arch = "x86_64")]
+            if Kernel::best() == Kernel::Avx512 {
+                let s = f32::from_bits((127 + 30) << 23);
+                let mut u = vec![0u32; v];
+                let mut bs = vec![0u32; v / BLOCK + 1];
+                let c0 = cpu();
+                for i in 0..iters {
+                    acc += unsafe { x86::avx512::max_bits(row(i)) } as u64;
+                }
+                let c1 = cpu();
+                for i in 0..iters {
+                    acc += unsafe { x86::avx512::weights(row(i), s, 7, &mut u) }.0;
+                }
+                let c2 = cpu();
+                for _ in 0..iters {
+                    acc += unsafe { x86::avx512::sum_f(&u, 3_000_000_000, 20) };
+                }
+                let c3 = cpu();
+                for _ in 0..iters {
+                    acc += unsafe { x86::avx512::block_sums(&u, 3_000_000_000, 20, &mut bs) };
+                }
+                let c4 = cpu();
+                println!("  max {:.1} weights {:.1} sum_f {:.1} block_sums {:.1}", ns(c0, c1), ns(c1, c2), ns(c2, c3), ns(c3, c4));
+            }
             println!("V={v} {:?}: interval {:.1} ns, locate {:.1} ns, fill {:.1} ns ({acc})", Kernel::best(), ns(t0, t1), ns(t1, t2), ns(t2, t3));
         }
     }

@@ -95,26 +95,36 @@ pub(super) mod avx512 {
         let (ptr, uptr) = (p.as_ptr(), u.as_mut_ptr());
         let mut first = usize::MAX;
         let mut i = 0;
-        while i < n {
+        // Full vectors: plain stores; the first maximum is located afterwards
+        // from a per-vector hit flag (keeps this loop branch-free).
+        let mut hit_at = usize::MAX;
+        while i + 16 <= n {
+            let x = load(ptr.add(i), 0xFFFF);
+            let ok = _mm512_cmplt_epu32_mask(x, inf);
+            let w = _mm512_cvttps_epi32(_mm512_maskz_mul_ps(ok, _mm512_castsi512_ps(x), sv));
+            _mm512_storeu_epi32(uptr.add(i) as *mut i32, w);
+            a0 = _mm512_add_epi64(a0, _mm512_and_si512(w, lo));
+            a1 = _mm512_add_epi64(a1, _mm512_srli_epi64::<32>(w));
+            let m = _mm512_cmpeq_epi32_mask(x, mbv);
+            hit_at = if m != 0 && hit_at == usize::MAX { i } else { hit_at };
+            i += 16;
+        }
+        if i < n {
             let k = tail_mask(n - i);
             let x = load(ptr.add(i), k);
             let ok = _mm512_cmplt_epu32_mask(x, inf);
             let w = _mm512_cvttps_epi32(_mm512_maskz_mul_ps(ok, _mm512_castsi512_ps(x), sv));
-            if k == 0xFFFF {
-                // Masked stores are slow on some cores; only the tail uses one.
-                _mm512_storeu_epi32(uptr.add(i) as *mut i32, w);
-            } else {
-                _mm512_mask_storeu_epi32(uptr.add(i) as *mut i32, k, w);
-            }
+            _mm512_mask_storeu_epi32(uptr.add(i) as *mut i32, k, w);
             a0 = _mm512_add_epi64(a0, _mm512_and_si512(w, lo));
             a1 = _mm512_add_epi64(a1, _mm512_srli_epi64::<32>(w));
-            if first == usize::MAX {
-                let m = _mm512_cmpeq_epi32_mask(x, mbv);
-                if m != 0 {
-                    first = i + m.trailing_zeros() as usize;
-                }
+            if hit_at == usize::MAX && _mm512_cmpeq_epi32_mask(x, mbv) != 0 {
+                hit_at = i;
             }
-            i += 16;
+        }
+        if hit_at != usize::MAX {
+            let k = tail_mask(n - hit_at);
+            let m = _mm512_mask_cmpeq_epi32_mask(k, load(ptr.add(hit_at), k), mbv);
+            first = hit_at + m.trailing_zeros() as usize;
         }
         (_mm512_reduce_add_epi64(_mm512_add_epi64(a0, a1)) as u64, first)
     }
