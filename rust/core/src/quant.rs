@@ -77,7 +77,7 @@ fn sbits(x: f32) -> u32 {
 /// Lanes per unrolled step of the portable row kernels (lets LLVM use wide vectors).
 const L: usize = 16;
 
-/// Entries per block of the decoder's two-level search (block sums, then one block).
+/// Entries per block of the decoder's two-level search (block totals, then one block).
 pub(crate) const BLOCK: usize = 64;
 
 /// Largest sanitized entry, as bits (monotone for non-negative floats).
@@ -207,8 +207,6 @@ trait Kern {
     unsafe fn sum_f(u: &[u32], inv: u64, sh: u32) -> u64;
     /// In place `u_i -> 1 + f_i`; returns `sum f_i`.
     unsafe fn fill(u: &mut [u32], inv: u64, sh: u32) -> u64;
-    /// `out[b] = sum f_i` over block `b` (`BLOCK` entries); returns the total.
-    unsafe fn block_sums(u: &[u32], inv: u64, sh: u32, out: &mut [u32]) -> u64;
     /// Within one block (`u.len() <= BLOCK`), with `g_i = 1 + f_i` (plus `r` at
     /// index `kk`): the first `i` whose inclusive running sum of `g` exceeds `t`,
     /// with the sum before it and `g_i`; `None` if the block's total is `<= t`.
@@ -254,16 +252,6 @@ impl Kern for Portable {
         sum
     }
     #[inline(always)]
-    unsafe fn block_sums(u: &[u32], inv: u64, sh: u32, out: &mut [u32]) -> u64 {
-        let mut total = 0u64;
-        for (o, c) in out.iter_mut().zip(u.chunks(BLOCK)) {
-            let bs = Self::sum_f(c, inv, sh);
-            *o = bs as u32;
-            total += bs;
-        }
-        total
-    }
-    #[inline(always)]
     unsafe fn search(u: &[u32], inv: u64, sh: u32, t: u64, kk: usize, r: u32) -> Option<(usize, u64, u32)> {
         let mut cum = 0u64;
         for (i, &w) in u.iter().enumerate() {
@@ -304,10 +292,6 @@ macro_rules! simd_kern {
             #[inline(always)]
             unsafe fn fill(u: &mut [u32], inv: u64, sh: u32) -> u64 {
                 x86::$m::fill(u, inv, sh)
-            }
-            #[inline(always)]
-            unsafe fn block_sums(u: &[u32], inv: u64, sh: u32, out: &mut [u32]) -> u64 {
-                x86::$m::block_sums(u, inv, sh, out)
             }
             #[inline(always)]
             unsafe fn search(u: &[u32], inv: u64, sh: u32, t: u64, kk: usize, r: u32) -> Option<(usize, u64, u32)> {
@@ -459,7 +443,7 @@ impl RowQuant {
     /// without materialising the row: block sums of `f`, then one block.
     /// `u` holds the weights (from `with`), `bsums` receives the block sums.
     #[inline(always)]
-    unsafe fn locate_with<K: Kern>(&self, p: &[f32], u: &[u32], q: u32, bsums: &mut [u32]) -> Result<(u32, u32, u32)> {
+    unsafe fn locate_with<K: Kern>(&self, p: &[f32], u: &[u32], q: u32) -> Result<(u32, u32, u32)> {
         let v = p.len();
         let q = q as u64;
         match self.scale {
@@ -495,28 +479,58 @@ impl RowQuant {
             }
         }
         let (inv, sh) = (self.inv, self.sh);
-        let nb = v.div_ceil(BLOCK);
-        let bsums = bsums.get_mut(..nb).ok_or_else(bad_row)?;
         let u = u.get(..v).ok_or_else(bad_row)?;
-        let total = K::block_sums(u, inv, sh, bsums);
+        // Blocks before the one holding the first maximum do not depend on the
+        // remainder R: walk them first and stop at the target if it lies there.
+        let kb0 = (self.first / BLOCK) * BLOCK;
+        let head = u.get(..kb0).ok_or_else(bad_row)?;
+        let before = match walk::<K>(head, inv, sh, q) {
+            Ok((b0, before)) => {
+                let blk = &u[b0..v.min(b0 + BLOCK)];
+                let (j, st, f) = K::search(blk, inv, sh, q - before, usize::MAX, 0).ok_or_else(bad_row)?;
+                return Ok(((b0 + j) as u32, (before + st) as u32, f));
+            }
+            Err(before) => before,
+        };
+        // Otherwise R is needed: the rest of the row's sum of f.
+        let rest = K::sum_f(&u[kb0..], inv, sh);
+        let total = (before - kb0 as u64) + rest;
         let r = (self.m as u64).checked_sub(total).ok_or_else(bad_row)?;
-        let kb = self.first / BLOCK;
-        // Branch-free walk: blocks whose inclusive running total is <= q precede the target.
-        let (mut below, mut before, mut incl) = (0usize, 0u64, 0u64);
-        for (b, &bs) in bsums.iter().enumerate() {
-            let len = if b + 1 == nb { v - b * BLOCK } else { BLOCK };
-            let w = bs as u64 + len as u64 + if b == kb { r } else { 0 };
-            incl += w;
-            let le = (incl <= q) as u64;
-            below += le as usize;
-            before += le * w;
+        let kend = v.min(kb0 + BLOCK);
+        let kblk = &u[kb0..kend];
+        let t = q - before;
+        let wk = K::sum_f(kblk, inv, sh) + kblk.len() as u64 + r;
+        if t < wk {
+            let (j, st, f) = K::search(kblk, inv, sh, t, self.first - kb0, r as u32).ok_or_else(bad_row)?;
+            return Ok(((kb0 + j) as u32, (before + st) as u32, f));
         }
-        let base = below * BLOCK;
-        let blk = u.get(base..v.min(base + BLOCK)).ok_or_else(beyond_total)?;
-        let kk = self.first.wrapping_sub(base);
-        let (j, st, f) = K::search(blk, inv, sh, q - before, kk, r as u32).ok_or_else(bad_row)?;
-        Ok(((base + j) as u32, (before + st) as u32, f))
+        let t2 = t - wk;
+        match walk::<K>(&u[kend..], inv, sh, t2) {
+            Ok((b1, before2)) => {
+                let s0 = kend + b1;
+                let blk = &u[s0..v.min(s0 + BLOCK)];
+                let (j, st, f) = K::search(blk, inv, sh, t2 - before2, usize::MAX, 0).ok_or_else(bad_row)?;
+                Ok(((s0 + j) as u32, (before + wk + before2 + st) as u32, f))
+            }
+            Err(_) => Err(beyond_total()),
+        }
     }
+}
+
+/// Walk whole blocks of `u` (weights `g_i = 1 + f_i`): the start of the first
+/// block whose inclusive running total exceeds `t` and the total before it, or
+/// `Err(total)` if there is none.
+#[inline(always)]
+unsafe fn walk<K: Kern>(u: &[u32], inv: u64, sh: u32, t: u64) -> std::result::Result<(usize, u64), u64> {
+    let mut cum = 0u64;
+    for (b, c) in u.chunks(BLOCK).enumerate() {
+        let w = K::sum_f(c, inv, sh) + c.len() as u64;
+        if cum + w > t {
+            return Ok((b * BLOCK, cum));
+        }
+        cum += w;
+    }
+    Err(cum)
 }
 
 /// Which row kernels to use. [`Kernel::best`] is what the coder uses; the others
@@ -615,14 +629,11 @@ macro_rules! entry_points {
         }
         $(#[target_feature(enable = $feat)])?
         unsafe fn $locate(p: &[f32], precision: u32, q: u32, scratch: &mut Vec<u32>) -> Result<(u32, u32, u32)> {
-            let v = p.len();
-            let need = v + v.div_ceil(BLOCK);
-            if scratch.len() < need {
-                scratch.resize(need, 0);
+            if scratch.len() < p.len() {
+                scratch.resize(p.len(), 0);
             }
-            let (u, bsums) = scratch.split_at_mut(v);
-            let rq = RowQuant::with::<$kern>(p, precision, u)?;
-            rq.locate_with::<$kern>(p, u, q, bsums)
+            let rq = RowQuant::with::<$kern>(p, precision, scratch)?;
+            rq.locate_with::<$kern>(p, scratch, q)
         }
     };
 }
@@ -1006,7 +1017,6 @@ mod timing {
             if Kernel::best() == Kernel::Avx512 {
                 let s = f32::from_bits((127 + 30) << 23);
                 let mut u = vec![0u32; v];
-                let mut bs = vec![0u32; v / BLOCK + 1];
                 let c0 = cpu();
                 for i in 0..iters {
                     acc += unsafe { x86::avx512::max_bits(row(i)) } as u64;
@@ -1020,11 +1030,7 @@ mod timing {
                     acc += unsafe { x86::avx512::sum_f(&u, 3_000_000_000, 20) };
                 }
                 let c3 = cpu();
-                for _ in 0..iters {
-                    acc += unsafe { x86::avx512::block_sums(&u, 3_000_000_000, 20, &mut bs) };
-                }
-                let c4 = cpu();
-                println!("  max {:.1} weights {:.1} sum_f {:.1} block_sums {:.1}", ns(c0, c1), ns(c1, c2), ns(c2, c3), ns(c3, c4));
+                println!("  max {:.1} weights {:.1} sum_f {:.1}", ns(c0, c1), ns(c1, c2), ns(c2, c3));
             }
             println!("V={v} {:?}: interval {:.1} ns, locate {:.1} ns, fill {:.1} ns ({acc})", Kernel::best(), ns(t0, t1), ns(t1, t2), ns(t2, t3));
         }

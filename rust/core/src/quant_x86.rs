@@ -129,6 +129,7 @@ pub(super) mod avx512 {
         (_mm512_reduce_add_epi64(_mm512_add_epi64(a0, a1)) as u64, first)
     }
 
+    #[inline]
     #[target_feature(enable = "avx512f")]
     pub(crate) unsafe fn sum_f(u: &[u32], inv: u64, sh: u32) -> u64 {
         let invv = _mm512_set1_epi64(inv as i64);
@@ -177,43 +178,6 @@ pub(super) mod avx512 {
         _mm512_reduce_add_epi64(acc) as u64
     }
 
-    /// `out[b] = sum f_i` over block `b`; returns the total.
-    #[target_feature(enable = "avx512f")]
-    pub(crate) unsafe fn block_sums(u: &[u32], inv: u64, sh: u32, out: &mut [u32]) -> u64 {
-        let invv = _mm512_set1_epi64(inv as i64);
-        let cnt = count(sh);
-        let n = u.len();
-        let ptr = u.as_ptr();
-        let mut total = 0u64;
-        for (b, o) in out.iter_mut().enumerate() {
-            let base = b * BLOCK;
-            if base >= n {
-                break;
-            }
-            let acc = if base + BLOCK <= n {
-                let (e0, o0) = f_pair(load(ptr.add(base), 0xFFFF), invv, cnt);
-                let (e1, o1) = f_pair(load(ptr.add(base + 16), 0xFFFF), invv, cnt);
-                let (e2, o2) = f_pair(load(ptr.add(base + 32), 0xFFFF), invv, cnt);
-                let (e3, o3) = f_pair(load(ptr.add(base + 48), 0xFFFF), invv, cnt);
-                let a = _mm512_add_epi64(_mm512_add_epi64(e0, o0), _mm512_add_epi64(e1, o1));
-                let c = _mm512_add_epi64(_mm512_add_epi64(e2, o2), _mm512_add_epi64(e3, o3));
-                _mm512_add_epi64(a, c)
-            } else {
-                let mut acc = _mm512_setzero_si512();
-                let mut j = base;
-                while j < n {
-                    let (e, o) = f_pair(load(ptr.add(j), tail_mask(n - j)), invv, cnt);
-                    acc = _mm512_add_epi64(acc, _mm512_add_epi64(e, o));
-                    j += 16;
-                }
-                acc
-            };
-            let bs = _mm512_reduce_add_epi64(acc) as u64;
-            *o = bs as u32;
-            total += bs;
-        }
-        total
-    }
 
     /// Inclusive prefix sum of 16 u32 lanes.
     #[inline]
@@ -365,6 +329,7 @@ pub(super) mod avx2 {
         (sum, first)
     }
 
+    #[inline]
     #[target_feature(enable = "avx2")]
     pub(crate) unsafe fn sum_f(u: &[u32], inv: u64, sh: u32) -> u64 {
         let invv = _mm256_set1_epi64x(inv as i64);
@@ -413,16 +378,6 @@ pub(super) mod avx2 {
         sum
     }
 
-    #[target_feature(enable = "avx2")]
-    pub(crate) unsafe fn block_sums(u: &[u32], inv: u64, sh: u32, out: &mut [u32]) -> u64 {
-        let mut total = 0u64;
-        for (o, c) in out.iter_mut().zip(u.chunks(BLOCK)) {
-            let bs = sum_f(c, inv, sh);
-            *o = bs as u32;
-            total += bs;
-        }
-        total
-    }
 
     #[target_feature(enable = "avx2")]
     pub(crate) unsafe fn search(u: &[u32], inv: u64, sh: u32, t: u64, kk: usize, r: u32) -> Option<(usize, u64, u32)> {
