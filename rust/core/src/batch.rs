@@ -83,8 +83,7 @@ impl BatchEncoder {
                     &scratch[..]
                 }
             };
-            let (start, freq) = quant::row_interval(row, p, s as usize)?;
-            enc.put_pow2(start, freq, p);
+            enc.encode_probs(s, row, p)?;
             Ok(())
         };
         if use_par(b, v) {

@@ -22,6 +22,8 @@ pub struct RangeEncoder {
     low: u64,
     range: u64,
     out: Vec<u8>,
+    /// Working memory of the float-row quantizer (no coder state).
+    scratch: Vec<u32>,
 }
 
 impl Default for RangeEncoder {
@@ -33,7 +35,7 @@ impl Default for RangeEncoder {
 impl RangeEncoder {
     /// A fresh encoder.
     pub fn new() -> Self {
-        RangeEncoder { low: 0, range: u64::MAX, out: Vec::new() }
+        RangeEncoder { low: 0, range: u64::MAX, out: Vec::new(), scratch: Vec::new() }
     }
 
     #[cold]
@@ -89,7 +91,7 @@ impl RangeEncoder {
     /// Code `symbol` under float32 probabilities `probs` quantized at `precision` bits.
     #[inline]
     pub fn encode_probs(&mut self, symbol: u32, probs: &[f32], precision: u32) -> Result<()> {
-        let (start, freq) = quant::row_interval(probs, precision, symbol as usize)?;
+        let (start, freq) = quant::row_interval_in(probs, precision, symbol as usize, &mut self.scratch)?;
         self.put_pow2(start, freq, precision);
         Ok(())
     }
@@ -204,13 +206,18 @@ impl RangeDecoder {
     }
 
     /// Decode one symbol under float32 probabilities quantized at `precision`;
-    /// `scratch` holds the frequency row (resized as needed).
+    /// `scratch` is working memory reused between calls (resized as needed).
     #[inline]
     pub fn decode_probs(&mut self, probs: &[f32], precision: u32, scratch: &mut Vec<u32>) -> Result<u32> {
-        scratch.clear();
-        scratch.resize(probs.len(), 0);
-        quant::quantize_probs(probs, precision, scratch)?;
-        self.decode_freqs_unchecked(scratch, 1 << precision)
+        quant::check_params(precision, probs.len())?;
+        let r = self.range >> precision;
+        let q = self.target(r, 1 << precision)?;
+        let (sym, start, freq) = quant::row_locate(probs, precision, q, scratch)?;
+        if freq == 0 || start > q || q - start >= freq {
+            return Err(corrupt("symbol lookup returned an interval not containing the target"));
+        }
+        self.take(r, start, freq);
+        Ok(sym)
     }
 
     /// Decode one symbol under integer frequencies (any total in `1..=2^24`).
@@ -328,7 +335,7 @@ impl RangeEncoder {
 
     /// A copy of the bytes [`RangeEncoder::finish`] would return now; the encoder stays usable.
     pub fn snapshot(&self) -> Vec<u8> {
-        self.clone().finish()
+        RangeEncoder { low: self.low, range: self.range, out: self.out.clone(), scratch: Vec::new() }.finish()
     }
 }
 

@@ -202,3 +202,121 @@ fn coded_size_near_entropy() {
     let ideal = ideal_bits / 8.0;
     assert!((data.len() as f64) <= ideal * 1.001 + 8.0, "{} bytes vs ideal {ideal}", data.len());
 }
+
+/// Rows that stress the quantization kernels: NaN, infinities, negatives, -0.0,
+/// denormals, all-zero, huge and tiny scales, ties for the maximum, random bit patterns.
+fn adversarial_row(max_v: usize) -> impl Strategy<Value = Vec<f32>> {
+    let entry = prop_oneof![
+        6 => 0.0f32..1.0,
+        1 => Just(0.0f32),
+        1 => Just(-0.0f32),
+        1 => Just(f32::NAN),
+        1 => Just(-f32::NAN),
+        1 => Just(f32::INFINITY),
+        1 => Just(f32::NEG_INFINITY),
+        1 => -10.0f32..0.0,
+        1 => Just(f32::MIN_POSITIVE),
+        1 => (1u32..0x80_0000).prop_map(f32::from_bits),
+        1 => Just(f32::MAX),
+        1 => 1e30f32..3e38,
+        1 => 2.0e9f32..3.0e9,
+        1 => Just(1.0f32),
+        1 => any::<u32>().prop_map(f32::from_bits),
+    ];
+    let row = prop::collection::vec(entry, 2..=max_v);
+    prop_oneof![
+        6 => row,
+        1 => (2usize..=max_v).prop_map(|v| vec![0.0f32; v]),
+        1 => (2usize..=max_v, any::<u32>()).prop_map(|(v, b)| vec![f32::from_bits(b); v]),
+        1 => (2usize..=max_v, 1u32..0x80_0000).prop_map(|(v, b)| (0..v).map(|i| f32::from_bits(b >> (i % 23))).collect()),
+    ]
+}
+
+/// Every kernel this CPU supports (portable, AVX2, AVX-512) against the literal reference.
+fn check_all_kernels(row: &[f32], precision: u32) -> Result<(), TestCaseError> {
+    let want = quant::quantize_probs_reference(row, precision).unwrap();
+    check_freqs(&want, precision);
+    let mut scratch = Vec::new();
+    for k in quant::Kernel::available() {
+        let mut got = vec![0u32; row.len()];
+        quant::quantize_probs_with(k, row, precision, &mut got).unwrap();
+        prop_assert_eq!(&got, &want, "fill, kernel {:?}", k);
+        let mut start = 0u32;
+        for (s, &fs) in want.iter().enumerate() {
+            prop_assert_eq!(quant::row_interval_with(k, row, precision, s, &mut scratch).unwrap(), (start, fs), "interval {} {:?}", s, k);
+            // The decoder's search: first, last and a middle target of the interval.
+            for q in [start, start + fs - 1, start + fs / 2] {
+                let got = quant::row_locate_with(k, row, precision, q, &mut scratch).unwrap();
+                prop_assert_eq!(got, (s as u32, start, fs), "locate q={} {:?}", q, k);
+            }
+            start += fs;
+        }
+        prop_assert!(quant::row_locate_with(k, row, precision, 1 << precision, &mut scratch).is_err());
+        prop_assert!(quant::row_interval_with(k, row, precision, row.len(), &mut scratch).is_err());
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+    #[test]
+    fn kernels_match_reference(row in adversarial_row(300), precision in 12u32..=24) {
+        prop_assume!(row.len() as u64 <= 1 << precision);
+        check_all_kernels(&row, precision)?;
+    }
+
+    #[test]
+    fn kernels_match_reference_scaled(row in row_strategy(200), precision in 12u32..=24,
+                                      scale in prop_oneof![Just(1.0f32), Just(1e-38), Just(1e-44), Just(1e30), Just(3e9)]) {
+        let row: Vec<f32> = row.iter().map(|&x| x * scale).collect();
+        prop_assume!(row.len() as u64 <= 1 << precision);
+        check_all_kernels(&row, precision)?;
+    }
+}
+
+#[test]
+fn kernels_match_reference_wide_rows() {
+    // Lengths around the SIMD widths and block size, and large alphabets.
+    let mut st = 17u64;
+    let mut next = || {
+        st ^= st << 13;
+        st ^= st >> 7;
+        st ^= st << 17;
+        st
+    };
+    for &v in &[2usize, 15, 16, 17, 63, 64, 65, 127, 129, 1000, 4097, 16_384, 65_536] {
+        for precision in [17u32, 20, 24] {
+            if v as u64 > 1 << precision {
+                continue;
+            }
+            let row: Vec<f32> = (0..v)
+                .map(|_| {
+                    let r = next();
+                    match r % 11 {
+                        0 => f32::NAN,
+                        1 => -1.0,
+                        2 => 0.0,
+                        3 => f32::from_bits((r >> 20) as u32 & 0x7F_FFFF),
+                        _ => ((r >> 11) as f64 / (1u64 << 53) as f64).powi(4) as f32,
+                    }
+                })
+                .collect();
+            let want = quant::quantize_probs_reference(&row, precision).unwrap();
+            let cdf = coder::freqs_to_cdf(&want);
+            let mut scratch = Vec::new();
+            for k in quant::Kernel::available() {
+                let mut got = vec![0u32; v];
+                quant::quantize_probs_with(k, &row, precision, &mut got).unwrap();
+                assert_eq!(got, want, "v={v} {k:?}");
+                for _ in 0..200 {
+                    let s = (next() % v as u64) as usize;
+                    assert_eq!(quant::row_interval_with(k, &row, precision, s, &mut scratch).unwrap(), (cdf[s], want[s]));
+                    let q = (next() % (1u64 << precision)) as u32;
+                    let i = cdf.partition_point(|&c| c <= q) - 1;
+                    assert_eq!(quant::row_locate_with(k, &row, precision, q, &mut scratch).unwrap(), (i as u32, cdf[i], want[i]));
+                }
+            }
+        }
+    }
+}
