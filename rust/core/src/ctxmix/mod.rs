@@ -15,16 +15,48 @@
 //! sample, and for images 72 bytes per row sample) and ~2x the chunk.
 
 pub mod bytes;
+pub mod bytes_v1;
+pub mod mix2;
 pub mod prim;
 pub mod sample;
 
 use crate::bitcoder::{BitDecoder, BitEncoder};
 use crate::error::{MmzError, Result};
 use crate::hint::Hint;
-use bytes::{ByteModel, ByteParams};
 use sample::SampleModel;
 
-const VERSION: u8 = 1;
+/// Payload version written by [`compress`]; [`decompress`] also reads version 1.
+const VERSION: u8 = 2;
+
+/// The byte model of a payload version.
+enum Bytes {
+    V1(Box<bytes_v1::ByteModel>),
+    V2(Box<bytes::ByteModel>),
+}
+
+impl Bytes {
+    fn new(version: u8, level: u8, len: usize) -> Self {
+        if version == 1 {
+            Bytes::V1(Box::new(bytes_v1::ByteModel::new(bytes_v1::ByteParams::for_level(level, len), len)))
+        } else {
+            Bytes::V2(Box::new(bytes::ByteModel::new(bytes::ByteParams::for_level(level, len), len)))
+        }
+    }
+    #[inline(always)]
+    fn code<I: Io>(&mut self, io: &mut I, byte: u8) -> u8 {
+        match self {
+            Bytes::V1(m) => m.code(io, byte),
+            Bytes::V2(m) => m.code(io, byte),
+        }
+    }
+    #[inline(always)]
+    fn push(&mut self, b: u8) {
+        match self {
+            Bytes::V1(m) => m.push(b),
+            Bytes::V2(m) => m.push(b),
+        }
+    }
+}
 
 /// One coded binary decision: the encoder codes `bit`, the decoder returns the decoded bit.
 pub trait Io {
@@ -103,8 +135,8 @@ fn write_sample(v: i32, r: &Region, out: &mut [u8; 3]) {
     }
 }
 
-fn run<I: Io>(io: &mut I, data: Option<&[u8]>, len: usize, level: u8, hint: &Hint) -> Vec<u8> {
-    let mut bm = ByteModel::new(ByteParams::for_level(level, len), len);
+fn run<I: Io>(io: &mut I, data: Option<&[u8]>, len: usize, level: u8, hint: &Hint, version: u8) -> Vec<u8> {
+    let mut bm = Bytes::new(version, level, len);
     let mut reg = region(hint, len).map(|r| {
         let l = hint.layout.unwrap_or_default();
         let sm = SampleModel::new(&l, r.count, level);
@@ -138,7 +170,7 @@ fn run<I: Io>(io: &mut I, data: Option<&[u8]>, len: usize, level: u8, hint: &Hin
 /// Compress a chunk at `level` (1..=9) with the given hint.
 pub fn compress(data: &[u8], level: u8, hint: &Hint) -> Result<Vec<u8>> {
     let mut enc = Enc(BitEncoder::with_capacity(data.len() / 2 + 16));
-    let _ = run(&mut enc, Some(data), data.len(), level, hint);
+    let _ = run(&mut enc, Some(data), data.len(), level, hint, VERSION);
     let mut out = vec![VERSION];
     out.extend_from_slice(&enc.0.finish());
     Ok(out)
@@ -147,11 +179,11 @@ pub fn compress(data: &[u8], level: u8, hint: &Hint) -> Result<Vec<u8>> {
 /// Decompress `raw_len` bytes coded by [`compress`] with the same level and hint.
 pub fn decompress(payload: &[u8], raw_len: usize, level: u8, hint: &Hint) -> Result<Vec<u8>> {
     let (&ver, body) = payload.split_first().ok_or_else(|| MmzError::Truncated("empty cm payload".into()))?;
-    if ver != VERSION {
+    if ver != 1 && ver != VERSION {
         return Err(MmzError::corrupt("cm payload", format!("unknown engine version {ver}")));
     }
     let mut dec = Dec(BitDecoder::new(body));
-    let out = run(&mut dec, None, raw_len, level, hint);
+    let out = run(&mut dec, None, raw_len, level, hint, ver);
     if dec.0.overrun() > 8 {
         return Err(MmzError::Truncated("cm payload ended early".into()));
     }
