@@ -60,32 +60,44 @@ pub struct ByteParams {
     pub apm3: bool,
     /// Mixer weight sets (1: order-0 bits only; 3: also match state and order-1).
     pub mixer_sets: usize,
+    /// Feed the order-0 counter to the mixer.
+    pub o0_input: bool,
+    /// Feed the match model's fixed length-confidence input to the mixer.
+    pub conf_input: bool,
+    /// Learning rate of the mixer's weight sets.
+    pub lr: i32,
 }
 
 impl ByteParams {
     /// Parameters for `level` and a chunk of `raw_len` bytes.
     /// Memory: contexts * 4 * 2^table_bits + 4 * 2^match_bits + ~5 MiB.
-    /// Levels 1-3: <= 4*4 MiB + 4 MiB; 4-6: <= 6*16 MiB + 16 MiB; 7-9: <= 10*16 MiB + 16 MiB.
+    /// Levels 1-3: <= 4*4 MiB + 4 MiB; 4-6: <= 5*16 MiB + 16 MiB; 7-9: <= 10*16 MiB + 16 MiB.
     pub fn for_level(level: u8, raw_len: usize) -> Self {
         use Ctx::*;
-        let all = [O2, O3, O4, Word, O6, O5, Sparse, Word2, Above, Column, O2, O2];
-        let (contexts, max_bits) = match level {
-            0..=3 => (4, 20),
-            4..=6 => (6, 22),
-            _ => (10, 22),
+        let mut ctx = [O2; MAX_CTX];
+        let list: &[Ctx] = match level {
+            0..=3 => &[O2, O3, O4, Word],
+            4..=6 => &[O2, O3, O4, Word, Column],
+            _ => &[O2, O3, O4, Word, O6, O5, Sparse, Word2, Above, Column],
         };
+        ctx[..list.len()].copy_from_slice(list);
+        let max_bits = if level <= 3 { 20 } else { 22 };
         let need = (raw_len.max(1) * 8).next_power_of_two().trailing_zeros();
         let table_bits = need.clamp(12, max_bits);
         let match_bits = (raw_len.max(1).next_power_of_two().trailing_zeros()).clamp(10, max_bits);
+        let mid = (4..=6).contains(&level);
         ByteParams {
-            ctx: all,
-            contexts,
+            ctx,
+            contexts: list.len(),
             table_bits,
             match_bits,
             match_min: 6,
             limit: 14,
             apm3: level >= 7,
             mixer_sets: if level <= 3 { 1 } else { 3 },
+            o0_input: !mid,
+            conf_input: !mid,
+            lr: if mid { 3 } else { 2 },
         }
     }
 }
@@ -144,6 +156,10 @@ pub struct ByteModel {
     mbyte: u32,
     msm: CounterMap,
     msm_cx: Option<usize>,
+    /// Byte contexts after both possible last bits (computed at bit 7).
+    spec: [[u64; MAX_CTX]; 2],
+    /// `c0` when `spec` was computed (0: not valid).
+    spec_c0: u32,
     o1_cx: usize,
     mixer: Mixer2,
     apm1: Apm,
@@ -159,7 +175,7 @@ impl ByteModel {
     pub fn new(p: ByteParams, raw_len: usize) -> Self {
         let n = p.contexts.min(MAX_CTX);
         let size = 1usize << (p.table_bits - 4);
-        let n_inputs = n + 2 + 3;
+        let n_inputs = n + 3 + p.o0_input as usize + p.conf_input as usize;
         let mut m = ByteModel {
             p,
             n,
@@ -189,8 +205,10 @@ impl ByteModel {
             mbyte: 0,
             msm: CounterMap::new(16, 1023),
             msm_cx: None,
+            spec: [[0; MAX_CTX]; 2],
+            spec_c0: 0,
             o1_cx: 0,
-            mixer: Mixer2::new(n_inputs, &[256, 16 * 8, 256][..p.mixer_sets.clamp(1, 3)], 8, 2, 2),
+            mixer: Mixer2::new(n_inputs, &[256, 16 * 8, 256][..p.mixer_sets.clamp(1, 3)], 8, p.lr, 2),
             apm1: Apm::new(256, 7),
             apm2: Apm::new(1 << 16, 7),
             apm3: Apm::new(1 << 16, 7),
@@ -198,36 +216,112 @@ impl ByteModel {
             #[cfg(target_arch = "x86_64")]
             avx2: std::arch::is_x86_feature_detected!("avx2"),
         };
-        m.byte_contexts();
+        m.ctx_hash = m.initial_contexts();
         m.nibble_hashes();
         m.nibble_select();
         m
     }
 
-    /// The hashed byte contexts at a byte boundary.
+    /// The word hashes after byte `b`.
     #[inline(always)]
-    fn byte_contexts(&mut self) {
-        let c8 = self.c8;
-        let pos = self.hist.len();
-        let col = pos - self.line_start;
-        let above = if self.prev_line_start + col < self.line_start {
-            self.hist.get(self.prev_line_start + col).copied().unwrap_or(0) as u64
+    fn words_after(&self, b: u8) -> (u64, u64) {
+        let lb = b.to_ascii_lowercase();
+        if lb.is_ascii_lowercase() || b >= 128 {
+            (hash2(self.word, lb as u64), self.word1)
+        } else if self.word != 0 {
+            (0, self.word)
+        } else {
+            (0, self.word1)
+        }
+    }
+
+    /// The hashed byte contexts as they will be once byte `b` is appended
+    /// (a pure function of the state, so it can run a bit early).
+    #[inline(always)]
+    fn contexts_after(&self, b: u8) -> [u64; MAX_CTX] {
+        let c8 = (self.c8 << 8) | b as u64;
+        let pos = self.hist.len() + 1;
+        let (word, word1) = self.words_after(b);
+        let (line_start, prev_line_start) = if b == b'\n' { (pos, self.line_start) } else { (self.line_start, self.prev_line_start) };
+        let col = pos - line_start;
+        let above = if prev_line_start + col < line_start {
+            let i = prev_line_start + col;
+            if i + 1 == pos {
+                b as u64
+            } else {
+                self.hist.get(i).copied().unwrap_or(0) as u64
+            }
         } else {
             0
         };
-        for i in 0..self.n {
-            self.ctx_hash[i] = match self.p.ctx[i] {
+        self.ctx_values(c8, word, word1, above, col)
+    }
+
+    /// The contexts at the start of a chunk.
+    fn initial_contexts(&self) -> [u64; MAX_CTX] {
+        self.ctx_values(0, 0, 0, 0, 0)
+    }
+
+    #[inline(always)]
+    fn ctx_values(&self, c8: u64, word: u64, word1: u64, above: u64, col: usize) -> [u64; MAX_CTX] {
+        let mut out = [0u64; MAX_CTX];
+        for (o, c) in out.iter_mut().zip(&self.p.ctx).take(self.n) {
+            *o = match c {
                 Ctx::O2 => hash2(2, c8 & 0xFFFF),
                 Ctx::O3 => hash2(3, c8 & 0xFF_FFFF),
                 Ctx::O4 => hash2(4, c8 & 0xFFFF_FFFF),
-                Ctx::Word => hash2(7, hash2(self.word, 0)),
+                Ctx::Word => hash2(7, hash2(word, 0)),
                 Ctx::O6 => hash2(6, c8 & 0xFFFF_FFFF_FFFF),
                 Ctx::O5 => hash2(5, c8 & 0xFF_FFFF_FFFF),
                 Ctx::Sparse => hash2(8, (c8 >> 8) & 0xFFFF),
-                Ctx::Word2 => hash2(9, hash2(self.word, self.word1)),
+                Ctx::Word2 => hash2(9, hash2(word, word1)),
                 Ctx::Above => hash2(10, (above << 8) | (c8 & 0xFF)),
                 Ctx::Column => hash2(11, (c8 & 0xFF00_FF00) | (above << 32) | ((col.min(255) as u64) << 40)),
             };
+        }
+        out
+    }
+
+    /// Match-model hash slot after byte `b`.
+    #[inline(always)]
+    fn match_slot_after(&self, b: u8) -> usize {
+        let mm = self.p.match_min;
+        let c8 = (self.c8 << 8) | b as u64;
+        (hash2(0x4D, c8 & ((1u64 << (8 * mm.clamp(1, 7))) - 1)) >> 40) as usize & self.mmask
+    }
+
+    /// Prefetch the first-choice bucket of nibble context `c0` under byte contexts `ctx`.
+    #[inline(always)]
+    fn prefetch_nibble(&self, ctx: &[u64; MAX_CTX], c0: u32) {
+        let shift = 64 - (self.p.table_bits - 4);
+        for (i, &c) in ctx.iter().enumerate().take(self.n) {
+            let h = hash2(c, c0 as u64);
+            let b0 = i * self.size + ((h >> shift) as usize & self.mask);
+            if let Some(b) = self.tab.get(b0) {
+                prefetch(b);
+            }
+        }
+    }
+
+    /// At the last bit of a nibble, prefetch the next nibble's buckets for both
+    /// values of the bit about to be coded.
+    #[inline(always)]
+    fn prefetch_ahead(&mut self) {
+        if self.bitpos == 3 {
+            let ctx = self.ctx_hash;
+            self.prefetch_nibble(&ctx, self.c0 << 1);
+            self.prefetch_nibble(&ctx, (self.c0 << 1) | 1);
+        } else if self.bitpos == 7 {
+            for bit in 0..2u32 {
+                let b = ((self.c0 << 1) | bit) as u8;
+                let ctx = self.contexts_after(b);
+                self.prefetch_nibble(&ctx, 1);
+                if let Some(sl) = self.mtab.get(self.match_slot_after(b)) {
+                    prefetch(sl);
+                }
+                self.spec[bit as usize] = ctx;
+            }
+            self.spec_c0 = self.c0;
         }
     }
 
@@ -257,13 +351,14 @@ impl ByteModel {
             let b0 = self.cand[i];
             let b1 = b0 ^ 1;
             let chk = self.chk[i];
-            let (c0, n0) = self.tab.get(b0).map(|b| (b.0[0], b.0[1] & 1023)).unwrap_or((0, 0));
-            let (c1, n1) = self.tab.get(b1).map(|b| (b.0[0], b.0[1] & 1023)).unwrap_or((0, 0));
-            self.base[i] = if c0 == chk {
+            let chk0 = self.tab.get(b0).map(|b| b.0[0]).unwrap_or(0);
+            self.base[i] = if chk0 == chk {
                 b0
-            } else if c1 == chk {
+            } else if self.tab.get(b1).map(|b| b.0[0]).unwrap_or(0) == chk {
                 b1
             } else {
+                let n0 = self.tab.get(b0).map(|b| b.0[1] & 1023).unwrap_or(0);
+                let n1 = self.tab.get(b1).map(|b| b.0[1] & 1023).unwrap_or(0);
                 let v = if n0 <= n1 { b0 } else { b1 };
                 if let Some(b) = self.tab.get_mut(v) {
                     *b = EMPTY;
@@ -281,13 +376,16 @@ impl ByteModel {
         let node = if self.bitpos < 4 { self.c0 as usize & 15 } else { (self.c0 as usize & ((1 << (self.bitpos - 4)) - 1)) | (1 << (self.bitpos - 4)) };
         let node = node & 15;
         self.node = node;
+        self.prefetch_ahead();
         for i in 0..self.n {
             let v = self.tab.get(self.base[i]).map(|b| b.0[node]).unwrap_or(COUNTER_INIT);
             self.mixer.add(t.stretch(counter_p(v)));
         }
         let c1 = (self.c8 & 0xFF) as usize;
         self.o1_cx = (c1 << 8) | self.c0 as usize;
-        self.mixer.add(t.stretch(self.o0.p(self.c0 as usize)));
+        if self.p.o0_input {
+            self.mixer.add(t.stretch(self.o0.p(self.c0 as usize)));
+        }
         self.mixer.add(t.stretch(self.o1.p(self.o1_cx)));
         // match model
         let mut lenb = 0usize;
@@ -302,16 +400,22 @@ impl ByteModel {
                 self.msm_cx = Some(cx);
                 let st = t.stretch(self.msm.p(cx));
                 self.mixer.add(st);
-                let conf = (lenb as i32 * 64).min(1024);
-                self.mixer.add(if ebit != 0 { conf } else { -conf });
+                if self.p.conf_input {
+                    let conf = (lenb as i32 * 64).min(1024);
+                    self.mixer.add(if ebit != 0 { conf } else { -conf });
+                }
             } else {
                 self.mlen = 0;
                 self.mixer.add(0);
-                self.mixer.add(0);
+                if self.p.conf_input {
+                    self.mixer.add(0);
+                }
             }
         } else {
             self.mixer.add(0);
-            self.mixer.add(0);
+            if self.p.conf_input {
+                self.mixer.add(0);
+            }
         }
         self.mixer.add(256);
         self.mixer.set(0, self.c0 as usize);
@@ -319,13 +423,14 @@ impl ByteModel {
         self.mixer.set(2, c1);
         self.mixer.set_final(self.bitpos as usize);
         let pr = self.mixer.mix(t);
-        let a1 = self.apm1.p(t, pr, self.c0 as usize);
         let p16 = if self.p.apm3 {
+            let a1 = self.apm1.p(t, pr, self.c0 as usize);
             let h = (hash2(self.c8 & 0xFFFF, self.c0 as u64) >> 48) as usize;
             let a2 = self.apm2.p(t, pr, (c1 << 8) | self.c0 as usize);
             let a3 = self.apm3.p(t, pr, h);
             ((pr as u32 * 16) + a1 + a2 + a3) >> 2
         } else {
+            let a1 = self.apm1.p(t, pr, self.c0 as usize);
             ((pr as u32 * 16) + a1) >> 1
         };
         p16.clamp(1, 65535)
@@ -350,7 +455,9 @@ impl ByteModel {
         } else if boundary == 8 {
             self.begin_byte((self.c0 & 0xFF) as u8);
         }
-        self.o0.update(c0, bit);
+        if self.p.o0_input {
+            self.o0.update(c0, bit);
+        }
         self.o1.update(self.o1_cx, bit);
         if let Some(cx) = self.msm_cx {
             self.msm.update(cx, bit);
@@ -404,28 +511,25 @@ impl ByteModel {
     /// hashes and prefetches (of the context buckets and the match slot).
     #[inline(always)]
     fn begin_byte(&mut self, b: u8) {
+        let spec = (self.bitpos == 8 && self.spec_c0 == (self.c0 >> 1)).then(|| self.spec[(self.c0 & 1) as usize]);
+        self.ctx_hash = match spec {
+            Some(c) => c,
+            None => self.contexts_after(b),
+        };
+        self.mhash = self.match_slot_after(b);
         self.hist.push(b);
         self.c8 = (self.c8 << 8) | b as u64;
         self.c0 = 1;
         self.bitpos = 0;
         let pos = self.hist.len();
-        let lb = b.to_ascii_lowercase();
-        if lb.is_ascii_lowercase() || b >= 128 {
-            self.word = hash2(self.word, lb as u64);
-        } else if self.word != 0 {
-            self.word1 = self.word;
-            self.word = 0;
-        }
+        (self.word, self.word1) = self.words_after(b);
         if b == b'\n' {
             self.prev_line_start = self.line_start;
             self.line_start = pos;
         }
-        let mm = self.p.match_min;
-        self.mhash = (hash2(0x4D, self.c8 & ((1u64 << (8 * mm.clamp(1, 7))) - 1)) >> 40) as usize & self.mmask;
         if let Some(s) = self.mtab.get(self.mhash) {
             prefetch(s);
         }
-        self.byte_contexts();
         self.nibble_hashes();
     }
 
