@@ -81,7 +81,7 @@ impl ByteParams {
             _ => &[O2, O3, O4, Word, O6, O5, Sparse, Word2, Above, Column],
         };
         ctx[..list.len()].copy_from_slice(list);
-        let max_bits = if level <= 3 { 20 } else { 22 };
+        let max_bits = match level { 0..=3 => 20, 4..=6 => 21, _ => 22 };
         let need = (raw_len.max(1) * 8).next_power_of_two().trailing_zeros();
         let table_bits = need.clamp(12, max_bits);
         let match_bits = (raw_len.max(1).next_power_of_two().trailing_zeros()).clamp(10, max_bits);
@@ -151,6 +151,8 @@ pub struct ByteModel {
     mtab: Vec<u32>,
     mmask: usize,
     mhash: usize,
+    mtag: u8,
+    pmask: u32,
     mptr: usize,
     mlen: usize,
     mbyte: u32,
@@ -200,6 +202,8 @@ impl ByteModel {
             mtab: big_vec(1 << p.match_bits, 0),
             mmask: (1 << p.match_bits) - 1,
             mhash: 0,
+            mtag: 0,
+            pmask: if raw_len < 1 << 25 { (1 << 25) - 1 } else { u32::MAX },
             mptr: 0,
             mlen: 0,
             mbyte: 0,
@@ -284,10 +288,11 @@ impl ByteModel {
 
     /// Match-model hash slot after byte `b`.
     #[inline(always)]
-    fn match_slot_after(&self, b: u8) -> usize {
+    fn match_slot_after(&self, b: u8) -> (usize, u8) {
         let mm = self.p.match_min;
         let c8 = (self.c8 << 8) | b as u64;
-        (hash2(0x4D, c8 & ((1u64 << (8 * mm.clamp(1, 7))) - 1)) >> 40) as usize & self.mmask
+        let h = hash2(0x4D, c8 & ((1u64 << (8 * mm.clamp(1, 7))) - 1));
+        ((h >> 40) as usize & self.mmask, (h >> 33) as u8 & 127)
     }
 
     /// Prefetch the first-choice bucket of nibble context `c0` under byte contexts `ctx`.
@@ -316,7 +321,7 @@ impl ByteModel {
                 let b = ((self.c0 << 1) | bit) as u8;
                 let ctx = self.contexts_after(b);
                 self.prefetch_nibble(&ctx, 1);
-                if let Some(sl) = self.mtab.get(self.match_slot_after(b)) {
+                if let Some(sl) = self.mtab.get(self.match_slot_after(b).0) {
                     prefetch(sl);
                 }
                 self.spec[bit as usize] = ctx;
@@ -516,7 +521,7 @@ impl ByteModel {
             Some(c) => c,
             None => self.contexts_after(b),
         };
-        self.mhash = self.match_slot_after(b);
+        (self.mhash, self.mtag) = self.match_slot_after(b);
         self.hist.push(b);
         self.c8 = (self.c8 << 8) | b as u64;
         self.c0 = 1;
@@ -547,9 +552,14 @@ impl ByteModel {
         let mm = self.p.match_min;
         if pos >= mm {
             let h = self.mhash;
+            // Slots hold the position (low 25 bits) and 7 check bits of the
+            // hash (chunks under 32 MiB; larger ones store the bare position).
+            let pm = self.pmask;
+            let tag = ((self.mtag as u32) << 25) & !pm;
             if self.mlen == 0 {
-                let cand = self.mtab.get(h).copied().unwrap_or(0) as usize;
-                if cand > 0 && cand < pos {
+                let slot = self.mtab.get(h).copied().unwrap_or(0);
+                let cand = (slot & pm) as usize;
+                if slot & !pm == tag && cand > 0 && cand < pos {
                     let mut l = 0;
                     while l < 32 && l < cand && self.hist.get(cand - 1 - l) == self.hist.get(pos - 1 - l) {
                         l += 1;
@@ -561,7 +571,7 @@ impl ByteModel {
                 }
             }
             if let Some(s) = self.mtab.get_mut(h) {
-                *s = pos as u32;
+                *s = (pos as u32 & pm) | tag;
             }
         }
         if self.mlen > 0 {

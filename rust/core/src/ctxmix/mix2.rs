@@ -158,7 +158,7 @@ impl Mixer2 {
         if let Some(fw) = self.final_w.get_mut(fr..fr + self.k) {
             train(fw, &self.outs[..self.k], err);
         }
+        // Every bit adds the same inputs, so the slots past them stay zero.
         self.nin = 0;
-        self.x = [0; MAX_IN];
     }
 }
