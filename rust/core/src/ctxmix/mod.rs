@@ -7,10 +7,13 @@
 //! codes each sample's residual against a blend of integer predictors. All
 //! model arithmetic is integer, so encoder and decoder agree on every CPU.
 //!
-//! Payload: one version byte (1), then the binary arithmetic code.
+//! Payload: one version byte, then the binary arithmetic code. Version 2 is
+//! written; versions 1 and 2 are read, each with its own byte model
+//! ([`bytes_v1`] is frozen, [`bytes`] is version 2; docs/FORMAT.md lists the
+//! differences).
 //!
 //! Memory bound per chunk (tables scale down for small chunks): levels 1-3
-//! about 25 MiB, 4-6 about 120 MiB, 7-9 about 200 MiB, plus the sample model
+//! about 25 MiB, 4-6 about 60 MiB (v1 payloads: 120 MiB), 7-9 about 200 MiB, plus the sample model
 //! for image/audio chunks (<= 64 MiB of counters at levels <= 6, 4 bytes per
 //! sample, and for images 72 bytes per row sample) and ~2x the chunk.
 
@@ -217,6 +220,20 @@ mod tests {
         rt(&[7], 5, &Hint::bytes(Modality::Text));
         let z = vec![0u8; 100_000];
         assert!(rt(&z, 5, &Hint::bytes(Modality::Binary)) < 200);
+    }
+
+    #[test]
+    fn versions() {
+        let v: Vec<u8> = b"version test, version test, version test".repeat(50);
+        let h = Hint::bytes(Modality::Text);
+        let c = compress(&v, 5, &h).unwrap();
+        assert_eq!(c[0], VERSION);
+        let mut bad = c.clone();
+        bad[0] = VERSION + 1;
+        assert!(decompress(&bad, v.len(), 5, &h).is_err());
+        // The same body read as version 1 runs the v1 model: it must not come out as the input.
+        bad[0] = 1;
+        assert!(decompress(&bad, v.len(), 5, &h).map(|d| d != v).unwrap_or(true));
     }
 
     #[test]
