@@ -7,24 +7,59 @@
 //! codes each sample's residual against a blend of integer predictors. All
 //! model arithmetic is integer, so encoder and decoder agree on every CPU.
 //!
-//! Payload: one version byte (1), then the binary arithmetic code.
+//! Payload: one version byte, then the binary arithmetic code. Version 2 is
+//! written; versions 1 and 2 are read, each with its own byte model
+//! ([`bytes_v1`] is frozen, [`bytes`] is version 2; docs/FORMAT.md lists the
+//! differences).
 //!
 //! Memory bound per chunk (tables scale down for small chunks): levels 1-3
-//! about 25 MiB, 4-6 about 120 MiB, 7-9 about 200 MiB, plus the sample model
+//! about 25 MiB, 4-6 about 60 MiB (v1 payloads: 120 MiB), 7-9 about 200 MiB, plus the sample model
 //! for image/audio chunks (<= 64 MiB of counters at levels <= 6, 4 bytes per
 //! sample, and for images 72 bytes per row sample) and ~2x the chunk.
 
 pub mod bytes;
+pub mod bytes_v1;
+pub mod mix2;
 pub mod prim;
 pub mod sample;
 
 use crate::bitcoder::{BitDecoder, BitEncoder};
 use crate::error::{MmzError, Result};
 use crate::hint::Hint;
-use bytes::{ByteModel, ByteParams};
 use sample::SampleModel;
 
-const VERSION: u8 = 1;
+/// Payload version written by [`compress`]; [`decompress`] also reads version 1.
+const VERSION: u8 = 2;
+
+/// The byte model of a payload version.
+enum Bytes {
+    V1(Box<bytes_v1::ByteModel>),
+    V2(Box<bytes::ByteModel>),
+}
+
+impl Bytes {
+    fn new(version: u8, level: u8, len: usize) -> Self {
+        if version == 1 {
+            Bytes::V1(Box::new(bytes_v1::ByteModel::new(bytes_v1::ByteParams::for_level(level, len), len)))
+        } else {
+            Bytes::V2(Box::new(bytes::ByteModel::new(bytes::ByteParams::for_level(level, len), len)))
+        }
+    }
+    #[inline(always)]
+    fn code<I: Io>(&mut self, io: &mut I, byte: u8) -> u8 {
+        match self {
+            Bytes::V1(m) => m.code(io, byte),
+            Bytes::V2(m) => m.code(io, byte),
+        }
+    }
+    #[inline(always)]
+    fn push(&mut self, b: u8) {
+        match self {
+            Bytes::V1(m) => m.push(b),
+            Bytes::V2(m) => m.push(b),
+        }
+    }
+}
 
 /// One coded binary decision: the encoder codes `bit`, the decoder returns the decoded bit.
 pub trait Io {
@@ -103,8 +138,8 @@ fn write_sample(v: i32, r: &Region, out: &mut [u8; 3]) {
     }
 }
 
-fn run<I: Io>(io: &mut I, data: Option<&[u8]>, len: usize, level: u8, hint: &Hint) -> Vec<u8> {
-    let mut bm = ByteModel::new(ByteParams::for_level(level, len), len);
+fn run<I: Io>(io: &mut I, data: Option<&[u8]>, len: usize, level: u8, hint: &Hint, version: u8) -> Vec<u8> {
+    let mut bm = Bytes::new(version, level, len);
     let mut reg = region(hint, len).map(|r| {
         let l = hint.layout.unwrap_or_default();
         let sm = SampleModel::new(&l, r.count, level);
@@ -138,7 +173,7 @@ fn run<I: Io>(io: &mut I, data: Option<&[u8]>, len: usize, level: u8, hint: &Hin
 /// Compress a chunk at `level` (1..=9) with the given hint.
 pub fn compress(data: &[u8], level: u8, hint: &Hint) -> Result<Vec<u8>> {
     let mut enc = Enc(BitEncoder::with_capacity(data.len() / 2 + 16));
-    let _ = run(&mut enc, Some(data), data.len(), level, hint);
+    let _ = run(&mut enc, Some(data), data.len(), level, hint, VERSION);
     let mut out = vec![VERSION];
     out.extend_from_slice(&enc.0.finish());
     Ok(out)
@@ -147,11 +182,11 @@ pub fn compress(data: &[u8], level: u8, hint: &Hint) -> Result<Vec<u8>> {
 /// Decompress `raw_len` bytes coded by [`compress`] with the same level and hint.
 pub fn decompress(payload: &[u8], raw_len: usize, level: u8, hint: &Hint) -> Result<Vec<u8>> {
     let (&ver, body) = payload.split_first().ok_or_else(|| MmzError::Truncated("empty cm payload".into()))?;
-    if ver != VERSION {
+    if ver != 1 && ver != VERSION {
         return Err(MmzError::corrupt("cm payload", format!("unknown engine version {ver}")));
     }
     let mut dec = Dec(BitDecoder::new(body));
-    let out = run(&mut dec, None, raw_len, level, hint);
+    let out = run(&mut dec, None, raw_len, level, hint, ver);
     if dec.0.overrun() > 8 {
         return Err(MmzError::Truncated("cm payload ended early".into()));
     }
@@ -185,6 +220,20 @@ mod tests {
         rt(&[7], 5, &Hint::bytes(Modality::Text));
         let z = vec![0u8; 100_000];
         assert!(rt(&z, 5, &Hint::bytes(Modality::Binary)) < 200);
+    }
+
+    #[test]
+    fn versions() {
+        let v: Vec<u8> = b"version test, version test, version test".repeat(50);
+        let h = Hint::bytes(Modality::Text);
+        let c = compress(&v, 5, &h).unwrap();
+        assert_eq!(c[0], VERSION);
+        let mut bad = c.clone();
+        bad[0] = VERSION + 1;
+        assert!(decompress(&bad, v.len(), 5, &h).is_err());
+        // The same body read as version 1 runs the v1 model: it must not come out as the input.
+        bad[0] = 1;
+        assert!(decompress(&bad, v.len(), 5, &h).map(|d| d != v).unwrap_or(true));
     }
 
     #[test]
