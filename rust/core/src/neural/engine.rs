@@ -322,8 +322,57 @@ fn mm_k<const SKIP_ZERO: bool>(x: &[f32], m: &Mat, y: &mut [f32]) {
     }
 }
 
-fn mm(x: &[f32], m: &Mat) -> Vec<f32> {
-    let mut y = vec![0f32; x.len() / m.n_in * m.n_out];
+/// A zeroed `f32` scratch vector taken from a per-thread pool and returned to
+/// it on drop, so a step neither allocates nor page-faults fresh memory for
+/// each of its intermediates.
+struct Buf(Vec<f32>);
+
+thread_local! {
+    static POOL: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn buf(len: usize) -> Buf {
+    let mut v = POOL.try_with(|p| p.borrow_mut().pop()).ok().flatten().unwrap_or_default();
+    v.clear();
+    v.resize(len, 0.0);
+    Buf(v)
+}
+
+impl Drop for Buf {
+    fn drop(&mut self) {
+        let v = std::mem::take(&mut self.0);
+        let _ = POOL.try_with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < 256 {
+                p.push(v);
+            }
+        });
+    }
+}
+
+impl std::ops::Deref for Buf {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.0
+    }
+}
+
+impl<'a> IntoIterator for &'a Buf {
+    type Item = &'a f32;
+    type IntoIter = std::slice::Iter<'a, f32>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl std::ops::DerefMut for Buf {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.0
+    }
+}
+
+fn mm(x: &[f32], m: &Mat) -> Buf {
+    let mut y = buf(x.len() / m.n_in * m.n_out);
     mm_k::<false>(x, m, &mut y);
     y
 }
@@ -382,12 +431,12 @@ fn norm_chunks(x: &[f32], n: usize, w: &[f32], b: &[f32], eps: f32, out: &mut [f
     let count = x.len() / n;
     let period = w.len();
     let nf = n as f32;
-    let mut mu = vec![0f32; count];
+    let mut mu = buf(count);
     chunk_sums!(count, n, &mut mu, |c, j| x[c * n + j]);
     for m in mu.iter_mut() {
         *m /= nf;
     }
-    let mut q = vec![0f32; count];
+    let mut q = buf(count);
     chunk_sums!(count, n, &mut q, |c, j| {
         let t = x[c * n + j] - mu[c];
         t * t
@@ -402,8 +451,8 @@ fn norm_chunks(x: &[f32], n: usize, w: &[f32], b: &[f32], eps: f32, out: &mut [f
 }
 
 #[inline(always)]
-fn ln_rows(x: &[f32], wb: &(Vec<f32>, Vec<f32>), d: usize) -> Vec<f32> {
-    let mut out = vec![0f32; x.len()];
+fn ln_rows(x: &[f32], wb: &(Vec<f32>, Vec<f32>), d: usize) -> Buf {
+    let mut out = buf(x.len());
     norm_chunks(x, d, &wb.0, &wb.1, LN_EPS, &mut out);
     out
 }
@@ -411,7 +460,7 @@ fn ln_rows(x: &[f32], wb: &(Vec<f32>, Vec<f32>), d: usize) -> Vec<f32> {
 /// Router gates `[R, E]`: softmax, top-k by probability (ties: lower index),
 /// renormalised over the selected experts; 0 elsewhere.
 #[inline(always)]
-fn route(x: &[f32], r: &Router, mods: &[usize], top_k: usize) -> Vec<f32> {
+fn route(x: &[f32], r: &Router, mods: &[usize], top_k: usize) -> Buf {
     let e = r.w.n_out;
     let mut z = mm(x, &r.w);
     for (zr, &m) in z.chunks_exact_mut(e).zip(mods) {
@@ -460,17 +509,17 @@ fn route(x: &[f32], r: &Router, mods: &[usize], top_k: usize) -> Vec<f32> {
 
 /// `Σ_{e selected} g_e · f_e(x_row)` per row, experts in ascending order.
 #[inline(always)]
-fn moe<F: Fn(usize, &[f32]) -> Vec<f32>>(x: &[f32], n_in: usize, gates: &[f32], n_e: usize, n_out: usize, f: F) -> Vec<f32> {
+fn moe<F: Fn(usize, &[f32]) -> Buf>(x: &[f32], n_in: usize, gates: &[f32], n_e: usize, n_out: usize, f: F) -> Buf {
     let rows = x.len() / n_in;
-    let mut acc = vec![0f32; rows * n_out];
+    let mut acc = buf(rows * n_out);
     for e in 0..n_e {
         let idx: Vec<usize> = (0..rows).filter(|&r| gates[r * n_e + e] > 0.0).collect();
         if idx.is_empty() {
             continue;
         }
-        let mut xs = Vec::with_capacity(idx.len() * n_in);
-        for &r in &idx {
-            xs.extend_from_slice(&x[r * n_in..(r + 1) * n_in]);
+        let mut xs = buf(idx.len() * n_in);
+        for (xr, &r) in xs.chunks_exact_mut(n_in).zip(&idx) {
+            xr.copy_from_slice(&x[r * n_in..(r + 1) * n_in]);
         }
         let ys = f(e, &xs);
         for (k, &r) in idx.iter().enumerate() {
@@ -540,22 +589,22 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
     let lsl = c.layer_state_len();
     let rd = rows * d;
     let chunks = rows * nh; // (row, head) pairs
-    let mut x = vec![0f32; rd];
+    let mut x = buf(rd);
     for (xr, &t) in x.chunks_exact_mut(d).zip(tokens) {
         xr.copy_from_slice(&model.emb[t as usize * d..(t as usize + 1) * d]);
     }
     let mut x = ln_rows(&x, &model.ln0, d);
-    let mut v_first = vec![0f32; rd];
-    let mut xs: [Vec<f32>; 6] = std::array::from_fn(|_| vec![0f32; rd]);
-    let mut decay = vec![0f32; rd];
-    let mut a = vec![0f32; rd];
-    let mut kk = vec![0f32; rd];
-    let mut y = vec![0f32; rd];
-    let mut ygn = vec![0f32; rd];
-    let mut xkf = vec![0f32; rd];
-    let mut nrm = vec![0f32; chunks];
-    let mut cb = vec![0f32; chunks];
-    let mut sa = vec![0f32; n];
+    let mut v_first = buf(rd);
+    let mut xs: [Buf; 6] = std::array::from_fn(|_| buf(rd));
+    let mut decay = buf(rd);
+    let mut a = buf(rd);
+    let mut kk = buf(rd);
+    let mut y = buf(rd);
+    let mut ygn = buf(rd);
+    let mut xkf = buf(rd);
+    let mut nrm = buf(chunks);
+    let mut cb = buf(chunks);
+    let mut sa = buf(n);
     for (l, ly) in model.layers.iter().enumerate() {
         let base = l * lsl;
         let u = ln_rows(&x, &ly.ln1, d);
@@ -667,7 +716,7 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
             let kf = c.fade_kernel;
             let hb = base + 2 * d + d * n;
             let mut sg = mm(&u, &fw.gate);
-            let mut mix = vec![0f32; rd];
+            let mut mix = buf(rd);
             for r in 0..rows {
                 let hist = &states[r][hb..hb + (kf - 1) * d];
                 for i in 0..d {
@@ -683,7 +732,10 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
             }
             let hu = mm(&mix, &fw.ref_u);
             let hv = mm(&mix, &fw.ref_v);
-            let prod: Vec<f32> = hu.iter().zip(&hv).map(|(&p, &q)| p * math::sigmoid(q)).collect();
+            let mut prod = buf(hu.len());
+            for ((o, &p), &q) in prod.iter_mut().zip(hu.iter()).zip(hv.iter()) {
+                *o = p * math::sigmoid(q);
+            }
             let refined = mm(&prod, &fw.ref_o);
             for (o, (&m, &rf)) in att.iter_mut().zip(mix.iter().zip(&refined)) {
                 *o = m + rf;
@@ -713,7 +765,7 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
                 let t = if *q > 0.0 { *q } else { 0.0 };
                 *q = t * t;
             }
-            let mut out = vec![0f32; xs.len() / d * d];
+            let mut out = buf(xs.len() / d * d);
             mm_k::<true>(&h, &ly.ffn_value[e], &mut out);
             out
         };
@@ -742,9 +794,9 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
         let lg = if idx.len() == rows {
             mm(&hfin, head)
         } else {
-            let mut hs = Vec::with_capacity(idx.len() * d);
-            for &r in &idx {
-                hs.extend_from_slice(&hfin[r * d..(r + 1) * d]);
+            let mut hs = buf(idx.len() * d);
+            for (hr, &r) in hs.chunks_exact_mut(d).zip(&idx) {
+                hr.copy_from_slice(&hfin[r * d..(r + 1) * d]);
             }
             mm(&hs, head)
         };
