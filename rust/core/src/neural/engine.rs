@@ -371,8 +371,21 @@ impl std::ops::DerefMut for Buf {
     }
 }
 
+/// Like [`buf`] but with unspecified (stale, finite-or-not) contents, for
+/// outputs that are completely overwritten.
+fn buf_dirty(len: usize) -> Buf {
+    let mut v = POOL.try_with(|p| p.borrow_mut().pop()).ok().flatten().unwrap_or_default();
+    if v.len() >= len {
+        v.truncate(len);
+    } else {
+        v.resize(len, 0.0);
+    }
+    Buf(v)
+}
+
 fn mm(x: &[f32], m: &Mat) -> Buf {
-    let mut y = buf(x.len() / m.n_in * m.n_out);
+    // Every kernel writes all outputs (the portable one zero-fills first).
+    let mut y = buf_dirty(x.len() / m.n_in * m.n_out);
     mm_k::<false>(x, m, &mut y);
     y
 }

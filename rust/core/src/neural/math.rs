@@ -36,13 +36,7 @@ fn pow2i(n: i32) -> f32 {
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     // In-range lanes see `x` itself; the clamp only keeps the discarded lanes finite.
-    let xc = if x > 88.72 {
-        88.72
-    } else if x < -87.3 {
-        -87.3
-    } else {
-        x
-    };
+    let xc = x.clamp(-87.3, 88.72);
     // Cody–Waite reduction: x = n ln2 + r, |r| <= ln2 / 2.
     let n = floor_i32(xc * LOG2_E + 0.5);
     let nf = n as f32;
