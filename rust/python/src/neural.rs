@@ -42,7 +42,7 @@ impl NeuralEngine {
         self.inner.model.cfg.max_slice()
     }
 
-    /// Which matrix kernel build runs ("avx2" or "portable"; identical results).
+    /// Which engine build runs ("avx512", "avx2" or "portable"; identical results).
     #[staticmethod]
     fn simd_path() -> &'static str {
         engine::simd_path()

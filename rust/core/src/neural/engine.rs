@@ -6,11 +6,13 @@
 //! other rows, the thread count or the CPU:
 //!
 //! * matrix products accumulate `y[o] += x[i] * w[i][o]` for `i = 0, 1, …` in
-//!   order (separate multiply and add; Rust never contracts to FMA); the loop
-//!   is vectorised across output channels `o`, which keeps each element's
-//!   summation order, and the AVX2 and portable paths are the same code;
+//!   order (separate multiply and add; Rust never contracts to FMA); the
+//!   kernels (portable, AVX2, AVX-512, chosen at run time) vectorise across
+//!   output channels `o` and block rows in registers, which keeps each
+//!   element's summation order;
 //! * reductions (norm statistics, router sums, WKV dot products) run
-//!   sequentially in index order;
+//!   sequentially in index order (several rows' sums are interleaved for
+//!   instruction-level parallelism, each still in index order);
 //! * `exp`/`ln`/`sigmoid`/`tanh`/`softplus` come from [`super::math`], `sqrt`
 //!   is IEEE (correctly rounded);
 //! * MoE top-k ties go to the lower expert index; each row uses only its own
@@ -131,67 +133,347 @@ mod avx2 {
     }
 }
 
-/// Whether the AVX2 build of the (bit-identical) matrix kernel is used.
-pub fn simd_path() -> &'static str {
-    static PATH: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
-    PATH.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") && std::env::var_os("MMZ_NEURAL_PORTABLE").is_none() {
-            return "avx2";
+/// AVX-512 kernel: like [`avx2`] with 32 registers, so a block holds up to
+/// [`avx512::ROWS`] rows × 32 output channels (24 accumulators); each step is
+/// a separate `vmulps` then `vaddps` per element, in input order `i = 0, 1, …`.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::Mat;
+    use core::arch::x86_64::*;
+
+    /// Rows (streams) per register block.
+    pub const ROWS: usize = 12;
+
+    #[inline(always)]
+    unsafe fn block<const R: usize, const NB: usize, const SKIP_ZERO: bool>(
+        x: *const f32,
+        ni: usize,
+        w: *const f32,
+        no: usize,
+        y: *mut f32,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); NB]; R];
+        for i in 0..ni {
+            // Panel-major weights: row i of this panel is 16 NB contiguous floats.
+            let wi = w.add(i * 16 * NB);
+            let mut wv = [_mm512_setzero_ps(); NB];
+            for (b, v) in wv.iter_mut().enumerate() {
+                *v = _mm512_loadu_ps(wi.add(16 * b));
+            }
+            for (r, ar) in acc.iter_mut().enumerate() {
+                let xi = *x.add(r * ni + i);
+                if SKIP_ZERO && xi == 0.0 {
+                    continue;
+                }
+                let bx = _mm512_set1_ps(xi);
+                for (a, &v) in ar.iter_mut().zip(&wv) {
+                    *a = _mm512_add_ps(*a, _mm512_mul_ps(bx, v));
+                }
+            }
         }
-        "portable"
+        for (r, ar) in acc.iter().enumerate() {
+            for (b, &a) in ar.iter().enumerate() {
+                _mm512_storeu_ps(y.add(r * no + 16 * b), a);
+            }
+        }
+    }
+
+    /// Output columns `o .. o + 16 NB` of every row, `ROWS` rows at a time.
+    #[inline(always)]
+    unsafe fn columns<const NB: usize, const SKIP_ZERO: bool>(x: &[f32], m: &Mat, rows: usize, o: usize, y: &mut [f32]) {
+        let (ni, no) = (m.n_in, m.n_out);
+        let wp = m.panels.as_ptr().add(o * ni);
+        let mut r0 = 0;
+        while r0 < rows {
+            let nr = (rows - r0).min(ROWS);
+            let xp = x.as_ptr().add(r0 * ni);
+            let yp = y.as_mut_ptr().add(r0 * no + o);
+            match nr {
+                12 => block::<12, NB, SKIP_ZERO>(xp, ni, wp, no, yp),
+                11 => block::<11, NB, SKIP_ZERO>(xp, ni, wp, no, yp),
+                10 => block::<10, NB, SKIP_ZERO>(xp, ni, wp, no, yp),
+                9 => block::<9, NB, SKIP_ZERO>(xp, ni, wp, no, yp),
+                8 => block::<8, NB, SKIP_ZERO>(xp, ni, wp, no, yp),
+                7 => block::<7, NB, SKIP_ZERO>(xp, ni, wp, no, yp),
+                6 => block::<6, NB, SKIP_ZERO>(xp, ni, wp, no, yp),
+                5 => block::<5, NB, SKIP_ZERO>(xp, ni, wp, no, yp),
+                4 => block::<4, NB, SKIP_ZERO>(xp, ni, wp, no, yp),
+                3 => block::<3, NB, SKIP_ZERO>(xp, ni, wp, no, yp),
+                2 => block::<2, NB, SKIP_ZERO>(xp, ni, wp, no, yp),
+                _ => block::<1, NB, SKIP_ZERO>(xp, ni, wp, no, yp),
+            }
+            r0 += nr;
+        }
+    }
+
+    /// `y = x · m`; `x.len() / n_in` rows.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn mm<const SKIP_ZERO: bool>(x: &[f32], m: &Mat, y: &mut [f32]) {
+        let (ni, no) = (m.n_in, m.n_out);
+        let rows = x.len() / ni;
+        let full = if no % 32 >= 16 { no - no % 16 } else { no - no % 32 };
+        if m.w.len() < ni * no || y.len() < rows * no || x.len() < rows * ni || m.panels.len() < full * ni {
+            return super::mm_body::<SKIP_ZERO>(x, m, y);
+        }
+        let mut o = 0;
+        while o + 32 <= no {
+            columns::<2, SKIP_ZERO>(x, m, rows, o, y);
+            o += 32;
+        }
+        if o + 16 <= no {
+            columns::<1, SKIP_ZERO>(x, m, rows, o, y);
+            o += 16;
+        }
+        if o < no {
+            super::mm_tail::<SKIP_ZERO>(x, m, o, y);
+        }
+    }
+}
+
+/// Columns `o0..n_out` of `y = x · m` in [`mm_body`]'s operation order, eight
+/// rows interleaved (the narrow router products).
+#[inline(always)]
+fn mm_tail<const SKIP_ZERO: bool>(x: &[f32], m: &Mat, o0: usize, y: &mut [f32]) {
+    let (ni, no) = (m.n_in, m.n_out);
+    const TILE: usize = 8;
+    for (xt, yt) in x.chunks(ni * TILE).zip(y.chunks_mut(no * TILE)) {
+        let rows = xt.len() / ni;
+        for r in 0..rows {
+            yt[r * no + o0..(r + 1) * no].fill(0.0);
+        }
+        for (i, wr) in m.w.chunks_exact(no).enumerate() {
+            for r in 0..rows {
+                let xi = xt[r * ni + i];
+                if SKIP_ZERO && xi == 0.0 {
+                    continue;
+                }
+                for (yo, &wo) in yt[r * no + o0..(r + 1) * no].iter_mut().zip(&wr[o0..]) {
+                    *yo += xi * wo;
+                }
+            }
+        }
+    }
+}
+
+/// Instruction-set build of the engine chosen at run time (all give the same bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Simd {
+    Portable,
+    Avx2,
+    Avx512,
+}
+
+/// Detected once; `MMZ_NEURAL_PORTABLE` forces the portable build and
+/// `MMZ_NEURAL_SIMD=avx2|portable` caps it (for equivalence checks).
+fn simd() -> Simd {
+    static PATH: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
+    *PATH.get_or_init(|| {
+        let cap = std::env::var("MMZ_NEURAL_SIMD").unwrap_or_default();
+        if std::env::var_os("MMZ_NEURAL_PORTABLE").is_some() || cap == "portable" {
+            return Simd::Portable;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            if cap != "avx2"
+                && std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512bw")
+                && std::is_x86_feature_detected!("avx512vl")
+                && std::is_x86_feature_detected!("avx512dq")
+            {
+                return Simd::Avx512;
+            }
+            if std::is_x86_feature_detected!("avx2") {
+                return Simd::Avx2;
+            }
+        }
+        Simd::Portable
     })
+}
+
+/// Which build of the (bit-identical) engine is used: "avx512", "avx2" or "portable".
+pub fn simd_path() -> &'static str {
+    match simd() {
+        Simd::Avx512 => "avx512",
+        Simd::Avx2 => "avx2",
+        Simd::Portable => "portable",
+    }
 }
 
 /// `y = x · m` for `rows = x.len() / m.n_in` rows (y overwritten). With
 /// `SKIP_ZERO`, exactly-zero inputs are skipped (adds of ±0 only change the
-/// sign of an all-zero sum).
+/// sign of an all-zero sum); with all-finite weights that is the same as not
+/// skipping, so the dense kernel runs.
 fn mm_k<const SKIP_ZERO: bool>(x: &[f32], m: &Mat, y: &mut [f32]) {
     debug_assert_eq!(x.len() / m.n_in * m.n_out, y.len());
-    #[cfg(target_arch = "x86_64")]
-    if simd_path() == "avx2" {
-        // SAFETY: the CPU supports AVX2 (checked above) and `y` holds rows x n_out values.
-        unsafe { avx2::mm::<SKIP_ZERO>(x, m, y) };
-        return;
+    if SKIP_ZERO && m.finite {
+        return mm_k::<false>(x, m, y);
     }
-    mm_body::<SKIP_ZERO>(x, m, y)
+    match simd() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU supports AVX-512F (checked by `simd`).
+        Simd::Avx512 => unsafe { avx512::mm::<SKIP_ZERO>(x, m, y) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU supports AVX2 (checked by `simd`) and `y` holds rows x n_out values.
+        Simd::Avx2 => unsafe { avx2::mm::<SKIP_ZERO>(x, m, y) },
+        _ => mm_body::<SKIP_ZERO>(x, m, y),
+    }
 }
 
-fn mm(x: &[f32], m: &Mat) -> Vec<f32> {
-    let mut y = vec![0f32; x.len() / m.n_in * m.n_out];
+/// A zeroed `f32` scratch vector taken from a per-thread pool and returned to
+/// it on drop, so a step neither allocates nor page-faults fresh memory for
+/// each of its intermediates.
+struct Buf(Vec<f32>);
+
+thread_local! {
+    static POOL: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn buf(len: usize) -> Buf {
+    let mut v = POOL.try_with(|p| p.borrow_mut().pop()).ok().flatten().unwrap_or_default();
+    v.clear();
+    v.resize(len, 0.0);
+    Buf(v)
+}
+
+impl Drop for Buf {
+    fn drop(&mut self) {
+        let v = std::mem::take(&mut self.0);
+        let _ = POOL.try_with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < 256 {
+                p.push(v);
+            }
+        });
+    }
+}
+
+impl std::ops::Deref for Buf {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.0
+    }
+}
+
+impl<'a> IntoIterator for &'a Buf {
+    type Item = &'a f32;
+    type IntoIter = std::slice::Iter<'a, f32>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl std::ops::DerefMut for Buf {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.0
+    }
+}
+
+/// Like [`buf`] but with unspecified (stale, finite-or-not) contents, for
+/// outputs that are completely overwritten.
+fn buf_dirty(len: usize) -> Buf {
+    let mut v = POOL.try_with(|p| p.borrow_mut().pop()).ok().flatten().unwrap_or_default();
+    if v.len() >= len {
+        v.truncate(len);
+    } else {
+        v.resize(len, 0.0);
+    }
+    Buf(v)
+}
+
+fn mm(x: &[f32], m: &Mat) -> Buf {
+    // Every kernel writes all outputs (the portable one zero-fills first).
+    let mut y = buf_dirty(x.len() / m.n_in * m.n_out);
     mm_k::<false>(x, m, &mut y);
     y
 }
 
-fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
-    let n = x.len() as f32;
-    let mut s = 0f32;
-    for &v in x {
-        s += v;
+/// `out[c] = Σ_{j < n} term` for `c < count` (`term` an expression of `c`
+/// and `j`), each sum sequential in `j` from `0f32`; eight sums are
+/// interleaved (independent dependency chains). A macro rather than a closure
+/// so that the body is always compiled inside the caller's SIMD build.
+macro_rules! chunk_sums {
+    ($count:expr, $n:expr, $out:expr, |$c:ident, $j:ident| $term:expr) => {{
+        const G: usize = 8;
+        let (count, n): (usize, usize) = ($count, $n);
+        let out: &mut [f32] = $out;
+        let mut c0 = 0;
+        while c0 + G <= count {
+            let mut acc = [0f32; G];
+            for $j in 0..n {
+                for (g, a) in acc.iter_mut().enumerate() {
+                    let $c = c0 + g;
+                    *a += $term;
+                }
+            }
+            out[c0..c0 + G].copy_from_slice(&acc);
+            c0 += G;
+        }
+        for $c in c0..count {
+            let mut a = 0f32;
+            for $j in 0..n {
+                a += $term;
+            }
+            out[$c] = a;
+        }
+    }};
+}
+
+/// `out[i] = f(a[i], p[i % d])` for row-major `[rows, d]` data `a` and a
+/// per-channel vector `p` of length `d` (a macro: see [`chunk_sums`]).
+macro_rules! per_channel {
+    ($a:expr, $p:expr, $out:expr, |$av:ident, $pv:ident| $f:expr) => {{
+        let (a, p, out): (&[f32], &[f32], &mut [f32]) = ($a, $p, $out);
+        let d = p.len();
+        for (ar, or) in a.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+            for ((o, &$av), &$pv) in or.iter_mut().zip(ar).zip(p) {
+                *o = $f;
+            }
+        }
+    }};
+}
+
+/// Normalises every `n`-chunk of `x` (a row for LayerNorm, a head for the
+/// GroupNorm): `μ = Σ v / n`, `s² = Σ (v − μ)² / n` (sums in index order),
+/// `out = (v − μ) · (1 / sqrt(s² + eps)) · w + b`, with `w`/`b` of length
+/// `period` indexed by the element's position modulo `period`.
+#[inline(always)]
+fn norm_chunks(x: &[f32], n: usize, w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
+    let count = x.len() / n;
+    let period = w.len();
+    let nf = n as f32;
+    let mut mu = buf(count);
+    chunk_sums!(count, n, &mut mu, |c, j| x[c * n + j]);
+    for m in mu.iter_mut() {
+        *m /= nf;
     }
-    let mu = s / n;
-    let mut q = 0f32;
-    for &v in x {
-        let t = v - mu;
-        q += t * t;
-    }
-    let inv = 1.0 / (q / n + eps).sqrt();
-    for (((o, &v), &wi), &bi) in out.iter_mut().zip(x).zip(w).zip(b) {
-        *o = (v - mu) * inv * wi + bi;
+    let mut q = buf(count);
+    chunk_sums!(count, n, &mut q, |c, j| {
+        let t = x[c * n + j] - mu[c];
+        t * t
+    });
+    for (c, (xc, oc)) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)).enumerate() {
+        let (m, inv) = (mu[c], 1.0 / (q[c] / nf + eps).sqrt());
+        let p0 = (c * n) % period;
+        for (((o, &v), &wi), &bi) in oc.iter_mut().zip(xc).zip(&w[p0..p0 + n]).zip(&b[p0..p0 + n]) {
+            *o = (v - m) * inv * wi + bi;
+        }
     }
 }
 
-fn ln_rows(x: &[f32], wb: &(Vec<f32>, Vec<f32>), d: usize) -> Vec<f32> {
-    let mut out = vec![0f32; x.len()];
-    for (xr, orow) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-        layer_norm(xr, &wb.0, &wb.1, LN_EPS, orow);
-    }
+#[inline(always)]
+fn ln_rows(x: &[f32], wb: &(Vec<f32>, Vec<f32>), d: usize) -> Buf {
+    let mut out = buf(x.len());
+    norm_chunks(x, d, &wb.0, &wb.1, LN_EPS, &mut out);
     out
 }
 
 /// Router gates `[R, E]`: softmax, top-k by probability (ties: lower index),
 /// renormalised over the selected experts; 0 elsewhere.
-fn route(x: &[f32], r: &Router, mods: &[usize], top_k: usize) -> Vec<f32> {
+#[inline(always)]
+fn route(x: &[f32], r: &Router, mods: &[usize], top_k: usize) -> Buf {
     let e = r.w.n_out;
     let mut z = mm(x, &r.w);
     for (zr, &m) in z.chunks_exact_mut(e).zip(mods) {
@@ -239,17 +521,18 @@ fn route(x: &[f32], r: &Router, mods: &[usize], top_k: usize) -> Vec<f32> {
 }
 
 /// `Σ_{e selected} g_e · f_e(x_row)` per row, experts in ascending order.
-fn moe<F: Fn(usize, &[f32]) -> Vec<f32>>(x: &[f32], n_in: usize, gates: &[f32], n_e: usize, n_out: usize, f: F) -> Vec<f32> {
+#[inline(always)]
+fn moe<F: Fn(usize, &[f32]) -> Buf>(x: &[f32], n_in: usize, gates: &[f32], n_e: usize, n_out: usize, f: F) -> Buf {
     let rows = x.len() / n_in;
-    let mut acc = vec![0f32; rows * n_out];
+    let mut acc = buf(rows * n_out);
     for e in 0..n_e {
         let idx: Vec<usize> = (0..rows).filter(|&r| gates[r * n_e + e] > 0.0).collect();
         if idx.is_empty() {
             continue;
         }
-        let mut xs = Vec::with_capacity(idx.len() * n_in);
-        for &r in &idx {
-            xs.extend_from_slice(&x[r * n_in..(r + 1) * n_in]);
+        let mut xs = buf(idx.len() * n_in);
+        for (xr, &r) in xs.chunks_exact_mut(n_in).zip(&idx) {
+            xr.copy_from_slice(&x[r * n_in..(r + 1) * n_in]);
         }
         let ys = f(e, &xs);
         for (k, &r) in idx.iter().enumerate() {
@@ -271,12 +554,15 @@ pub fn zero_state(model: &Model) -> Vec<f32> {
 /// place); `mods[r]` its modality; `logits` receives `R × max_slice` values
 /// (`-inf` past the row's slice size).
 pub fn step(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usize], logits: &mut [f32]) -> Result<()> {
-    #[cfg(target_arch = "x86_64")]
-    if simd_path() == "avx2" {
-        // SAFETY: the CPU supports AVX2 (checked by `simd_path`); the body is safe code.
-        return unsafe { step_avx2(model, states, tokens, mods, logits) };
+    match simd() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU supports these AVX-512 subsets (checked by `simd`); the body is safe code.
+        Simd::Avx512 => unsafe { step_avx512(model, states, tokens, mods, logits) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU supports AVX2 (checked by `simd`); the body is safe code.
+        Simd::Avx2 => unsafe { step_avx2(model, states, tokens, mods, logits) },
+        _ => step_body(model, states, tokens, mods, logits),
     }
-    step_body(model, states, tokens, mods, logits)
 }
 
 /// [`step_body`] compiled for AVX2: the element-wise loops vectorise 8-wide
@@ -285,6 +571,15 @@ pub fn step(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usiz
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn step_avx2(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usize], logits: &mut [f32]) -> Result<()> {
+    step_body(model, states, tokens, mods, logits)
+}
+
+/// [`step_body`] compiled for AVX-512 (16 lanes; the branch-free `math`
+/// functions vectorise too). Rust never contracts `a * b + c` into an FMA, so
+/// every lane performs the portable operation sequence.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2")]
+unsafe fn step_avx512(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usize], logits: &mut [f32]) -> Result<()> {
     step_body(model, states, tokens, mods, logits)
 }
 
@@ -305,38 +600,49 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
         return Err(MmzError::InvalidArgument("neural step: token or modality out of range".into()));
     }
     let lsl = c.layer_state_len();
-    let mut x = vec![0f32; rows * d];
+    let rd = rows * d;
+    let chunks = rows * nh; // (row, head) pairs
+    let mut x = buf(rd);
     for (xr, &t) in x.chunks_exact_mut(d).zip(tokens) {
         xr.copy_from_slice(&model.emb[t as usize * d..(t as usize + 1) * d]);
     }
     let mut x = ln_rows(&x, &model.ln0, d);
-    let mut v_first = vec![0f32; rows * d];
+    let mut v_first = buf(rd);
+    let mut xs: [Buf; 6] = std::array::from_fn(|_| buf(rd));
+    let mut decay = buf(rd);
+    let mut a = buf(rd);
+    let mut kk = buf(rd);
+    let mut y = buf(rd);
+    let mut ygn = buf(rd);
+    let mut xkf = buf(rd);
+    let mut nrm = buf(chunks);
+    let mut cb = buf(chunks);
+    let mut sa = buf(n);
     for (l, ly) in model.layers.iter().enumerate() {
         let base = l * lsl;
         let u = ln_rows(&x, &ly.ln1, d);
         // ---- time mix (SPEC §3.1)
-        let mut xs: [Vec<f32>; 6] = std::array::from_fn(|_| vec![0f32; rows * d]);
-        for r in 0..rows {
-            let xp = &states[r][base..base + d];
-            let ur = &u[r * d..(r + 1) * d];
-            for i in 0..d {
-                let xx = xp[i] - ur[i];
-                for (k, out) in xs.iter_mut().enumerate() {
-                    out[r * d + i] = ur[i] + xx * ly.x_mix[k][i];
+        for (out, mk) in xs.iter_mut().zip(&ly.x_mix) {
+            for r in 0..rows {
+                let xp = &states[r][base..base + d];
+                let ur = &u[r * d..(r + 1) * d];
+                for (((o, &p), &uv), &mv) in out[r * d..(r + 1) * d].iter_mut().zip(xp).zip(ur).zip(mk) {
+                    *o = uv + (p - uv) * mv;
                 }
             }
         }
         let [xr, xw, xk, xv, xa, xg] = &xs;
         let rr = mm(xr, &ly.receptance);
         let mut t1 = mm(xw, &ly.w1);
-        t1.iter_mut().for_each(|v| *v = math::tanh(*v));
-        let t2 = mm(&t1, &ly.w2);
-        let mut decay = vec![0f32; rows * d];
-        for (i, (dv, &tv)) in decay.iter_mut().zip(&t2).enumerate() {
-            let z = ly.w0[i % d] + tv;
-            let w_raw = -math::softplus(-z) - 0.5;
-            *dv = math::exp(-math::exp(w_raw));
+        for v in t1.iter_mut() {
+            *v = math::tanh(*v);
         }
+        let t2 = mm(&t1, &ly.w2);
+        per_channel!(&t2, &ly.w0, &mut decay, |tv, w0| {
+            let z = w0 + tv;
+            let w_raw = -math::softplus(-z) - 0.5;
+            math::exp(-math::exp(w_raw))
+        });
         let mut k = mm(xk, &ly.key);
         let mut v = match &ly.v_router {
             Some(rt) => {
@@ -349,30 +655,38 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
             None => v_first.copy_from_slice(&v),
             Some((v0, v1, v2)) => {
                 let z = mm(&mm(xv, v1), v2);
-                for (i, vv) in v.iter_mut().enumerate() {
-                    *vv = *vv + (v_first[i] - *vv) * math::sigmoid(v0[i % d] + z[i]);
+                for ((vr, fr), zr) in v.chunks_exact_mut(d).zip(v_first.chunks_exact(d)).zip(z.chunks_exact(d)) {
+                    for (((vv, &f), &zv), &b0) in vr.iter_mut().zip(fr).zip(zr).zip(v0) {
+                        *vv = *vv + (f - *vv) * math::sigmoid(b0 + zv);
+                    }
                 }
             }
         }
         let za = mm(&mm(xa, &ly.a1), &ly.a2);
-        let a: Vec<f32> = za.iter().enumerate().map(|(i, &z)| math::sigmoid(ly.a0[i % d] + z)).collect();
+        per_channel!(&za, &ly.a0, &mut a, |z, a0| math::sigmoid(a0 + z));
         let mut g1 = mm(xg, &ly.g1);
-        g1.iter_mut().for_each(|v| *v = math::sigmoid(*v));
+        for v in g1.iter_mut() {
+            *v = math::sigmoid(*v);
+        }
         let g = mm(&g1, &ly.g2);
-        let mut kk: Vec<f32> = k.iter().enumerate().map(|(i, &kv)| kv * ly.k_k[i % d]).collect();
-        for hv in kk.chunks_exact_mut(n) {
-            let mut s = 0f32;
-            for &q in hv.iter() {
-                s += q * q;
+        per_channel!(&k, &ly.k_k, &mut kk, |kv, kkw| kv * kkw);
+        chunk_sums!(chunks, n, &mut nrm, |ch, j| {
+            let q = kk[ch * n + j];
+            q * q
+        });
+        for (hv, &s) in kk.chunks_exact_mut(n).zip(&nrm) {
+            let nr = s.sqrt().max(1e-12);
+            for q in hv.iter_mut() {
+                *q /= nr;
             }
-            let nrm = s.sqrt().max(1e-12);
-            hv.iter_mut().for_each(|q| *q /= nrm);
         }
-        for (i, kv) in k.iter_mut().enumerate() {
-            *kv *= 1.0 + (a[i] - 1.0) * ly.k_a[i % d];
+        for ((kr, ar), ka) in k.chunks_exact_mut(d).zip(a.chunks_exact(d)).zip(std::iter::repeat(&ly.k_a)) {
+            for ((kv, &av), &kav) in kr.iter_mut().zip(ar).zip(ka) {
+                *kv *= 1.0 + (av - 1.0) * kav;
+            }
         }
-        let mut y = vec![0f32; rows * d];
-        let mut sa = vec![0f32; n];
+        // WKV state update per (row, head); y = S' r.
+        y.fill(0.0);
         for r in 0..rows {
             let st = &mut states[r][base + d..base + d + d * n];
             for h in 0..nh {
@@ -395,18 +709,19 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
                         *yi += *sv * rj;
                     }
                 }
-                // GroupNorm of the head, then the r·k bonus.
-                let lw = &ly.ln_x.0[h * n..(h + 1) * n];
-                let lb = &ly.ln_x.1[h * n..(h + 1) * n];
-                let mut tmp = vec![0f32; n];
-                layer_norm(yh, lw, lb, LN_X_EPS, &mut tmp);
-                let mut cb = 0f32;
-                for j in 0..n {
-                    cb += rh[j] * kh[j] * ly.r_k[h * n + j];
-                }
-                for i in 0..n {
-                    yh[i] = (tmp[i] + cb * vh[i]) * g[o + i];
-                }
+            }
+        }
+        // GroupNorm of each head, then the r·k bonus and the gate.
+        norm_chunks(&y, n, &ly.ln_x.0, &ly.ln_x.1, LN_X_EPS, &mut ygn);
+        chunk_sums!(chunks, n, &mut cb, |ch, j| {
+            let q = ch * n + j;
+            rr[q] * k[q] * ly.r_k[(ch % nh) * n + j]
+        });
+        for (ch, (yc, (tc, vc))) in y.chunks_exact_mut(n).zip(ygn.chunks_exact(n).zip(v.chunks_exact(n))).enumerate() {
+            let cbv = cb[ch];
+            let gc = &g[ch * n..(ch + 1) * n];
+            for (((yi, &ti), &vi), &gi) in yc.iter_mut().zip(tc).zip(vc).zip(gc) {
+                *yi = (ti + cbv * vi) * gi;
             }
         }
         let mut att = mm(&y, &ly.output);
@@ -414,7 +729,7 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
             let kf = c.fade_kernel;
             let hb = base + 2 * d + d * n;
             let mut sg = mm(&u, &fw.gate);
-            let mut mix = vec![0f32; rows * d];
+            let mut mix = buf(rd);
             for r in 0..rows {
                 let hist = &states[r][hb..hb + (kf - 1) * d];
                 for i in 0..d {
@@ -430,7 +745,10 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
             }
             let hu = mm(&mix, &fw.ref_u);
             let hv = mm(&mix, &fw.ref_v);
-            let prod: Vec<f32> = hu.iter().zip(&hv).map(|(&p, &q)| p * math::sigmoid(q)).collect();
+            let mut prod = buf(hu.len());
+            for ((o, &p), &q) in prod.iter_mut().zip(hu.iter()).zip(hv.iter()) {
+                *o = p * math::sigmoid(q);
+            }
             let refined = mm(&prod, &fw.ref_o);
             for (o, (&m, &rf)) in att.iter_mut().zip(mix.iter().zip(&refined)) {
                 *o = m + rf;
@@ -447,26 +765,23 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
         // ---- channel mix (SPEC §3.2)
         let f = ln_rows(&x, &ly.ln2, d);
         let fb = base + d + d * n;
-        let mut xkf = vec![0f32; rows * d];
         for r in 0..rows {
             let xp = &states[r][fb..fb + d];
-            for i in 0..d {
-                let fi = f[r * d + i];
-                xkf[r * d + i] = fi + (xp[i] - fi) * ly.ffn_x_k[i];
+            let (fr, xr_) = (&f[r * d..(r + 1) * d], &mut xkf[r * d..(r + 1) * d]);
+            for (((o, &fi), &p), &mk) in xr_.iter_mut().zip(fr).zip(xp).zip(&ly.ffn_x_k) {
+                *o = fi + (p - fi) * mk;
             }
         }
-        let hid = c.ffn_hidden();
         let expert = |e: usize, xs: &[f32]| {
             let mut h = mm(xs, &ly.ffn_key[e]);
-            h.iter_mut().for_each(|q| {
+            for q in h.iter_mut() {
                 let t = if *q > 0.0 { *q } else { 0.0 };
                 *q = t * t;
-            });
-            let mut out = vec![0f32; xs.len() / d * d];
+            }
+            let mut out = buf(xs.len() / d * d);
             mm_k::<true>(&h, &ly.ffn_value[e], &mut out);
             out
         };
-        let _ = hid;
         let ffn = match &ly.ffn_router {
             Some(rt) => {
                 let gates = route(&f, rt, mods, c.top_k);
@@ -489,11 +804,15 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
             continue;
         }
         let head = &model.heads[m];
-        let mut hs = Vec::with_capacity(idx.len() * d);
-        for &r in &idx {
-            hs.extend_from_slice(&hfin[r * d..(r + 1) * d]);
-        }
-        let lg = mm(&hs, head);
+        let lg = if idx.len() == rows {
+            mm(&hfin, head)
+        } else {
+            let mut hs = buf(idx.len() * d);
+            for (hr, &r) in hs.chunks_exact_mut(d).zip(&idx) {
+                hr.copy_from_slice(&hfin[r * d..(r + 1) * d]);
+            }
+            mm(&hs, head)
+        };
         for (q, &r) in idx.iter().enumerate() {
             let row = &mut logits[r * ms..(r + 1) * ms];
             row[..head.n_out].copy_from_slice(&lg[q * head.n_out..(q + 1) * head.n_out]);
@@ -501,4 +820,68 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// Every SIMD matrix kernel equals the portable loop bit for bit, for shapes
+    /// that exercise full panels, the 16-wide panel, the scalar tail and every
+    /// row-block remainder, with zero inputs (skip path) and non-finite weights.
+    #[test]
+    fn kernels_equal_portable() {
+        let mut st = 0x1234_5678u32;
+        let mut rnd = move || {
+            st = st.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((st >> 8) as f32 / (1 << 24) as f32 - 0.5) * 4.0
+        };
+        for &(ni, no) in &[(128usize, 128usize), (16, 128), (128, 16), (128, 4), (37, 53), (64, 48), (5, 256), (128, 36)] {
+            for poison in [false, true] {
+                let mut w: Vec<f32> = (0..ni * no).map(|_| rnd()).collect();
+                if poison {
+                    w[ni * no / 2] = f32::INFINITY;
+                }
+                let m = Mat::new(w, ni, no);
+                assert_eq!(m.finite, !poison);
+                for rows in [1usize, 2, 5, 11, 12, 13, 25, 64] {
+                    let x: Vec<f32> = (0..rows * ni).map(|i| if i % 3 == 0 { 0.0 } else { rnd() }).collect();
+                    let mut want = vec![0f32; rows * no];
+                    let mut want_skip = vec![0f32; rows * no];
+                    mm_body::<false>(&x, &m, &mut want);
+                    mm_body::<true>(&x, &m, &mut want_skip);
+                    if !poison {
+                        assert_eq!(bits(&want), bits(&want_skip), "skip == dense for finite weights");
+                    }
+                    #[cfg(target_arch = "x86_64")]
+                    {
+                        let mut got = vec![0f32; rows * no];
+                        if std::is_x86_feature_detected!("avx2") {
+                            // SAFETY: AVX2 checked just above.
+                            unsafe { avx2::mm::<false>(&x, &m, &mut got) };
+                            assert_eq!(bits(&got), bits(&want), "avx2 {ni}x{no} rows {rows}");
+                            // SAFETY: as above.
+                            unsafe { avx2::mm::<true>(&x, &m, &mut got) };
+                            assert_eq!(bits(&got), bits(&want_skip), "avx2 skip {ni}x{no} rows {rows}");
+                        }
+                        if std::is_x86_feature_detected!("avx512f") {
+                            // SAFETY: AVX-512F checked just above.
+                            unsafe { avx512::mm::<false>(&x, &m, &mut got) };
+                            assert_eq!(bits(&got), bits(&want), "avx512 {ni}x{no} rows {rows}");
+                            // SAFETY: as above.
+                            unsafe { avx512::mm::<true>(&x, &m, &mut got) };
+                            assert_eq!(bits(&got), bits(&want_skip), "avx512 skip {ni}x{no} rows {rows}");
+                        }
+                    }
+                    let mut got = vec![0f32; rows * no];
+                    mm_k::<true>(&x, &m, &mut got);
+                    assert_eq!(bits(&got), bits(&want_skip), "dispatched skip {ni}x{no} rows {rows}");
+                }
+            }
+        }
+    }
 }

@@ -26,22 +26,21 @@ fn pow2i(n: i32) -> f32 {
     f32::from_bits(((n + 127) as u32) << 23)
 }
 
+// The functions below are written without data-dependent branches (every
+// candidate value is computed, then one is selected), so that loops over
+// slices vectorise; each lane still performs exactly the scalar operation
+// sequence, so vector and scalar builds return the same bits. The tests
+// compare them with the original branchy forms bit for bit.
+
 /// `e^x`. Returns `+inf` above 88.72 and `0` below -87.3 (no subnormals); NaN stays NaN.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
-    if x.is_nan() {
-        return x;
-    }
-    if x > 88.72 {
-        return f32::INFINITY;
-    }
-    if x < -87.3 {
-        return 0.0;
-    }
+    // In-range lanes see `x` itself; the clamp only keeps the discarded lanes finite.
+    let xc = x.clamp(-87.3, 88.72);
     // Cody–Waite reduction: x = n ln2 + r, |r| <= ln2 / 2.
-    let n = floor_i32(x * LOG2_E + 0.5);
+    let n = floor_i32(xc * LOG2_E + 0.5);
     let nf = n as f32;
-    let r = (x - nf * LN2_HI) - nf * LN2_LO;
+    let r = (xc - nf * LN2_HI) - nf * LN2_LO;
     // Taylor polynomial of e^r to degree 7 (error < 3e-9 on |r| <= 0.347), Horner form.
     const C2: f32 = 0.5;
     const C3: f32 = 1.0 / 6.0;
@@ -50,10 +49,18 @@ pub fn exp(x: f32) -> f32 {
     const C6: f32 = 1.0 / 720.0;
     const C7: f32 = 1.0 / 5040.0;
     let p = 1.0 + r * (1.0 + r * (C2 + r * (C3 + r * (C4 + r * (C5 + r * (C6 + r * C7))))));
-    if n > 127 {
-        p * pow2i(127) * 2.0
+    // n in -126..=128; 2^128 is formed as 2^127 * 2.
+    let big = n > 127;
+    let q = p * pow2i(if big { 127 } else { n });
+    let v = if big { q * 2.0 } else { q };
+    if x.is_nan() {
+        x
+    } else if x > 88.72 {
+        f32::INFINITY
+    } else if x < -87.3 {
+        0.0
     } else {
-        p * pow2i(n)
+        v
     }
 }
 
@@ -61,33 +68,32 @@ pub fn exp(x: f32) -> f32 {
 /// `+inf`/NaN are returned unchanged.
 #[inline(always)]
 pub fn ln(x: f32) -> f32 {
-    if x.is_nan() || x == f32::INFINITY {
-        return x;
-    }
-    if x <= 0.0 {
-        return f32::NEG_INFINITY;
-    }
     let bits = x.to_bits();
-    let (mut e, mant) = if bits < 0x0080_0000 {
-        // Subnormal: normalise by 2^23 first.
-        let y = x * 8_388_608.0;
-        let b = y.to_bits();
-        (((b >> 23) & 0xFF) as i32 - 127 - 23, b & 0x7F_FFFF)
-    } else {
-        (((bits >> 23) & 0xFF) as i32 - 127, bits & 0x7F_FFFF)
-    };
-    let mut m = f32::from_bits(mant | 0x3F80_0000); // [1, 2)
-    if m > std::f32::consts::SQRT_2 {
-        m *= 0.5;
-        e += 1;
-    }
+    // Subnormal: normalise by 2^23 first.
+    let sub = bits < 0x0080_0000;
+    let yb = (x * 8_388_608.0).to_bits();
+    let e_sub = ((yb >> 23) & 0xFF) as i32 - 127 - 23;
+    let e_nrm = ((bits >> 23) & 0xFF) as i32 - 127;
+    let e0 = if sub { e_sub } else { e_nrm };
+    let mant = if sub { yb } else { bits } & 0x7F_FFFF;
+    let m0 = f32::from_bits(mant | 0x3F80_0000); // [1, 2)
+    let hi = m0 > std::f32::consts::SQRT_2;
+    let m = if hi { m0 * 0.5 } else { m0 };
+    let e = if hi { e0 + 1 } else { e0 };
     // ln m = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.1716.
     let s = (m - 1.0) / (m + 1.0);
     let s2 = s * s;
     let series = 1.0 + s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0 + s2 * (1.0 / 11.0)))));
     let lnm = 2.0 * s * series;
     let ef = e as f32;
-    ef * LN2_HI + (lnm + ef * LN2_LO)
+    let v = ef * LN2_HI + (lnm + ef * LN2_LO);
+    if x.is_nan() || x == f32::INFINITY {
+        x
+    } else if x <= 0.0 {
+        f32::NEG_INFINITY
+    } else {
+        v
+    }
 }
 
 /// Logistic sigmoid `1 / (1 + e^-z)`.
@@ -99,12 +105,14 @@ pub fn sigmoid(z: f32) -> f32 {
 /// `softplus(z) = ln(1 + e^z)`; `z` itself above 20 (as torch), `e^z` below -15.
 #[inline(always)]
 pub fn softplus(z: f32) -> f32 {
+    let e = exp(z);
+    let l = ln(1.0 + e);
     if z > 20.0 {
         z
     } else if z < -15.0 {
-        exp(z)
+        e
     } else {
-        ln(1.0 + exp(z))
+        l
     }
 }
 
@@ -112,7 +120,8 @@ pub fn softplus(z: f32) -> f32 {
 #[inline(always)]
 pub fn tanh(x: f32) -> f32 {
     let a = if x < 0.0 { -x } else { x };
-    let t = if a > 9.5 { 1.0 } else { 1.0 - 2.0 / (exp(2.0 * a) + 1.0) };
+    let u = 1.0 - 2.0 / (exp(2.0 * a) + 1.0);
+    let t = if a > 9.5 { 1.0 } else { u };
     if x < 0.0 {
         -t
     } else {
@@ -123,6 +132,126 @@ pub fn tanh(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The original branchy forms (reference for the branch-free rewrite).
+    mod reference {
+        use super::super::{floor_i32, pow2i, LN2_HI, LN2_LO, LOG2_E};
+        pub fn exp(x: f32) -> f32 {
+            if x.is_nan() {
+                return x;
+            }
+            if x > 88.72 {
+                return f32::INFINITY;
+            }
+            if x < -87.3 {
+                return 0.0;
+            }
+            let n = floor_i32(x * LOG2_E + 0.5);
+            let nf = n as f32;
+            let r = (x - nf * LN2_HI) - nf * LN2_LO;
+            const C2: f32 = 0.5;
+            const C3: f32 = 1.0 / 6.0;
+            const C4: f32 = 1.0 / 24.0;
+            const C5: f32 = 1.0 / 120.0;
+            const C6: f32 = 1.0 / 720.0;
+            const C7: f32 = 1.0 / 5040.0;
+            let p = 1.0 + r * (1.0 + r * (C2 + r * (C3 + r * (C4 + r * (C5 + r * (C6 + r * C7))))));
+            if n > 127 {
+                p * pow2i(127) * 2.0
+            } else {
+                p * pow2i(n)
+            }
+        }
+        pub fn ln(x: f32) -> f32 {
+            if x.is_nan() || x == f32::INFINITY {
+                return x;
+            }
+            if x <= 0.0 {
+                return f32::NEG_INFINITY;
+            }
+            let bits = x.to_bits();
+            let (mut e, mant) = if bits < 0x0080_0000 {
+                let y = x * 8_388_608.0;
+                let b = y.to_bits();
+                (((b >> 23) & 0xFF) as i32 - 127 - 23, b & 0x7F_FFFF)
+            } else {
+                (((bits >> 23) & 0xFF) as i32 - 127, bits & 0x7F_FFFF)
+            };
+            let mut m = f32::from_bits(mant | 0x3F80_0000);
+            if m > std::f32::consts::SQRT_2 {
+                m *= 0.5;
+                e += 1;
+            }
+            let s = (m - 1.0) / (m + 1.0);
+            let s2 = s * s;
+            let series =
+                1.0 + s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0 + s2 * (1.0 / 11.0)))));
+            let lnm = 2.0 * s * series;
+            let ef = e as f32;
+            ef * LN2_HI + (lnm + ef * LN2_LO)
+        }
+        pub fn softplus(z: f32) -> f32 {
+            if z > 20.0 {
+                z
+            } else if z < -15.0 {
+                exp(z)
+            } else {
+                ln(1.0 + exp(z))
+            }
+        }
+        pub fn tanh(x: f32) -> f32 {
+            let a = if x < 0.0 { -x } else { x };
+            let t = if a > 9.5 { 1.0 } else { 1.0 - 2.0 / (exp(2.0 * a) + 1.0) };
+            if x < 0.0 {
+                -t
+            } else {
+                t
+            }
+        }
+        pub fn sigmoid(z: f32) -> f32 {
+            1.0 / (1.0 + exp(-z))
+        }
+    }
+
+    fn same(a: f32, b: f32) -> bool {
+        a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+    }
+
+    /// The branch-free functions equal the branchy reference bit for bit, on a
+    /// stride through all 2^32 bit patterns plus every pattern near the thresholds.
+    #[test]
+    fn branch_free_forms_equal_reference() {
+        let check = |x: f32| {
+            assert!(same(exp(x), reference::exp(x)), "exp {x:e}");
+            assert!(same(ln(x), reference::ln(x)), "ln {x:e}");
+            assert!(same(softplus(x), reference::softplus(x)), "softplus {x:e}");
+            assert!(same(tanh(x), reference::tanh(x)), "tanh {x:e}");
+            assert!(same(sigmoid(x), reference::sigmoid(x)), "sigmoid {x:e}");
+        };
+        let mut b: u64 = 0;
+        while b < 1 << 32 {
+            check(f32::from_bits(b as u32));
+            b += 977;
+        }
+        for c in [88.72f32, -87.3, 20.0, -15.0, 9.5, -9.5, 0.0, 1.0, 88.0, f32::MIN_POSITIVE] {
+            for sign in [1.0f32, -1.0] {
+                let base = (c * sign).to_bits();
+                for d in 0..20_000u32 {
+                    check(f32::from_bits(base.wrapping_add(d)));
+                    check(f32::from_bits(base.wrapping_sub(d)));
+                }
+            }
+        }
+        // The range [-100, 100] that activations actually take, every 1024th bit pattern.
+        for top in [100f32.to_bits(), (-100f32).to_bits()] {
+            let lo = top & 0x8000_0000;
+            let mut b = lo;
+            while b < top {
+                check(f32::from_bits(b));
+                b += 1024;
+            }
+        }
+    }
 
     #[test]
     fn accuracy_against_std() {

@@ -127,6 +127,38 @@ pub struct Mat {
     pub n_in: usize,
     /// Outputs.
     pub n_out: usize,
+    /// Every weight is finite: then `0 * w` is `±0` and adding it to an
+    /// accumulator never changes its bits, so skipping exactly-zero inputs and
+    /// multiplying them out give the same result (the engine then uses the
+    /// branch-free dense kernel for the post-ReLU products).
+    pub finite: bool,
+    /// The same weights panel-major for the AVX-512 kernel: output columns
+    /// `o .. o + P` (`P` = 32, then one panel of 16 if at least 16 remain) are
+    /// stored contiguously as `[n_in][P]` starting at float `o * n_in`, so the
+    /// kernel streams each panel sequentially. Columns past the last panel are
+    /// only in `w`.
+    pub panels: Vec<f32>,
+}
+
+impl Mat {
+    /// Wrap `[n_in][n_out]` row-major weights.
+    pub fn new(w: Vec<f32>, n_in: usize, n_out: usize) -> Mat {
+        let finite = w.iter().all(|v| v.is_finite());
+        let mut panels = Vec::with_capacity(w.len());
+        let mut o = 0;
+        for width in [32usize, 16] {
+            while o + width <= n_out {
+                for i in 0..n_in {
+                    panels.extend_from_slice(&w[i * n_out + o..i * n_out + o + width]);
+                }
+                o += width;
+                if width == 16 {
+                    break;
+                }
+            }
+        }
+        Mat { w, n_in, n_out, finite, panels }
+    }
 }
 
 /// A top-k router.
@@ -263,12 +295,12 @@ impl Store {
     }
     /// `[n_in, n_out]` stored as is (LoRA matrices).
     fn mat(&mut self, name: &str, n_in: usize, n_out: usize) -> Result<Mat> {
-        Ok(Mat { w: self.get(name, &[n_in, n_out])?, n_in, n_out })
+        Ok(Mat::new(self.get(name, &[n_in, n_out])?, n_in, n_out))
     }
     /// A linear `[out, in]` transposed to `[in, out]`.
     fn linear(&mut self, name: &str, n_out: usize, n_in: usize) -> Result<Mat> {
         let w = self.get(name, &[n_out, n_in])?;
-        Ok(Mat { w: transpose(&w, n_out, n_in), n_in, n_out })
+        Ok(Mat::new(transpose(&w, n_out, n_in), n_in, n_out))
     }
     fn ln(&mut self, prefix: &str, d: usize) -> Result<(Vec<f32>, Vec<f32>)> {
         Ok((self.get(&format!("{prefix}.weight"), &[d])?, self.get(&format!("{prefix}.bias"), &[d])?))
@@ -376,7 +408,7 @@ impl Model {
         let heads = cfg
             .slices
             .iter()
-            .map(|&(st, sz)| Mat { w: transpose(&head_full[st * d..(st + sz) * d], sz, d), n_in: d, n_out: sz })
+            .map(|&(st, sz)| Mat::new(transpose(&head_full[st * d..(st + sz) * d], sz, d), d, sz))
             .collect();
         let ln0 = s.ln("blocks.0.ln0", d)?;
         let ln_out = s.ln("ln_out", d)?;
