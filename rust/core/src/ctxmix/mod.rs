@@ -7,7 +7,10 @@
 //! codes each sample's residual against a blend of integer predictors. All
 //! model arithmetic is integer, so encoder and decoder agree on every CPU.
 //!
-//! Payload: one version byte (1), then the binary arithmetic code.
+//! Payload: one version byte, then the binary arithmetic code. Version 2
+//! (written now) changes the audio sample predictor (an NLMS cascade with
+//! stereo decorrelation, see `sample.rs`); version 1 payloads still decode
+//! with the exact version-1 model (the version is passed to the models).
 //!
 //! Memory bound per chunk (tables scale down for small chunks): levels 1-3
 //! about 25 MiB, 4-6 about 120 MiB, 7-9 about 200 MiB, plus the sample model
@@ -24,7 +27,7 @@ use crate::hint::Hint;
 use bytes::{ByteModel, ByteParams};
 use sample::SampleModel;
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// One coded binary decision: the encoder codes `bit`, the decoder returns the decoded bit.
 pub trait Io {
@@ -103,11 +106,11 @@ fn write_sample(v: i32, r: &Region, out: &mut [u8; 3]) {
     }
 }
 
-fn run<I: Io>(io: &mut I, data: Option<&[u8]>, len: usize, level: u8, hint: &Hint) -> Vec<u8> {
+fn run<I: Io>(io: &mut I, data: Option<&[u8]>, len: usize, level: u8, hint: &Hint, version: u8) -> Vec<u8> {
     let mut bm = ByteModel::new(ByteParams::for_level(level, len), len);
     let mut reg = region(hint, len).map(|r| {
         let l = hint.layout.unwrap_or_default();
-        let sm = SampleModel::new(&l, r.count, level);
+        let sm = SampleModel::new(&l, r.count, level, version);
         (r, sm)
     });
     let mut out = Vec::with_capacity(len);
@@ -138,7 +141,7 @@ fn run<I: Io>(io: &mut I, data: Option<&[u8]>, len: usize, level: u8, hint: &Hin
 /// Compress a chunk at `level` (1..=9) with the given hint.
 pub fn compress(data: &[u8], level: u8, hint: &Hint) -> Result<Vec<u8>> {
     let mut enc = Enc(BitEncoder::with_capacity(data.len() / 2 + 16));
-    let _ = run(&mut enc, Some(data), data.len(), level, hint);
+    let _ = run(&mut enc, Some(data), data.len(), level, hint, VERSION);
     let mut out = vec![VERSION];
     out.extend_from_slice(&enc.0.finish());
     Ok(out)
@@ -147,11 +150,11 @@ pub fn compress(data: &[u8], level: u8, hint: &Hint) -> Result<Vec<u8>> {
 /// Decompress `raw_len` bytes coded by [`compress`] with the same level and hint.
 pub fn decompress(payload: &[u8], raw_len: usize, level: u8, hint: &Hint) -> Result<Vec<u8>> {
     let (&ver, body) = payload.split_first().ok_or_else(|| MmzError::Truncated("empty cm payload".into()))?;
-    if ver != VERSION {
+    if !(1..=VERSION).contains(&ver) {
         return Err(MmzError::corrupt("cm payload", format!("unknown engine version {ver}")));
     }
     let mut dec = Dec(BitDecoder::new(body));
-    let out = run(&mut dec, None, raw_len, level, hint);
+    let out = run(&mut dec, None, raw_len, level, hint, ver);
     if dec.0.overrun() > 8 {
         return Err(MmzError::Truncated("cm payload ended early".into()));
     }
