@@ -19,6 +19,7 @@ use crate::hint::SampleLayout;
 const K: usize = 8; // predictors
 const NC: usize = 8; // hashed contexts
 const TAPS: usize = 16; // LMS taps (audio)
+const NCT: usize = 16; // v2 audio stage C taps (levels 7-9)
 
 /// A normalised LMS filter in fixed point: weights Q16, step `2^-mu_shift`.
 struct Nlms {
@@ -71,6 +72,9 @@ struct AudioChan {
     f: Nlms,
     /// stage-A residual history (newest first)
     ea: Vec<i32>,
+    /// levels 7-9: stage C on the residual of A+B, and its input history
+    c: Option<Nlms>,
+    eb: Vec<i32>,
 }
 
 /// Signed logarithmic bucket of a difference.
@@ -123,6 +127,9 @@ pub struct SampleModel {
     mixer: Mixer,
     apm: Apm,
     apm2: Apm,
+    /// v2 audio at levels 7-9: SSE keyed by the decision and the cascade stages' disagreement
+    apm3: Option<Apm>,
+    dis: usize,
     // per sample
     preds: [i32; K],
     p: i32,
@@ -150,12 +157,13 @@ impl SampleModel {
         };
         let tb = ((nsamples.max(1) * 32).next_power_of_two().trailing_zeros()).clamp(16, max_bits);
         let audio2 = version >= 2 && width == 0;
+        let heavy = audio2 && level >= 7;
         // v2 audio cascade: orders of stage A (own + partner taps), B and the fast filter, and
         // their step sizes 2^-m (tuned on the dev music/speech folders: short, transient files)
         let (na, nx, nb, nf) = (32, if ch > 1 { 8 } else { 0 }, 16, 8);
         let (ma, mb, mf) = (4, 3, 5);
         let ac = if audio2 {
-            (0..ch).map(|_| AudioChan { a: Nlms::new(na + nx, ma), b: Nlms::new(nb + (ch > 1) as usize, mb), f: Nlms::new(nf, mf), ea: vec![0; nb] }).collect()
+            (0..ch).map(|_| AudioChan { a: Nlms::new(na + nx, ma), b: Nlms::new(nb + (ch > 1) as usize, mb), f: Nlms::new(nf, mf), ea: vec![0; nb], c: heavy.then(|| Nlms::new(NCT, 3)), eb: vec![0; if heavy { NCT } else { 0 }] }).collect()
         } else {
             Vec::new()
         };
@@ -190,9 +198,11 @@ impl SampleModel {
             limit: if level >= 7 && !audio2 { 255 } else { 127 },
             slots: [0; NC],
             bases: [0; NC],
-            mixer: Mixer::new(NC + 1, &[64 * 4, 64 * 16, 64], 4, 2),
+            mixer: Mixer::new(NC + 1, &[64 * 4, 64 * 16, if heavy { 1024 } else { 64 }], 4, 2),
             apm: Apm::new(64 * 64, 7),
             apm2: Apm::new(1 << 16, 7),
+            apm3: if heavy { Some(Apm::new(1 << 16, 7)) } else { None },
+            dis: 0,
             preds: [0; K],
             p: 0,
             act: 0,
@@ -415,6 +425,13 @@ impl SampleModel {
         }
         let eb = st.b.predict();
         let df = st.f.predict();
+        let ec = match st.c.as_mut() {
+            Some(f) => {
+                f.x.copy_from_slice(&st.eb);
+                Some(f.predict())
+            }
+            None => None,
+        };
         let pa = s1 as i64 + da;
         let pab = pa + eb;
         let pf = s1 as i64 + df;
@@ -425,7 +442,10 @@ impl SampleModel {
         self.preds[4] = self.clampv(3 * s1 as i64 - 3 * s2 as i64 + s3 as i64);
         self.preds[5] = s1;
         self.preds[6] = self.clampv((pab + pf) >> 1);
-        self.preds[7] = self.clampv(pab + (pab - pa));
+        self.preds[7] = match ec {
+            Some(ec) => self.clampv(pab + ec),
+            None => self.clampv(pab + (pab - pa)),
+        };
         let es = self.esum.get(c).copied().unwrap_or([0; K]);
         self.p = self.blend(&es);
         let p = self.p;
@@ -435,6 +455,11 @@ impl SampleModel {
         let c64 = c as u64;
         let lr = self.last_res.get(c).copied().unwrap_or([0; 2]);
         let xres = if c > 0 { self.ares.get(c - 1).copied().unwrap_or(0) } else { 0 };
+        if self.apm3.is_some() {
+            let sh = self.bits - 8;
+            let dq = |d: i32| (32 - (d.unsigned_abs() >> sh).leading_zeros()) as usize;
+            self.dis = (dq(self.preds[0] - self.preds[2]).min(15) << 3 | dq(self.preds[0] - self.preds[3]).min(7)) << 3 | (act >> 3).min(7);
+        }
         self.ctx = [
             hash2(1, a << 8 | c64),
             hash2(2, (a >> 1) << 16 | sq(lr[0]) << 8 | c64),
@@ -476,12 +501,18 @@ impl SampleModel {
         };
         self.mixer.set(0, self.act * 4 + class);
         self.mixer.set(1, self.c.min(15) * 64 + did.min(63));
-        self.mixer.set(2, self.act);
+        self.mixer.set(2, if self.apm3.is_some() { self.dis } else { self.act });
         self.mixer.set_final(class);
         let pr = self.mixer.mix(t);
         let a1 = self.apm.p(t, pr, self.act * 64 + did.min(63));
         let a2 = self.apm2.p(t, pr, (hash2(self.ctx[1], dctx) >> 48) as usize);
-        let p16 = ((pr as u32 * 16) * 2 + a1 + a2) >> 2;
+        let p16 = match self.apm3.as_mut() {
+            Some(apm3) => {
+                let a3 = apm3.p(t, pr, self.dis << 6 | did.min(63));
+                ((pr as u32 * 16) + a1 + a2 + a3) >> 2
+            }
+            None => ((pr as u32 * 16) * 2 + a1 + a2) >> 2,
+        };
         let b = io.bit(p16.clamp(1, 65535), bit);
         for j in 0..NC {
             let s = self.slots[j];
@@ -490,6 +521,9 @@ impl SampleModel {
         self.mixer.update(t, b);
         self.apm.update(b);
         self.apm2.update(b);
+        if let Some(apm3) = self.apm3.as_mut() {
+            apm3.update(b);
+        }
         b
     }
 
@@ -592,6 +626,14 @@ impl SampleModel {
                     let ea = (d - st.a.pred).clamp(-(1 << 20), 1 << 20);
                     st.a.update(d);
                     st.b.update(ea);
+                    if let Some(f) = st.c.as_mut() {
+                        let eb = (ea - st.b.pred).clamp(-(1 << 20), 1 << 20);
+                        f.update(eb);
+                        if !st.eb.is_empty() {
+                            st.eb.rotate_right(1);
+                            st.eb[0] = eb as i32;
+                        }
+                    }
                     st.f.update(d);
                     if !st.ea.is_empty() {
                         st.ea.rotate_right(1);
