@@ -8,9 +8,10 @@
 //! model arithmetic is integer, so encoder and decoder agree on every CPU.
 //!
 //! Payload: one version byte, then the binary arithmetic code. Version 2 is
-//! written; versions 1 and 2 are read, each with its own byte model
-//! ([`bytes_v1`] is frozen, [`bytes`] is version 2; docs/FORMAT.md lists the
-//! differences).
+//! written; versions 1 and 2 are read. Version 2 changes the byte model
+//! ([`bytes_v1`] is frozen, [`bytes`] is version 2) and the audio sample
+//! predictor (an NLMS cascade with stereo decorrelation, see `sample.rs`, which
+//! takes the version); docs/FORMAT.md lists the differences.
 //!
 //! Memory bound per chunk (tables scale down for small chunks): levels 1-3
 //! about 25 MiB, 4-6 about 60 MiB (v1 payloads: 120 MiB), 7-9 about 200 MiB, plus the sample model
@@ -142,7 +143,7 @@ fn run<I: Io>(io: &mut I, data: Option<&[u8]>, len: usize, level: u8, hint: &Hin
     let mut bm = Bytes::new(version, level, len);
     let mut reg = region(hint, len).map(|r| {
         let l = hint.layout.unwrap_or_default();
-        let sm = SampleModel::new(&l, r.count, level);
+        let sm = SampleModel::new(&l, r.count, level, version);
         (r, sm)
     });
     let mut out = Vec::with_capacity(len);
@@ -182,7 +183,7 @@ pub fn compress(data: &[u8], level: u8, hint: &Hint) -> Result<Vec<u8>> {
 /// Decompress `raw_len` bytes coded by [`compress`] with the same level and hint.
 pub fn decompress(payload: &[u8], raw_len: usize, level: u8, hint: &Hint) -> Result<Vec<u8>> {
     let (&ver, body) = payload.split_first().ok_or_else(|| MmzError::Truncated("empty cm payload".into()))?;
-    if ver != 1 && ver != VERSION {
+    if !(1..=VERSION).contains(&ver) {
         return Err(MmzError::corrupt("cm payload", format!("unknown engine version {ver}")));
     }
     let mut dec = Dec(BitDecoder::new(body));

@@ -6,6 +6,11 @@
 //! mantissa bits, each bit predicted by hashed contexts (activity bucket,
 //! neighbour residuals, disagreement of alternative predictors with `P`)
 //! mixed by a gated mixer and refined by an APM.
+//!
+//! Payload version 2 predicts audio with a per-channel cascade of fixed-point
+//! NLMS filters (stage A on own and partner-channel first differences, stage B
+//! on stage A's residual, a short fast filter) feeding the same blend; version 1
+//! payloads run the original audio predictors unchanged.
 
 use super::prim::{big_vec, counter_p, counter_update, hash2, qlog, tables, Apm, Mixer, Tables, COUNTER_INIT};
 use super::Io;
@@ -14,6 +19,63 @@ use crate::hint::SampleLayout;
 const K: usize = 8; // predictors
 const NC: usize = 8; // hashed contexts
 const TAPS: usize = 16; // LMS taps (audio)
+const NCT: usize = 16; // v2 audio stage C taps (levels 7-9)
+
+/// A normalised LMS filter in fixed point: weights Q16, step `2^-mu_shift`.
+struct Nlms {
+    w: Vec<i32>,
+    x: Vec<i32>,
+    norm: i64,
+    pred: i64,
+    mu_shift: u32,
+}
+
+impl Nlms {
+    fn new(n: usize, mu_shift: u32) -> Self {
+        Nlms { w: vec![0; n], x: vec![0; n], norm: 0, pred: 0, mu_shift }
+    }
+
+    /// Predict from the inputs already placed in `x`.
+    #[inline(always)]
+    fn predict(&mut self) -> i64 {
+        let mut acc: i64 = 0;
+        let mut norm: i64 = 0;
+        for (w, x) in self.w.iter().zip(&self.x) {
+            acc += *w as i64 * *x as i64;
+            norm += *x as i64 * *x as i64;
+        }
+        self.norm = norm;
+        self.pred = (acc >> 16).clamp(-(1 << 20), 1 << 20);
+        self.pred
+    }
+
+    /// Move the weights toward `target` (the value `predict` estimated).
+    #[inline(always)]
+    fn update(&mut self, target: i64) {
+        let err = (target - self.pred).clamp(-(1 << 20), 1 << 20);
+        let g = (err << 30) / (self.norm + 16 * self.x.len() as i64 + 1);
+        let sh = 14 + self.mu_shift;
+        for (w, x) in self.w.iter_mut().zip(&self.x) {
+            let dw = (g * *x as i64) >> sh;
+            *w = (*w as i64 + dw).clamp(-(1 << 24), 1 << 24) as i32;
+        }
+    }
+}
+
+/// The v2 audio predictor state of one channel: a cascade of NLMS stages.
+struct AudioChan {
+    /// stage A: own past first differences plus the partner channel's differences
+    a: Nlms,
+    /// stage B: stage-A residual history
+    b: Nlms,
+    /// a short fast-adapting filter on own differences
+    f: Nlms,
+    /// stage-A residual history (newest first)
+    ea: Vec<i32>,
+    /// levels 7-9: stage C on the residual of A+B, and its input history
+    c: Option<Nlms>,
+    eb: Vec<i32>,
+}
 
 /// Signed logarithmic bucket of a difference.
 #[inline(always)]
@@ -29,6 +91,15 @@ fn median3(a: i32, b: i32, c: i32) -> i32 {
 /// Sample-model state for one chunk.
 pub struct SampleModel {
     t: &'static Tables,
+    /// payload version: 1 = the original model, 2 adds the NLMS cascade for audio
+    version: u8,
+    ac: Vec<AudioChan>,
+    na: usize,
+    nx: usize,
+    nb: usize,
+    nf: usize,
+    s1: i32,
+    xea: i32,
     ch: usize,
     bits: u32,
     lo: i32,
@@ -56,6 +127,9 @@ pub struct SampleModel {
     mixer: Mixer,
     apm: Apm,
     apm2: Apm,
+    /// v2 audio at levels 7-9: SSE keyed by the decision and the cascade stages' disagreement
+    apm3: Option<Apm>,
+    dis: usize,
     // per sample
     preds: [i32; K],
     p: i32,
@@ -69,7 +143,7 @@ pub struct SampleModel {
 impl SampleModel {
     /// A model for the samples of `layout`, `nsamples` of them, at `level`.
     /// Memory: 4 * 2^table_bits (<= 64 MiB) + 4 * nsamples + small row buffers.
-    pub fn new(layout: &SampleLayout, nsamples: usize, level: u8) -> Self {
+    pub fn new(layout: &SampleLayout, nsamples: usize, level: u8, version: u8) -> Self {
         let bps = layout.bytes_per_sample.clamp(1, 3) as u32;
         let bits = 8 * bps;
         let (lo, hi) = if layout.signed { (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1) } else { (0, (1i32 << bits) - 1) };
@@ -82,8 +156,27 @@ impl SampleModel {
             _ => 24,
         };
         let tb = ((nsamples.max(1) * 32).next_power_of_two().trailing_zeros()).clamp(16, max_bits);
+        let audio2 = version >= 2 && width == 0;
+        let heavy = audio2 && level >= 7;
+        // v2 audio cascade: orders of stage A (own + partner taps), B and the fast filter, and
+        // their step sizes 2^-m (tuned on the dev music/speech folders: short, transient files)
+        let (na, nx, nb, nf) = (32, if ch > 1 { 8 } else { 0 }, 16, 8);
+        let (ma, mb, mf) = (4, 3, 5);
+        let ac = if audio2 {
+            (0..ch).map(|_| AudioChan { a: Nlms::new(na + nx, ma), b: Nlms::new(nb + (ch > 1) as usize, mb), f: Nlms::new(nf, mf), ea: vec![0; nb], c: heavy.then(|| Nlms::new(NCT, 3)), eb: vec![0; if heavy { NCT } else { 0 }] }).collect()
+        } else {
+            Vec::new()
+        };
         SampleModel {
             t: tables(),
+            version,
+            ac,
+            na,
+            nx,
+            nb,
+            nf,
+            s1: 0,
+            xea: 0,
             ch,
             bits,
             lo,
@@ -102,12 +195,14 @@ impl SampleModel {
             tab: big_vec(1 << tb, COUNTER_INIT),
             shift: 64 - tb,
             mask: (1 << tb) - 1,
-            limit: if level >= 7 { 255 } else { 127 },
+            limit: if level >= 7 && !audio2 { 255 } else { 127 },
             slots: [0; NC],
             bases: [0; NC],
-            mixer: Mixer::new(NC + 1, &[64 * 4, 64 * 16, 64], 4, 2),
+            mixer: Mixer::new(NC + 1, &[64 * 4, 64 * 16, if heavy { 1024 } else { 64 }], 4, 2),
             apm: Apm::new(64 * 64, 7),
             apm2: Apm::new(1 << 16, 7),
+            apm3: if heavy { Some(Apm::new(1 << 16, 7)) } else { None },
+            dis: 0,
             preds: [0; K],
             p: 0,
             act: 0,
@@ -290,6 +385,93 @@ impl SampleModel {
         ];
     }
 
+    fn prepare_audio2(&mut self, i: usize) {
+        let ch = self.ch;
+        let c = ((self.first.wrapping_add(i as u64)) % ch as u64) as usize;
+        self.c = c;
+        let s1 = self.val(i, ch).unwrap_or(0);
+        let s2 = self.val(i, 2 * ch).unwrap_or(s1);
+        let s3 = self.val(i, 3 * ch).unwrap_or(s2);
+        self.s1 = s1;
+        let vals = &self.vals;
+        let at = |k: usize| i.checked_sub(k).and_then(|j| vals.get(j).copied());
+        // partner channel: its newest sample and stage-A residual
+        let partner = if ch > 1 { Some(if c > 0 { (c - 1, 1) } else { (1, ch - 1) }) } else { None };
+        let (na, nx, nb, nf) = (self.na, self.nx, self.nb, self.nf);
+        let xea = partner.and_then(|(pc, _)| self.ac.get(pc)).and_then(|p| p.ea.first().copied()).unwrap_or(0);
+        self.xea = xea;
+        let Some(st) = self.ac.get_mut(c) else { return };
+        let mut prev = s1;
+        for j in 0..na {
+            let older = at((j + 2) * ch).unwrap_or(prev);
+            st.a.x[j] = prev - older;
+            if j < nf {
+                st.f.x[j] = prev - older;
+            }
+            prev = older;
+        }
+        if let Some((_, back)) = partner {
+            let mut prev = at(back).unwrap_or(0);
+            for j in 0..nx {
+                let older = at(back + (j + 1) * ch).unwrap_or(prev);
+                st.a.x[na + j] = prev - older;
+                prev = older;
+            }
+        }
+        let da = st.a.predict();
+        st.b.x[..nb].copy_from_slice(&st.ea[..nb]);
+        if ch > 1 {
+            st.b.x[nb] = xea;
+        }
+        let eb = st.b.predict();
+        let df = st.f.predict();
+        let ec = match st.c.as_mut() {
+            Some(f) => {
+                f.x.copy_from_slice(&st.eb);
+                Some(f.predict())
+            }
+            None => None,
+        };
+        let pa = s1 as i64 + da;
+        let pab = pa + eb;
+        let pf = s1 as i64 + df;
+        self.preds[0] = self.clampv(pab);
+        self.preds[1] = self.clampv(pa);
+        self.preds[2] = self.clampv(pf);
+        self.preds[3] = self.clampv(2 * s1 as i64 - s2 as i64);
+        self.preds[4] = self.clampv(3 * s1 as i64 - 3 * s2 as i64 + s3 as i64);
+        self.preds[5] = s1;
+        self.preds[6] = self.clampv((pab + pf) >> 1);
+        self.preds[7] = match ec {
+            Some(ec) => self.clampv(pab + ec),
+            None => self.clampv(pab + (pab - pa)),
+        };
+        let es = self.esum.get(c).copied().unwrap_or([0; K]);
+        self.p = self.blend(&es);
+        let p = self.p;
+        let act = qlog(self.aact.get(c).copied().unwrap_or(0) >> 3).min(63) as usize;
+        self.act = act;
+        let a = act as u64;
+        let c64 = c as u64;
+        let lr = self.last_res.get(c).copied().unwrap_or([0; 2]);
+        let xres = if c > 0 { self.ares.get(c - 1).copied().unwrap_or(0) } else { 0 };
+        if self.apm3.is_some() {
+            let sh = self.bits - 8;
+            let dq = |d: i32| (32 - (d.unsigned_abs() >> sh).leading_zeros()) as usize;
+            self.dis = (dq(self.preds[0] - self.preds[2]).min(15) << 3 | dq(self.preds[0] - self.preds[3]).min(7)) << 3 | (act >> 3).min(7);
+        }
+        self.ctx = [
+            hash2(1, a << 8 | c64),
+            hash2(2, (a >> 1) << 16 | sq(lr[0]) << 8 | c64),
+            hash2(3, sq(lr[0]) << 8 | sq(lr[1]) | (a >> 2) << 16),
+            hash2(4, (a >> 2) << 16 | sq(self.preds[0] - p) << 8 | sq(self.preds[1] - p)),
+            hash2(5, (a >> 2) << 16 | sq(self.preds[3] - p) << 8 | sq(self.preds[2] - p)),
+            hash2(6, (((p - self.lo) >> (self.bits - 5)) as u64) << 8 | (a >> 2)),
+            hash2(7, (a >> 1) << 16 | sq(xres) << 8 | sq(self.preds[5] - p) | c64 << 24),
+            hash2(8, sq(lr[0]) << 16 | sq(self.preds[4] - p) << 8 | sq(self.preds[6] - p) | c64 << 24),
+        ];
+    }
+
     /// Per-sample slot regions: 64 consecutive counters per context, so the
     /// zero/sign/exponent decisions of a sample stay within a few cache lines.
     fn set_bases(&mut self) {
@@ -319,12 +501,18 @@ impl SampleModel {
         };
         self.mixer.set(0, self.act * 4 + class);
         self.mixer.set(1, self.c.min(15) * 64 + did.min(63));
-        self.mixer.set(2, self.act);
+        self.mixer.set(2, if self.apm3.is_some() { self.dis } else { self.act });
         self.mixer.set_final(class);
         let pr = self.mixer.mix(t);
         let a1 = self.apm.p(t, pr, self.act * 64 + did.min(63));
         let a2 = self.apm2.p(t, pr, (hash2(self.ctx[1], dctx) >> 48) as usize);
-        let p16 = ((pr as u32 * 16) * 2 + a1 + a2) >> 2;
+        let p16 = match self.apm3.as_mut() {
+            Some(apm3) => {
+                let a3 = apm3.p(t, pr, self.dis << 6 | did.min(63));
+                ((pr as u32 * 16) + a1 + a2 + a3) >> 2
+            }
+            None => ((pr as u32 * 16) * 2 + a1 + a2) >> 2,
+        };
         let b = io.bit(p16.clamp(1, 65535), bit);
         for j in 0..NC {
             let s = self.slots[j];
@@ -333,6 +521,9 @@ impl SampleModel {
         self.mixer.update(t, b);
         self.apm.update(b);
         self.apm2.update(b);
+        if let Some(apm3) = self.apm3.as_mut() {
+            apm3.update(b);
+        }
         b
     }
 
@@ -340,6 +531,8 @@ impl SampleModel {
     pub fn code<I: Io>(&mut self, io: &mut I, i: usize, v: i32) -> i32 {
         if self.width > 0 {
             self.prepare_image(i);
+        } else if self.version >= 2 {
+            self.prepare_audio2(i);
         } else {
             self.prepare_audio(i);
         }
@@ -426,6 +619,29 @@ impl SampleModel {
             }
             if let Some(r) = self.ares.get_mut(c) {
                 *r = res;
+            }
+            if self.version >= 2 {
+                let d = v as i64 - self.s1 as i64;
+                if let Some(st) = self.ac.get_mut(c) {
+                    let ea = (d - st.a.pred).clamp(-(1 << 20), 1 << 20);
+                    st.a.update(d);
+                    st.b.update(ea);
+                    if let Some(f) = st.c.as_mut() {
+                        let eb = (ea - st.b.pred).clamp(-(1 << 20), 1 << 20);
+                        f.update(eb);
+                        if !st.eb.is_empty() {
+                            st.eb.rotate_right(1);
+                            st.eb[0] = eb as i32;
+                        }
+                    }
+                    st.f.update(d);
+                    if !st.ea.is_empty() {
+                        st.ea.rotate_right(1);
+                        st.ea[0] = ea as i32;
+                    }
+                }
+                self.vals.push(v);
+                return;
             }
             // NLMS update toward the true first difference
             let s1 = self.val(i, self.ch).unwrap_or(0);
