@@ -91,3 +91,21 @@ def test_merge_refuses_paths(tmp_path):
         assert e.code == 2
     else:
         raise AssertionError("--merge with input paths must be a usage error")
+
+
+def test_sweep_plots(tmp_path):
+    """Scaling and batch-size plots are drawn from the JSON of the Ray and neural benchmarks."""
+    from mmz.bench import report
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "scaling.json").write_text(json.dumps({"options": {"level": 5, "chunk_size": 1 << 20}, "workers": [
+        {"workers": 1, "compress_MBps": 0.5, "decompress_MBps": 0.5, "roundtrip_ok": True},
+        {"workers": 2, "compress_MBps": 0.9, "decompress_MBps": 0.95, "roundtrip_ok": True}]}))
+    (src / "neural.json").write_text(json.dumps({"runs": [
+        {"data": "text", "threads": t, "batch": b, "compress_kb_s": 5.0 * t + b / 16}
+        for t in (1, 2) for b in (1, 64)]}))
+    made = report._plot_sweeps(tmp_path / "img", src)
+    assert sorted(p.rsplit("/", 1)[-1] for p in made) == ["bench_neural_batch.png", "bench_scaling_workers.png"]
+    assert all((tmp_path / "img" / n).stat().st_size > 1000 for n in ("bench_neural_batch.png",
+                                                                       "bench_scaling_workers.png"))

@@ -154,28 +154,52 @@ def plot(doc: dict[str, Any], out_dir: str) -> list[str]:
     return paths
 
 
-def _plot_sweeps(out: Path) -> list[str]:
-    """Throughput vs batch size / Ray workers from other benchmarks' JSON, when present."""
+def _plot_sweeps(out: Path, src_dir: Path = Path("out/bench")) -> list[str]:
+    """Throughput vs Ray workers (``scaling.json`` of jobs/benchmark_corpus.py) and vs lockstep batch
+    size (``neural.json`` of bench/neural_bench.py), when those JSON files exist."""
     import matplotlib.pyplot as plt
 
     made = []
-    for name, key, label in (("neural", "batch_sweep", "batch size"), ("scaling", "workers", "Ray workers")):
-        src = Path("out/bench") / f"{name}.json"
-        if not src.exists():
-            continue
+    out.mkdir(parents=True, exist_ok=True)
+    src = src_dir / "scaling.json"
+    if src.exists():
         data = json.loads(src.read_text())
-        series = data.get(key)
-        if not isinstance(series, list) or not series:
-            continue
-        xs = [s.get("x", s.get("batch", s.get("workers"))) for s in series]
-        ys = [s.get("kBps", s.get("MBps", 0)) for s in series]
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot(xs, ys, "o-")
-        ax.set_xlabel(label)
-        ax.set_ylabel("throughput")
-        fig.tight_layout()
-        p = out / f"bench_{name}_{key}.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        made.append(str(p))
+        rows = [r for r in data.get("workers", []) if r.get("roundtrip_ok") and r.get("compress_MBps")]
+        if rows:
+            xs = [r["workers"] for r in rows]
+            fig, ax = plt.subplots(figsize=(6, 4))
+            ax.plot(xs, [r["compress_MBps"] for r in rows], "o-", label="compress")
+            ax.plot(xs, [r.get("decompress_MBps", 0) for r in rows], "s-", label="decompress + verify")
+            base = rows[0]["compress_MBps"] / max(1, rows[0]["workers"])
+            ax.plot(xs, [base * w for w in xs], "k--", lw=1, label="linear from 1 worker")
+            opts = data.get("options", {})
+            ax.set_title(f"corpus job scaling (level {opts.get('level', '?')}, chunk {opts.get('chunk_size', '?')})")
+            ax.set_xlabel("Ray workers (1 CPU each)")
+            ax.set_ylabel("MB/s of raw input")
+            ax.set_xticks(xs)
+            ax.set_ylim(bottom=0)
+            ax.legend(fontsize=8)
+            fig.tight_layout()
+            p = out / "bench_scaling_workers.png"
+            fig.savefig(p, dpi=110)
+            plt.close(fig)
+            made.append(str(p))
+    src = src_dir / "neural.json"
+    if src.exists():
+        runs = [r for r in json.loads(src.read_text()).get("runs", []) if r.get("data") == "text"]
+        if runs:
+            fig, ax = plt.subplots(figsize=(6, 4))
+            for t in sorted({r["threads"] for r in runs}):
+                rs = sorted((r for r in runs if r["threads"] == t), key=lambda r: r["batch"])
+                ax.plot([r["batch"] for r in rs], [r["compress_kb_s"] for r in rs], "o-", label=f"{t} thread(s)")
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("lockstep streams per group (batch)")
+            ax.set_ylabel("neural compress KB/s (text)")
+            ax.set_ylim(bottom=0)
+            ax.legend(fontsize=8)
+            fig.tight_layout()
+            p = out / "bench_neural_batch.png"
+            fig.savefig(p, dpi=110)
+            plt.close(fig)
+            made.append(str(p))
     return made
