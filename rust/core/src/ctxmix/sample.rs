@@ -365,24 +365,7 @@ impl SampleModel {
             self.preds[6] = self.clampv(self.preds[3] as i64 + ((self.preds[1] as i64 - self.preds[3] as i64) >> 1));
         }
         self.preds[7] = self.clampv((s1 as i64 + s2 as i64) >> 1);
-        let es = self.esum.get(c).copied().unwrap_or([0; K]);
-        self.p = self.blend(&es);
-        let p = self.p;
-        let act = qlog(self.aact.get(c).copied().unwrap_or(0) >> 3).min(63) as usize;
-        self.act = act;
-        let a = act as u64;
-        let c64 = c as u64;
-        let lr = self.last_res.get(c).copied().unwrap_or([0; 2]);
-        self.ctx = [
-            hash2(1, a << 8 | c64),
-            hash2(2, (a >> 1) << 16 | sq(lr[0]) << 8 | c64),
-            hash2(3, sq(lr[0]) << 8 | sq(lr[1]) | (a >> 2) << 16),
-            hash2(4, (a >> 2) << 16 | sq(self.preds[0] - p) << 8 | sq(self.preds[1] - p)),
-            hash2(5, (a >> 2) << 16 | sq(self.preds[3] - p) << 8 | sq(self.preds[2] - p)),
-            hash2(6, (((p - self.lo) >> (self.bits - 5)) as u64) << 8 | (a >> 2)),
-            hash2(7, (a >> 1) << 16 | sq(xres) << 8 | sq(self.preds[5] - p) | c64 << 24),
-            hash2(8, sq(lr[0]) << 16 | sq(self.preds[3] - p) << 8 | sq(self.preds[6] - p) | c64 << 24),
-        ];
+        self.blend_and_contexts(c, xres, 3);
     }
 
     fn prepare_audio2(&mut self, i: usize) {
@@ -446,6 +429,19 @@ impl SampleModel {
             Some(ec) => self.clampv(pab + ec),
             None => self.clampv(pab + (pab - pa)),
         };
+        let xres = if c > 0 { self.ares.get(c - 1).copied().unwrap_or(0) } else { 0 };
+        self.blend_and_contexts(c, xres, 4);
+        if self.apm3.is_some() {
+            let sh = self.bits - 8;
+            let dq = |d: i32| (32 - (d.unsigned_abs() >> sh).leading_zeros()) as usize;
+            let act = self.act;
+            self.dis = (dq(self.preds[0] - self.preds[2]).min(15) << 3 | dq(self.preds[0] - self.preds[3]).min(7)) << 3 | (act >> 3).min(7);
+        }
+    }
+
+    /// Blend the audio predictors of channel `c` into `p`, then the residual contexts; `k8` is
+    /// the predictor the eighth context compares with `p` (3 in payload v1, 4 in v2).
+    fn blend_and_contexts(&mut self, c: usize, xres: i32, k8: usize) {
         let es = self.esum.get(c).copied().unwrap_or([0; K]);
         self.p = self.blend(&es);
         let p = self.p;
@@ -454,12 +450,6 @@ impl SampleModel {
         let a = act as u64;
         let c64 = c as u64;
         let lr = self.last_res.get(c).copied().unwrap_or([0; 2]);
-        let xres = if c > 0 { self.ares.get(c - 1).copied().unwrap_or(0) } else { 0 };
-        if self.apm3.is_some() {
-            let sh = self.bits - 8;
-            let dq = |d: i32| (32 - (d.unsigned_abs() >> sh).leading_zeros()) as usize;
-            self.dis = (dq(self.preds[0] - self.preds[2]).min(15) << 3 | dq(self.preds[0] - self.preds[3]).min(7)) << 3 | (act >> 3).min(7);
-        }
         self.ctx = [
             hash2(1, a << 8 | c64),
             hash2(2, (a >> 1) << 16 | sq(lr[0]) << 8 | c64),
@@ -468,7 +458,7 @@ impl SampleModel {
             hash2(5, (a >> 2) << 16 | sq(self.preds[3] - p) << 8 | sq(self.preds[2] - p)),
             hash2(6, (((p - self.lo) >> (self.bits - 5)) as u64) << 8 | (a >> 2)),
             hash2(7, (a >> 1) << 16 | sq(xres) << 8 | sq(self.preds[5] - p) | c64 << 24),
-            hash2(8, sq(lr[0]) << 16 | sq(self.preds[4] - p) << 8 | sq(self.preds[6] - p) | c64 << 24),
+            hash2(8, sq(lr[0]) << 16 | sq(self.preds[k8] - p) << 8 | sq(self.preds[6] - p) | c64 << 24),
         ];
     }
 
