@@ -87,6 +87,16 @@ impl NeuralEngine {
         Ok(PyBytes::new(py, &out))
     }
 
+    /// Tuning diagnostics: `(token-ordered bytes, seg, node P(1) as u16 LE bytes,
+    /// 8 per byte)` (see `NeuralCodec::node_probs`).
+    #[pyo3(signature = (data, level, hint, batch=64, threads=0))]
+    fn node_probs<'py>(&self, py: Python<'py>, data: &[u8], level: u8, hint: &[u8], batch: usize, threads: usize) -> PyResult<(Bound<'py, PyBytes>, usize, Bound<'py, PyBytes>)> {
+        let hint = Hint::from_bytes(hint).map_err(to_py)?;
+        let (t, seg, p) = py.allow_threads(|| self.inner.node_probs(data, level, &hint, batch, threads)).map_err(to_py)?;
+        let pb: Vec<u8> = p.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Ok((PyBytes::new(py, &t), seg, PyBytes::new(py, &pb)))
+    }
+
     /// Model cross-entropy (bits) of `data` under the codec's segmentation.
     #[pyo3(signature = (data, level, hint, batch=64, threads=0))]
     fn cross_entropy_bits(&self, py: Python<'_>, data: &[u8], level: u8, hint: &[u8], batch: usize, threads: usize) -> PyResult<f64> {

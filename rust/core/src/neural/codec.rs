@@ -412,6 +412,47 @@ impl NeuralCodec {
         Ok(out)
     }
 
+    /// Diagnostics for tuning the mixer: the token-ordered bytes, the segment
+    /// length and, per byte, the network's 16-bit P(1) at each of the 8 nodes on
+    /// the byte's path (the inputs [`super::mix::StreamMix`] receives).
+    pub fn node_probs(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<(Vec<u8>, usize, Vec<u16>)> {
+        let Plan { m, toks, seg, lens, batch } = self.plan(data, level, hint, batch, threads)?;
+        if !self.mixable(m) {
+            return Err(MmzError::InvalidArgument("node probabilities need a 256-symbol slice".into()));
+        }
+        let model = &self.model;
+        let tk = &toks;
+        let parts: Vec<Result<Vec<u16>>> = in_pool(threads, || {
+            lens.par_chunks(batch)
+                .enumerate()
+                .map(|(g, gl)| {
+                    let first = g * batch;
+                    let mut out = vec![0u16; gl.iter().sum::<usize>() * 8];
+                    let mut freqs = vec![0u32; 256];
+                    let mut np = NodeProbs::default();
+                    run_group(model, m, gl, |r, t, w| {
+                        let b = tk[(first + r) * seg + t];
+                        quant::quantize_probs(w, PRECISION, &mut freqs)?;
+                        np.load(&freqs);
+                        let base = (r * seg + t) * 8;
+                        for d in 0..8u32 {
+                            if let Some(o) = out.get_mut(base + d as usize) {
+                                *o = np.p16(b as u32 >> (8 - d), d) as u16;
+                            }
+                        }
+                        Ok(b)
+                    })?;
+                    Ok(out)
+                })
+                .collect()
+        })?;
+        let mut all = Vec::with_capacity(toks.len() * 8);
+        for p in parts {
+            all.extend(p?);
+        }
+        Ok((toks, seg, all))
+    }
+
     /// Model cross-entropy of `data` in bits under the same segmentation as
     /// [`NeuralCodec::encode`] (float softmax, before quantization).
     pub fn cross_entropy_bits(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<f64> {

@@ -6,9 +6,11 @@
 //! the binary arithmetic coder. For a bit, the network's probability is exact
 //! integer arithmetic on the quantized frequencies (ones-subtree total over the
 //! node total); it is mixed in the logistic domain with order-0..6 context
-//! counters and a match model that see only this sub-stream's own past, then
-//! refined by two APM stages (one of them on the network's probability and the
-//! order-1 context: a per-file bias correction of the network). Everything is
+//! counters and a match model that see only this sub-stream's own past (mixer
+//! weight sets chosen by bit position x network confidence, partial byte x match
+//! state, previous byte), then refined by an APM on (mix, partial byte): the
+//! online bias correction. (An APM on the network's own probability and the
+//! order-1 context was measured and did not help; see docs/BENCHMARKS.md.) Everything is
 //! integer arithmetic, so every CPU computes the same bits, and sub-streams
 //! stay independent (lockstep groups and threads do not change the output).
 
@@ -43,6 +45,19 @@ const ORDERS: [usize; 4] = [2, 3, 4, 6];
 const N_IN: usize = 4 + ORDERS.len() + 2;
 /// Minimum match length (bytes) the match model looks up.
 const MATCH_MIN: usize = 5;
+
+/// Source of the network's per-node probabilities for one byte.
+pub trait NodeSource {
+    /// 16-bit P(next bit = 1) at the node reached by the `depth` high bits `prefix`.
+    fn p16(&self, prefix: u32, depth: u32) -> u32;
+}
+
+impl NodeSource for NodeProbs {
+    #[inline(always)]
+    fn p16(&self, prefix: u32, depth: u32) -> u32 {
+        NodeProbs::p16(self, prefix, depth)
+    }
+}
 
 /// Cumulative frequencies of one quantized 256-symbol row (`cum[256]` = total).
 pub struct NodeProbs {
@@ -95,8 +110,16 @@ pub struct MixParams {
     pub limit: u32,
     /// Mixer learning rate (numerator; larger adapts faster).
     pub lr: i32,
-    /// log2 of the contexts of the network-bias APM (order-1 hashed).
-    pub apm_bits: u32,
+    /// Weight update shift (`dw = x * err * lr >> lr_shift`).
+    pub lr_shift: u32,
+    /// Faster learning over a stream's first 4 Ki / 32 Ki bits (3x / 2x).
+    pub boost: bool,
+    /// Final blend: weights (out of 4) of the mixer and of the APM on (mixer, partial byte).
+    pub blend: [u32; 2],
+    /// APM adaptation shift.
+    pub apm_rate: u32,
+    /// Mixer weight sets in use (2, or 3 with a set chosen by the previous byte).
+    pub sets: usize,
 }
 
 impl MixParams {
@@ -104,11 +127,15 @@ impl MixParams {
     pub fn for_segment(seg: usize) -> Self {
         let lb = usize::BITS - seg.max(1).saturating_sub(1).leading_zeros(); // ceil(log2(seg))
         MixParams {
-            table_bits: (lb + 1).clamp(10, 18),
+            table_bits: (lb + 2).clamp(10, 17),
             match_bits: lb.saturating_sub(2).clamp(8, 16),
             limit: 255,
-            lr: 6,
-            apm_bits: lb.saturating_sub(2).clamp(8, 14),
+            lr: 16,
+            lr_shift: 14,
+            boost: true,
+            blend: [3, 1],
+            apm_rate: 6,
+            sets: 3,
         }
     }
 }
@@ -132,13 +159,11 @@ pub struct StreamMix {
     mbit: Option<u32>,
     // mixer: weight sets selected by (bit position, network confidence) and by the partial byte
     w: Vec<i32>,
-    sel: [usize; 2],
+    sel: [usize; 3],
     x: [i32; N_IN],
-    dots: [i32; 2],
+    dots: [i32; 3],
     pmix: i32,
     apm_mix: Apm,
-    apm_nn: Apm,
-    nn12: i32,
     c0: u32,
     c4: u32,
     bits_seen: u32,
@@ -146,6 +171,7 @@ pub struct StreamMix {
 
 const SETS0: usize = 8 * 16;
 const SETS1: usize = 256 * 2;
+const SETS2: usize = 256;
 
 #[inline(always)]
 fn hash32(x: u32, k: u32) -> u32 {
@@ -161,9 +187,9 @@ impl StreamMix {
 
     /// A fresh model with explicit parameters (tuning experiments).
     pub fn with_params(seg: usize, p: MixParams) -> Self {
-        let mut w = vec![0i32; (SETS0 + SETS1) * N_IN];
+        let mut w = vec![0i32; (SETS0 + SETS1 + SETS2) * N_IN];
         // Start as the network alone: weight 1.0 (Q16) on its input.
-        for s in 0..SETS0 + SETS1 {
+        for s in 0..SETS0 + SETS1 + SETS2 {
             w[s * N_IN] = 1 << 16;
         }
         StreamMix {
@@ -183,13 +209,11 @@ impl StreamMix {
             msm_idx: 0,
             mbit: None,
             w,
-            sel: [0; 2],
+            sel: [0; 3],
             x: [0; N_IN],
-            dots: [0; 2],
+            dots: [0; 3],
             pmix: 2048,
-            apm_mix: Apm::new(256, 7),
-            apm_nn: Apm::new(1 << p.apm_bits, 7),
-            nn12: 2048,
+            apm_mix: Apm::new(256, p.apm_rate),
             c0: 1,
             c4: 0,
             bits_seen: 0,
@@ -210,7 +234,6 @@ impl StreamMix {
         let t = self.t;
         let c0 = self.c0;
         let nn12 = ((nn16 + 8) >> 4).clamp(1, 4095) as i32;
-        self.nn12 = nn12;
         let st_nn = t.stretch(nn12);
         let c1 = self.c4 & 0xFF;
         self.x[0] = st_nn;
@@ -249,19 +272,20 @@ impl StreamMix {
         let conf = (st_nn.unsigned_abs() as usize >> 7).min(15);
         self.sel[0] = depth as usize * 16 + conf;
         self.sel[1] = SETS0 + (c0 as usize) * 2 + (lenb > 0) as usize;
+        self.sel[2] = SETS0 + SETS1 + c1 as usize;
+        let ns = self.p.sets.clamp(1, 3);
         let mut sum = 0;
-        for j in 0..2 {
+        for j in 0..ns {
             let b = self.sel[j] * N_IN;
             let d = Self::dot(&self.w[b..b + N_IN], &self.x);
             self.dots[j] = d;
             sum += d;
         }
-        let pmix = t.squash(sum / 2);
+        let pmix = t.squash(sum / ns as i32);
         self.pmix = pmix;
         let a_mix = self.apm_mix.p(t, pmix, c0 as usize);
-        let hctx = (hash32(c1, c0) >> (32 - self.p.apm_bits)) as usize;
-        let a_nn = self.apm_nn.p(t, nn12, hctx);
-        let p = (pmix as u32 * 32 + a_mix + a_nn) >> 2;
+        let [b0, b1] = self.p.blend;
+        let p = (pmix as u32 * 16 * b0 + a_mix * b1) >> 2;
         p.clamp(1, 65535)
     }
 
@@ -279,17 +303,16 @@ impl StreamMix {
         let target = (bit as i32) << 12;
         // Faster learning on the first bits of a stream, then the base rate.
         let boost = if self.bits_seen < 4096 { 3 } else if self.bits_seen < 32768 { 2 } else { 1 };
-        let lr = self.p.lr as i64 * boost;
-        for j in 0..2 {
+        let lr = self.p.lr as i64 * if self.p.boost { boost } else { 1 };
+        for j in 0..self.p.sets.clamp(1, 3) {
             let err = (target - t.squash(self.dots[j])) as i64 * lr;
             let b = self.sel[j] * N_IN;
             for (wi, &xi) in self.w[b..b + N_IN].iter_mut().zip(&self.x) {
-                let nw = *wi as i64 + ((xi as i64 * err) >> 10);
+                let nw = *wi as i64 + ((xi as i64 * err) >> self.p.lr_shift);
                 *wi = nw.clamp(-(1 << 22), 1 << 22) as i32;
             }
         }
         self.apm_mix.update(bit);
-        self.apm_nn.update(bit);
         self.c0 = (self.c0 << 1) | bit;
         self.bits_seen = self.bits_seen.saturating_add(1);
     }
@@ -340,7 +363,7 @@ impl StreamMix {
 
     /// Code one byte (ignored when decoding) under the network's node
     /// probabilities `nn`; returns the byte coded.
-    pub fn code<I: BitIo>(&mut self, io: &mut I, nn: &NodeProbs, byte: u8) -> u8 {
+    pub fn code<I: BitIo, N: NodeSource>(&mut self, io: &mut I, nn: &N, byte: u8) -> u8 {
         for depth in 0..8u32 {
             let prefix = self.c0 & ((1 << depth) - 1);
             let p = self.predict(nn.p16(prefix, depth), depth);
@@ -394,6 +417,78 @@ mod tests {
         let back: Vec<u8> = data.iter().map(|_| m.code(&mut dec, &np, 0)).collect();
         assert_eq!(back, data);
         out.len()
+    }
+
+    /// Network probabilities along the coded byte's path only (encoder side).
+    struct Path<'a>(&'a [u16]);
+    impl NodeSource for Path<'_> {
+        fn p16(&self, _prefix: u32, depth: u32) -> u32 {
+            self.0[depth as usize] as u32
+        }
+    }
+    struct Cost(f64);
+    impl BitIo for Cost {
+        fn bit(&mut self, p16: u32, bit: u32) -> u32 {
+            let p = p16 as f64 / 65536.0;
+            self.0 -= if bit != 0 { p } else { 1.0 - p }.log2();
+            bit
+        }
+    }
+
+    /// Offline tuning on dumps of the network's path probabilities
+    /// (`MIX_TUNE_DIR`/*.nnp: u32 seg, u32 n, n bytes, 8n u16). Prints bits/byte.
+    #[test]
+    #[ignore]
+    fn tune() {
+        let dir = std::env::var("MIX_TUNE_DIR").unwrap_or_else(|_| "/tmp/mixtune".into());
+        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "nnp")).collect();
+        files.sort();
+        let variant = std::env::var("MIX_VARIANT").unwrap_or_default();
+        let (mut tn, mut tm, mut tb) = (0f64, 0f64, 0f64);
+        for f in files {
+            let raw = std::fs::read(&f).unwrap();
+            let seg = u32::from_le_bytes(raw[0..4].try_into().unwrap()) as usize;
+            let n = u32::from_le_bytes(raw[4..8].try_into().unwrap()) as usize;
+            let toks = &raw[8..8 + n];
+            let pr: Vec<u16> = raw[8 + n..].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+            let (mut nn, mut mx) = (0f64, 0f64);
+            for (si, chunk) in toks.chunks(seg).enumerate() {
+                let mut p = MixParams::for_segment(seg);
+                for kv in variant.split(',').filter(|s| !s.is_empty()) {
+                    let (k, v) = kv.split_once('=').unwrap();
+                    let v: u32 = v.parse().unwrap();
+                    match k {
+                        "lr" => p.lr = v as i32,
+                        "shift" => p.lr_shift = v,
+                        "boost" => p.boost = v != 0,
+                        "limit" => p.limit = v,
+                        "tb" => p.table_bits = v,
+                        "b0" => p.blend[0] = v,
+                        "b1" => p.blend[1] = v,
+                        "ar" => p.apm_rate = v,
+                        "sets" => p.sets = v as usize,
+                        _ => panic!("{k}"),
+                    }
+                }
+                let mut m = StreamMix::with_params(seg, p);
+                let mut c = Cost(0.0);
+                let mut cn = Cost(0.0);
+                for (t, &b) in chunk.iter().enumerate() {
+                    let path = &pr[(si * seg + t) * 8..(si * seg + t) * 8 + 8];
+                    for d in 0..8 {
+                        cn.bit(path[d] as u32, (b as u32 >> (7 - d)) & 1);
+                    }
+                    m.code(&mut c, &Path(path), b);
+                }
+                nn += cn.0;
+                mx += c.0;
+            }
+            println!("{:>28} n={n:>7} seg={seg:>6} nn={:.3} mix={:.3} ({:+.1}%)", f.file_name().unwrap().to_string_lossy(), nn / n as f64, mx / n as f64, 100.0 * (mx / nn - 1.0));
+            tn += nn;
+            tm += mx;
+            tb += nn.min(mx);
+        }
+        println!("TOTAL nn={:.0} mix={:.0} ({:+.2}%) best-per-file={:.0} variant={variant}", tn / 8.0, tm / 8.0, 100.0 * (tm / tn - 1.0), tb / 8.0);
     }
 
     #[test]
