@@ -171,6 +171,9 @@ pub fn run_logits(model: &Model, tokens: &[u32], mods: &[usize], steps: usize) -
     Ok(out)
 }
 
+/// `(plain, mixed)` payloads of [`NeuralCodec::encode_forms`].
+pub type Forms = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// How one chunk is cut for the engine (see [`NeuralCodec::plan`]).
 struct Plan {
     m: usize,
@@ -245,7 +248,7 @@ impl NeuralCodec {
         threads: usize,
         plain: bool,
         mixed: bool,
-    ) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>)> {
+    ) -> Result<Forms> {
         let Plan { m, toks, seg, lens, batch } = self.plan(data, level, hint, batch, threads)?;
         let mixed = mixed && self.mixable(m);
         let groups: Vec<(usize, &[usize])> = lens.chunks(batch).enumerate().map(|(g, l)| (g * batch, l)).collect();

@@ -475,8 +475,8 @@ mod tests {
                 let mut cn = Cost(0.0);
                 for (t, &b) in chunk.iter().enumerate() {
                     let path = &pr[(si * seg + t) * 8..(si * seg + t) * 8 + 8];
-                    for d in 0..8 {
-                        cn.bit(path[d] as u32, (b as u32 >> (7 - d)) & 1);
+                    for (d, &pd) in path.iter().enumerate() {
+                        cn.bit(pd as u32, (b as u32 >> (7 - d)) & 1);
                     }
                     m.code(&mut c, &Path(path), b);
                 }
