@@ -103,11 +103,11 @@ def small_set(m: neural.Model, corpus: Path, level: int, max_files: int, max_byt
     return out
 
 
-def large_set(m: neural.Model, corpus: Path, level: int, nbytes: int) -> dict[str, Any]:
+def large_set(m: neural.Model, corpus: Path, level: int, nbytes: int, mods: list[str]) -> dict[str, Any]:
     """Per modality: the first ``nbytes`` of the stream of the first file whose stream is that long
     (else of the largest file)."""
     out = {}
-    for mod_dir in MODALITIES:
+    for mod_dir in mods:
         files = sorted(p for p in (corpus / mod_dir).iterdir() if p.is_file())
         pick = None
         for p in sorted(files, key=lambda q: q.stat().st_size):
@@ -161,6 +161,8 @@ def main() -> None:
     ap.add_argument("--speed-level", type=int, default=5)
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--no-verify", action="store_true")
+    ap.add_argument("--modalities", default=",".join(MODALITIES), help="folders of the large set")
+    ap.add_argument("--large-key", default="large", help="JSON key of the large set")
     ap.add_argument("--out", default=str(ROOT / "out" / "bench" / "neural_mix.json"))
     args = ap.parse_args()
     sets = set(args.sets.split(","))
@@ -178,8 +180,9 @@ def main() -> None:
                                                  args.excerpt, not args.no_verify)}
         out_path.write_text(json.dumps(res, indent=1) + "\n")
     if "large" in sets:
-        res["large"] = {"level": args.large_level, "bytes": args.large_bytes,
-                        "by_modality": large_set(m, corpus, args.large_level, args.large_bytes)}
+        res[args.large_key] = {"level": args.large_level, "bytes": args.large_bytes,
+                               "by_modality": large_set(m, corpus, args.large_level, args.large_bytes,
+                                                        args.modalities.split(","))}
         out_path.write_text(json.dumps(res, indent=1) + "\n")
     if "speed" in sets:
         res["speed"] = speed(m, args.speed_bytes, args.speed_level, 2, args.reps)
