@@ -113,6 +113,36 @@ sys.stdout.buffer.write(n.decode_payload(m, payload, int(sys.argv[4]), _core.mak
 """
 
 
+def test_mixed_form_roundtrip_invariance_and_damage(tmp_path: Path) -> None:
+    m = _tiny()
+    hint = _core.make_hint("text", None)
+    rng = np.random.default_rng(9)
+    data = bytes(rng.choice(list(b"0123456789,;\n"), size=30_000).astype(np.uint8))
+    for sample in [b"", b"a", bytes(range(256)) * 9, data]:
+        m.batch, m.threads = 64, 2
+        mixed = neural.encode_payload(m, sample, 1, hint, mixed=True)
+        assert mixed[3] == _core.NEURAL_FLAGS_MIX
+        m.batch, m.threads = 1, 1
+        assert neural.encode_payload(m, sample, 1, hint, mixed=True) == mixed
+        plain, both = neural.encode_forms(m, sample, 1, hint)
+        assert both == mixed and plain == neural.encode_payload(m, sample, 1, hint)
+        assert neural.decode_payload(m, mixed, len(sample), hint) == sample
+    # Mixing learns the 13-symbol alphabet the tiny network does not know.
+    plain, mixed = neural.encode_forms(m, data, 1, hint)
+    assert mixed is not None and len(mixed) < 0.8 * len(plain)
+    bad = bytearray(mixed)
+    bad[3] = 7  # unknown form
+    with pytest.raises(_core.MmzCoreError):
+        neural.decode_payload(m, bytes(bad), len(data), hint)
+    # B = 64 payload decodes at B = 1 with 1 and 2 threads in a fresh process.
+    (tmp_path / "p.bin").write_bytes(mixed)
+    for threads in ("1", "2"):
+        env = {**os.environ, "RAYON_NUM_THREADS": threads}
+        res = subprocess.run([sys.executable, "-c", _CHILD, str(GOLDEN / "make_golden.py"), str(GOLDEN / "tiny.mmznw"),
+                              str(tmp_path / "p.bin"), str(len(data))], env=env, capture_output=True, check=True)
+        assert res.stdout == data
+
+
 def test_b64_encode_decodes_at_b1_in_fresh_process(tmp_path: Path) -> None:
     m = _tiny()
     m.batch = 64
@@ -182,9 +212,11 @@ def test_sample_files_roundtrip_shipped_model() -> None:
         data, hint = _sample_chunk(path, 3000)
         payload = neural.encode_payload(m, data, 1, hint)
         assert neural.decode_payload(m, payload, len(data), hint) == data, path
+        mixed = neural.encode_payload(m, data, 1, hint, mixed=True)
+        assert neural.decode_payload(m, mixed, len(data), hint) == data, path
         rec = neural.encode_chunk(m, data, 1, hint)
         assert neural.decode_chunk(m, rec[:64], rec[64:]) == data
-        assert len(rec) - 64 <= min(len(payload), len(data))
+        assert len(rec) - 64 <= min(len(payload), len(mixed), len(data))
 
 
 def test_onnx_conformance_1000_steps() -> None:

@@ -8,7 +8,8 @@ Contract (used by :mod:`mmz.api`)::
     record = mmz.neural.encode_chunk(model, data, level, hint)   # 64-byte header + payload
     data = mmz.neural.decode_chunk(model, header, payload)
 
-``encode_chunk`` keeps the cheapest of the neural payload, the CM codec and stored bytes, so the
+``encode_chunk`` keeps the cheapest of the mixed neural payload (network + online context models,
+payload flags 1), the plain neural payload, the CM codec and stored bytes, so the
 record's codec id may be 3, 2 or 0; ``decode_chunk`` decodes any of them and verifies both
 checksums. Loading runs the golden probe (a fixed token sequence whose quantized-CDF hash is
 recorded in ``probes.json`` next to this file) and refuses a model/engine that computes anything
@@ -183,9 +184,17 @@ def decode_chunk(model: Model, header: bytes, payload: bytes) -> bytes:
     return bytes(model.engine.decode_chunk(header, payload, model.batch, model.threads))
 
 
-def encode_payload(model: Model, data: bytes, level: int, hint: bytes) -> bytes:
-    """Neural payload only (always codec 3, no fallback)."""
-    return bytes(model.engine.encode_payload(data, level, hint, model.batch, model.threads))
+def encode_payload(model: Model, data: bytes, level: int, hint: bytes, mixed: bool = False) -> bytes:
+    """Neural payload only (always codec 3, no fallback); ``mixed`` = the network mixed bitwise with
+    online context models of each sub-stream (payload flags 1) instead of the network alone."""
+    return bytes(model.engine.encode_payload(data, level, hint, model.batch, model.threads, mixed))
+
+
+def encode_forms(model: Model, data: bytes, level: int, hint: bytes) -> tuple[bytes, bytes | None]:
+    """``(plain, mixed)`` neural payloads from one run of the network (``mixed`` is None when the
+    model slice is not byte-wide)."""
+    plain, mixed = model.engine.encode_forms(data, level, hint, model.batch, model.threads)
+    return bytes(plain), (bytes(mixed) if mixed is not None else None)
 
 
 def decode_payload(model: Model, payload: bytes, raw_len: int, hint: bytes) -> bytes:
@@ -227,4 +236,5 @@ def estimate(data: bytes, level: int = 5, name: str | None = None, model: Model 
 
 
 __all__ = ["estimate", "Model", "available", "load", "cached", "encode_chunk", "decode_chunk", "encode_payload",
+           "encode_forms",
            "decode_payload", "cross_entropy_bits", "find_model_dir", "from_container", "reference_probes"]

@@ -57,12 +57,26 @@ impl NeuralEngine {
         Ok(PyBytes::new(py, &bytes))
     }
 
-    /// Neural payload only (no chunk header).
-    #[pyo3(signature = (data, level, hint, batch=64, threads=0))]
-    fn encode_payload<'py>(&self, py: Python<'py>, data: &[u8], level: u8, hint: &[u8], batch: usize, threads: usize) -> PyResult<Bound<'py, PyBytes>> {
+    /// Neural payload only (no chunk header): the plain form, or with `mixed`
+    /// the network mixed with online context models (payload flags 1).
+    #[pyo3(signature = (data, level, hint, batch=64, threads=0, mixed=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn encode_payload<'py>(&self, py: Python<'py>, data: &[u8], level: u8, hint: &[u8], batch: usize, threads: usize, mixed: bool) -> PyResult<Bound<'py, PyBytes>> {
         let hint = Hint::from_bytes(hint).map_err(to_py)?;
-        let out = py.allow_threads(|| self.inner.encode(data, level, &hint, batch, threads)).map_err(to_py)?;
+        let out = py
+            .allow_threads(|| if mixed { self.inner.encode_mixed(data, level, &hint, batch, threads) } else { self.inner.encode(data, level, &hint, batch, threads) })
+            .map_err(to_py)?;
         Ok(PyBytes::new(py, &out))
+    }
+
+    /// `(plain, mixed)` payloads from one network run (`mixed` is None for a
+    /// slice that is not 256 symbols wide).
+    #[pyo3(signature = (data, level, hint, batch=64, threads=0))]
+    fn encode_forms<'py>(&self, py: Python<'py>, data: &[u8], level: u8, hint: &[u8], batch: usize, threads: usize) -> PyResult<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>)> {
+        let hint = Hint::from_bytes(hint).map_err(to_py)?;
+        let (p, m) = py.allow_threads(|| self.inner.encode_forms(data, level, &hint, batch, threads, true, true)).map_err(to_py)?;
+        let p = p.unwrap_or_default();
+        Ok((PyBytes::new(py, &p), m.map(|m| PyBytes::new(py, &m))))
     }
 
     /// Inverse of `encode_payload`.
@@ -71,6 +85,16 @@ impl NeuralEngine {
         let hint = Hint::from_bytes(hint).map_err(to_py)?;
         let out = py.allow_threads(|| self.inner.decode(payload, raw_len, &hint, batch, threads)).map_err(to_py)?;
         Ok(PyBytes::new(py, &out))
+    }
+
+    /// Tuning diagnostics: `(token-ordered bytes, seg, node P(1) as u16 LE bytes,
+    /// 8 per byte)` (see `NeuralCodec::node_probs`).
+    #[pyo3(signature = (data, level, hint, batch=64, threads=0))]
+    fn node_probs<'py>(&self, py: Python<'py>, data: &[u8], level: u8, hint: &[u8], batch: usize, threads: usize) -> PyResult<(Bound<'py, PyBytes>, usize, Bound<'py, PyBytes>)> {
+        let hint = Hint::from_bytes(hint).map_err(to_py)?;
+        let (t, seg, p) = py.allow_threads(|| self.inner.node_probs(data, level, &hint, batch, threads)).map_err(to_py)?;
+        let pb: Vec<u8> = p.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Ok((PyBytes::new(py, &t), seg, PyBytes::new(py, &pb)))
     }
 
     /// Model cross-entropy (bits) of `data` under the codec's segmentation.
@@ -102,5 +126,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NeuralEngine>()?;
     m.add("NEURAL_ENGINE_VERSION", codec::ENGINE_VERSION)?;
     m.add("NEURAL_PRECISION", codec::PRECISION)?;
+    m.add("NEURAL_FLAGS_MIX", codec::FLAGS_MIX)?;
     Ok(())
 }

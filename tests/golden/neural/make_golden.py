@@ -88,8 +88,10 @@ def compute(container: bytes) -> dict[str, int]:
     cdfs = np.asarray(_core.quantize_logits(np.ascontiguousarray(lg), _core.NEURAL_PRECISION), dtype="<u4").tobytes()
     hint = _core.make_hint("text", None)
     payload = eng.encode_payload(GOLDEN_TEXT, 1, hint, 1, 1)
+    mixed = eng.encode_payload(GOLDEN_TEXT, 1, hint, 1, 1, True)
     return {"probe": int(eng.probe_hash), "logits": _core.xxh3(lg.tobytes()), "cdfs": _core.xxh3(cdfs),
-            "payload": _core.xxh3(bytes(payload)), "payload_len": len(payload)}
+            "payload": _core.xxh3(bytes(payload)), "payload_len": len(payload),
+            "mixed_payload": _core.xxh3(bytes(mixed)), "mixed_payload_len": len(mixed)}
 
 
 def main() -> None:

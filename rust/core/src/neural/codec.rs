@@ -3,6 +3,8 @@
 //! "Neural codec".
 
 use super::engine::{self, step};
+use super::mix::{NodeProbs, StreamMix};
+use crate::bitcoder::{BitDecoder, BitEncoder};
 use super::weights::Model;
 use crate::checksum::xxh3;
 use crate::codec::{compress_chunk, CodecId};
@@ -20,6 +22,13 @@ pub const ENGINE_VERSION: u8 = 1;
 pub const PRECISION: u32 = 20;
 /// Fixed payload header bytes before the per-stream lengths.
 pub const PAYLOAD_FIXED: usize = 20;
+/// Payload flags value: each sub-stream is the range code of the network's
+/// byte distributions (the original form).
+pub const FLAGS_PLAIN: u8 = 0;
+/// Payload flags value: each sub-stream is a binary arithmetic code of the
+/// bitwise mix of the network with the sub-stream's own context models
+/// ([`super::mix`], version 1 of that model).
+pub const FLAGS_MIX: u8 = 1;
 
 /// Segment length (bytes per sub-stream) for a level.
 pub fn segment_len(level: u8) -> usize {
@@ -162,6 +171,9 @@ pub fn run_logits(model: &Model, tokens: &[u32], mods: &[usize], steps: usize) -
     Ok(out)
 }
 
+/// `(plain, mixed)` payloads of [`NeuralCodec::encode_forms`].
+pub type Forms = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// How one chunk is cut for the engine (see [`NeuralCodec::plan`]).
 struct Plan {
     m: usize,
@@ -203,43 +215,94 @@ impl NeuralCodec {
         Ok(Plan { m, toks, seg, lens, batch })
     }
 
-    /// Neural payload of `data`. `batch` = streams per lockstep group (weights
-    /// are reused across a group), groups run on rayon (`threads`, 0 = global pool).
+    /// Neural payload of `data` in the plain form (flags 0). `batch` = streams per
+    /// lockstep group (weights are reused across a group), groups run on rayon
+    /// (`threads`, 0 = global pool).
     pub fn encode(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<Vec<u8>> {
+        self.encode_forms(data, level, hint, batch, threads, true, false)?
+            .0
+            .ok_or_else(|| MmzError::InvalidArgument("plain neural payload not produced".into()))
+    }
+
+    /// Neural payload of `data` in the mixed form (flags 1, network + online context models).
+    pub fn encode_mixed(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<Vec<u8>> {
+        self.encode_forms(data, level, hint, batch, threads, false, true)?
+            .1
+            .ok_or_else(|| MmzError::InvalidArgument("mixed neural payload not produced".into()))
+    }
+
+    /// Whether the mixed form applies to modality slice `m` (byte slices only).
+    fn mixable(&self, m: usize) -> bool {
+        self.model.cfg.slices.get(m).is_some_and(|s| s.1 == 256)
+    }
+
+    /// The plain and/or mixed payloads of `data` from one run of the network
+    /// (`None` where not requested, or mixed for a slice that is not 256 wide).
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_forms(
+        &self,
+        data: &[u8],
+        level: u8,
+        hint: &Hint,
+        batch: usize,
+        threads: usize,
+        plain: bool,
+        mixed: bool,
+    ) -> Result<Forms> {
         let Plan { m, toks, seg, lens, batch } = self.plan(data, level, hint, batch, threads)?;
+        let mixed = mixed && self.mixable(m);
         let groups: Vec<(usize, &[usize])> = lens.chunks(batch).enumerate().map(|(g, l)| (g * batch, l)).collect();
         let model = &self.model;
         let toks = &toks;
-        let coded: Vec<Result<Vec<Vec<u8>>>> = in_pool(threads, || {
+        type Coded = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+        let coded: Vec<Result<Coded>> = in_pool(threads, || {
             groups
                 .par_iter()
                 .map(|&(first, gl)| {
-                    let mut encs = vec![RangeEncoder::new(); gl.len()];
+                    let rows = gl.len();
+                    let mut encs = if plain { vec![RangeEncoder::new(); rows] } else { Vec::new() };
+                    let mut bencs: Vec<BitEncoder> = if mixed { (0..rows).map(|_| BitEncoder::with_capacity(seg / 2)).collect() } else { Vec::new() };
+                    let mut mixes: Vec<StreamMix> = if mixed { (0..rows).map(|_| StreamMix::new(seg)).collect() } else { Vec::new() };
+                    let mut freqs = vec![0u32; 256];
+                    let mut np = NodeProbs::default();
                     run_group(model, m, gl, |r, t, w| {
                         let b = toks[(first + r) * seg + t];
-                        encs[r].encode_probs(b as u32, w, PRECISION)?;
+                        if plain {
+                            encs[r].encode_probs(b as u32, w, PRECISION)?;
+                        }
+                        if mixed {
+                            quant::quantize_probs(w, PRECISION, &mut freqs)?;
+                            np.load(&freqs);
+                            mixes[r].code(&mut bencs[r], &np, b);
+                        }
                         Ok(b)
                     })?;
-                    Ok(encs.into_iter().map(RangeEncoder::finish).collect())
+                    Ok((encs.into_iter().map(RangeEncoder::finish).collect(), bencs.into_iter().map(BitEncoder::finish).collect()))
                 })
                 .collect()
         })?;
-        let mut streams = Vec::with_capacity(lens.len());
+        let mut ps = Vec::with_capacity(lens.len());
+        let mut ms = Vec::with_capacity(lens.len());
         for g in coded {
-            streams.extend(g?);
+            let (p, x) = g?;
+            ps.extend(p);
+            ms.extend(x);
         }
-        let mut out = Vec::with_capacity(PAYLOAD_FIXED + 4 * streams.len() + streams.iter().map(Vec::len).sum::<usize>());
-        out.extend_from_slice(&[ENGINE_VERSION, PRECISION as u8, m as u8, 0]);
-        out.extend_from_slice(&self.probe.to_le_bytes());
-        out.extend_from_slice(&(seg as u32).to_le_bytes());
-        out.extend_from_slice(&(streams.len() as u32).to_le_bytes());
-        for s in &streams {
-            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-        }
-        for s in &streams {
-            out.extend_from_slice(s);
-        }
-        Ok(out)
+        let assemble = |flags: u8, streams: &[Vec<u8>]| {
+            let mut out = Vec::with_capacity(PAYLOAD_FIXED + 4 * streams.len() + streams.iter().map(Vec::len).sum::<usize>());
+            out.extend_from_slice(&[ENGINE_VERSION, PRECISION as u8, m as u8, flags]);
+            out.extend_from_slice(&self.probe.to_le_bytes());
+            out.extend_from_slice(&(seg as u32).to_le_bytes());
+            out.extend_from_slice(&(streams.len() as u32).to_le_bytes());
+            for s in streams {
+                out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            }
+            for s in streams {
+                out.extend_from_slice(s);
+            }
+            out
+        };
+        Ok((plain.then(|| assemble(FLAGS_PLAIN, &ps)), mixed.then(|| assemble(FLAGS_MIX, &ms))))
     }
 
     /// Inverse of [`NeuralCodec::encode`]; `raw_len` from the chunk header.
@@ -255,12 +318,16 @@ impl NeuralCodec {
                 format!("engine version {} (this build computes version {ENGINE_VERSION}); upgrade mmz", payload[0]),
             ));
         }
-        if payload[1] as u32 != PRECISION || payload[3] != 0 {
+        let flags = payload[3];
+        if payload[1] as u32 != PRECISION || (flags != FLAGS_PLAIN && flags != FLAGS_MIX) {
             return Err(c("unsupported precision or flags"));
         }
         let m = model_modality(&self.model, hint, &self.modalities)?;
         if payload[2] as usize != m {
             return Err(c("modality differs from the chunk hint"));
+        }
+        if flags == FLAGS_MIX && !self.mixable(m) {
+            return Err(c("mixed form on a slice that is not 256 symbols wide"));
         }
         let mut pb = [0u8; 8];
         pb.copy_from_slice(&payload[4..12]);
@@ -288,12 +355,12 @@ impl NeuralCodec {
         if payload.len() < table_end {
             return Err(MmzError::Truncated("neural stream table".into()));
         }
-        let mut streams = Vec::with_capacity(ns);
+        let mut streams: Vec<&[u8]> = Vec::with_capacity(ns);
         let mut pos = table_end;
         for i in 0..ns {
             let n = u32_at(PAYLOAD_FIXED + 4 * i) as usize;
             let s = payload.get(pos..pos.saturating_add(n)).ok_or_else(|| MmzError::Truncated("neural stream".into()))?;
-            streams.push(s.to_vec());
+            streams.push(s);
             pos += n;
         }
         if pos != payload.len() {
@@ -302,24 +369,38 @@ impl NeuralCodec {
         let batch = group_size(batch, lens.len(), threads);
         let model = &self.model;
         let size = model.cfg.slices[m].1;
-        let groups: Vec<(&[usize], Vec<Vec<u8>>)> = lens
-            .chunks(batch)
-            .zip(streams.chunks(batch))
-            .map(|(l, s)| (l, s.to_vec()))
-            .collect();
+        let groups: Vec<(&[usize], &[&[u8]])> = lens.chunks(batch).zip(streams.chunks(batch)).collect();
         let decoded: Vec<Result<Vec<Vec<u8>>>> = in_pool(threads, || {
             groups
                 .into_par_iter()
                 .map(|(gl, gs)| {
-                    let mut decs: Vec<RangeDecoder> = gs.into_iter().map(RangeDecoder::new).collect();
                     let mut outs: Vec<Vec<u8>> = gl.iter().map(|&l| Vec::with_capacity(l)).collect();
-                    let mut scratch = Vec::with_capacity(size);
-                    run_group(model, m, gl, |r, _t, w| {
-                        let s = decs[r].decode_probs(w, PRECISION, &mut scratch)?;
-                        let b = u8::try_from(s).map_err(|_| MmzError::corrupt("neural payload", "symbol out of range"))?;
-                        outs[r].push(b);
-                        Ok(b)
-                    })?;
+                    if flags == FLAGS_MIX {
+                        let mut decs: Vec<BitDecoder> = gs.iter().map(|s| BitDecoder::new(s)).collect();
+                        let mut mixes: Vec<StreamMix> = gl.iter().map(|_| StreamMix::new(seg)).collect();
+                        let mut freqs = vec![0u32; 256];
+                        let mut np = NodeProbs::default();
+                        run_group(model, m, gl, |r, _t, w| {
+                            quant::quantize_probs(w, PRECISION, &mut freqs)?;
+                            np.load(&freqs);
+                            let b = mixes[r].code(&mut decs[r], &np, 0);
+                            outs[r].push(b);
+                            Ok(b)
+                        })?;
+                        // A stream that needed far more bytes than it holds is damaged.
+                        if decs.iter().any(|d| d.overrun() > 8) {
+                            return Err(MmzError::corrupt("neural payload", "mixed sub-stream overrun"));
+                        }
+                    } else {
+                        let mut decs: Vec<RangeDecoder> = gs.iter().map(|s| RangeDecoder::new(s.to_vec())).collect();
+                        let mut scratch = Vec::with_capacity(size);
+                        run_group(model, m, gl, |r, _t, w| {
+                            let s = decs[r].decode_probs(w, PRECISION, &mut scratch)?;
+                            let b = u8::try_from(s).map_err(|_| MmzError::corrupt("neural payload", "symbol out of range"))?;
+                            outs[r].push(b);
+                            Ok(b)
+                        })?;
+                    }
                     Ok(outs)
                 })
                 .collect()
@@ -332,6 +413,47 @@ impl NeuralCodec {
         }
         to_token_order(&mut out, hint);
         Ok(out)
+    }
+
+    /// Diagnostics for tuning the mixer: the token-ordered bytes, the segment
+    /// length and, per byte, the network's 16-bit P(1) at each of the 8 nodes on
+    /// the byte's path (the inputs [`super::mix::StreamMix`] receives).
+    pub fn node_probs(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<(Vec<u8>, usize, Vec<u16>)> {
+        let Plan { m, toks, seg, lens, batch } = self.plan(data, level, hint, batch, threads)?;
+        if !self.mixable(m) {
+            return Err(MmzError::InvalidArgument("node probabilities need a 256-symbol slice".into()));
+        }
+        let model = &self.model;
+        let tk = &toks;
+        let parts: Vec<Result<Vec<u16>>> = in_pool(threads, || {
+            lens.par_chunks(batch)
+                .enumerate()
+                .map(|(g, gl)| {
+                    let first = g * batch;
+                    let mut out = vec![0u16; gl.iter().sum::<usize>() * 8];
+                    let mut freqs = vec![0u32; 256];
+                    let mut np = NodeProbs::default();
+                    run_group(model, m, gl, |r, t, w| {
+                        let b = tk[(first + r) * seg + t];
+                        quant::quantize_probs(w, PRECISION, &mut freqs)?;
+                        np.load(&freqs);
+                        let base = (r * seg + t) * 8;
+                        for d in 0..8u32 {
+                            if let Some(o) = out.get_mut(base + d as usize) {
+                                *o = np.p16(b as u32 >> (8 - d), d) as u16;
+                            }
+                        }
+                        Ok(b)
+                    })?;
+                    Ok(out)
+                })
+                .collect()
+        })?;
+        let mut all = Vec::with_capacity(toks.len() * 8);
+        for p in parts {
+            all.extend(p?);
+        }
+        Ok((toks, seg, all))
     }
 
     /// Model cross-entropy of `data` in bits under the same segmentation as
@@ -359,14 +481,17 @@ impl NeuralCodec {
     }
 
     /// A complete chunk record (64-byte header + payload) holding the cheapest
-    /// of: the neural payload, the CM codec (or stored, as `codec::compress_chunk` decides).
+    /// of: the mixed neural payload, the plain neural payload (both from one
+    /// network run), the CM codec (or stored, as `codec::compress_chunk` decides).
     pub fn encode_chunk(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<Vec<u8>> {
         let (mut codec, mut payload) = compress_chunk(data, CodecId::Cm, level, hint)?;
         if !data.is_empty() {
-            let neural = self.encode(data, level, hint, batch, threads)?;
-            if neural.len() < payload.len() {
-                codec = CodecId::Neural;
-                payload = neural;
+            let (plain, mixed) = self.encode_forms(data, level, hint, batch, threads, true, true)?;
+            for neural in [mixed, plain].into_iter().flatten() {
+                if neural.len() < payload.len() {
+                    codec = CodecId::Neural;
+                    payload = neural;
+                }
             }
         }
         Ok(frame::chunk_record(data, codec, level, hint, &payload))

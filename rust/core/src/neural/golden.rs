@@ -56,6 +56,74 @@ fn golden_vectors() {
     assert_eq!(xxh3(&cdfs), golden("cdfs"), "CDF hash");
     assert_eq!(payload.len() as u64, golden("payload_len"), "payload length");
     assert_eq!(xxh3(&payload), golden("payload"), "payload hash");
+    // Payloads written before the mixed form existed (flags 0) keep these bytes.
+    let (plain, mixed) = c.encode_forms(&golden_text(), 1, &Hint::bytes(Modality::Text), 1, 1, true, true).expect("forms");
+    assert_eq!(plain.as_deref(), Some(&payload[..]), "plain form from the two-form pass");
+    let mixed = mixed.expect("tiny model slices are 256 wide");
+    assert_eq!(mixed[3], super::codec::FLAGS_MIX);
+    assert_eq!(mixed.len() as u64, golden("mixed_payload_len"), "mixed payload length");
+    assert_eq!(xxh3(&mixed), golden("mixed_payload"), "mixed payload hash");
+    let h = Hint::bytes(Modality::Text);
+    assert_eq!(c.decode(&mixed, golden_text().len(), &h, 1, 1).expect("mixed decodes"), golden_text());
+}
+
+#[test]
+fn mixed_form_invariance_roundtrip_and_damage() {
+    let c = codec();
+    let hint = Hint::bytes(Modality::Text);
+    let mut st = 5u32;
+    let text: Vec<u8> = (0..30_000u32)
+        .map(|i| {
+            st = st.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            if st >> 29 == 0 { (st >> 20) as u8 } else { b"mixing the network with context models; "[(i % 40) as usize] }
+        })
+        .collect();
+    let mut noise = Vec::new();
+    for _ in 0..9000 {
+        st = st.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        noise.push((st >> 24) as u8);
+    }
+    for data in [text.clone(), noise, vec![], vec![7u8], b"ab".to_vec()] {
+        // level 1: 4 KiB segments; B = 1, 4, 64 and 1 or 2 threads give the same bytes.
+        let m1 = c.encode_mixed(&data, 1, &hint, 1, 1).expect("b1");
+        assert_eq!(c.encode_mixed(&data, 1, &hint, 4, 2).expect("b4"), m1);
+        assert_eq!(c.encode_mixed(&data, 1, &hint, 64, 2).expect("b64"), m1);
+        assert_eq!(c.decode(&m1, data.len(), &hint, 64, 2).expect("dec"), data);
+        assert_eq!(c.decode(&m1, data.len(), &hint, 1, 1).expect("dec"), data);
+        for cut in [0, 3, 19, m1.len().saturating_sub(1)] {
+            if cut < m1.len() {
+                assert!(c.decode(&m1[..cut], data.len(), &hint, 1, 1).is_err(), "cut {cut}");
+            }
+        }
+    }
+    // Mixing learns the repeated phrase that the tiny network cannot predict.
+    let plain = c.encode(&text, 1, &hint, 8, 1).expect("plain");
+    let mixed = c.encode_mixed(&text, 1, &hint, 8, 1).expect("mixed");
+    assert!(mixed.len() * 2 < plain.len(), "mixed {} plain {}", mixed.len(), plain.len());
+    // Unknown flags are refused; a damaged stream never decodes to the input.
+    let mut bad = mixed.clone();
+    bad[3] = 2;
+    assert!(c.decode(&bad, text.len(), &hint, 1, 1).is_err());
+    let mut bad = mixed.clone();
+    let k = bad.len() / 2;
+    bad[k] ^= 0x10;
+    if let Ok(out) = c.decode(&bad, text.len(), &hint, 1, 1) {
+        assert_ne!(out, text);
+    }
+    // The chunk record is never larger than the mixed, plain or CM payload.
+    let rec = c.encode_chunk(&text, 1, &hint, 8, 2).expect("record");
+    let (_, cm) = crate::codec::compress_chunk(&text, crate::codec::CodecId::Cm, 1, &hint).expect("cm");
+    assert!(rec.len() - 64 <= mixed.len().min(plain.len()).min(cm.len()));
+    let h = crate::frame::ChunkHeader::parse(&rec).expect("header");
+    assert_eq!(c.decode_chunk(&h, &rec[64..], 1, 2).expect("chunk"), text);
+    // A mixed-form record decodes; a damaged one is refused by the checksums.
+    let rec = crate::frame::chunk_record(&text, crate::codec::CodecId::Neural, 1, &hint, &mixed);
+    let h = crate::frame::ChunkHeader::parse(&rec).expect("header");
+    assert_eq!(c.decode_chunk(&h, &rec[64..], 1, 2).expect("chunk"), text);
+    let mut bad = rec.clone();
+    let k = 64 + (rec.len() - 64) / 2;
+    bad[k] ^= 1;
+    assert!(c.decode_chunk(&h, &bad[64..], 1, 1).is_err());
 }
 
 #[test]

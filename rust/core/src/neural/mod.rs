@@ -9,6 +9,7 @@
 pub mod codec;
 pub mod engine;
 pub mod math;
+pub mod mix;
 pub mod weights;
 
 #[cfg(test)]
