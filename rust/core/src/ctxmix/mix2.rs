@@ -5,23 +5,12 @@
 //! same rounding whether or not the compiler vectorizes it, so results do not
 //! depend on the CPU.
 
-use super::prim::Tables;
+use super::prim::{mixer_dot, Tables};
 
 /// Most inputs a mixer takes.
 pub const MAX_IN: usize = 32;
 /// Most weight sets.
 pub const MAX_SETS: usize = 6;
-
-/// Weights are kept within +-2^19 and inputs within +-2047, so every
-/// product and the sum fit in i32.
-#[inline(always)]
-fn dot(w: &[i32], x: &[i32]) -> i32 {
-    let mut s: i32 = 0;
-    for (a, b) in w.iter().zip(x) {
-        s += (*a * *b) >> 8;
-    }
-    (s >> 8).clamp(-2047, 2047)
-}
 
 #[inline(always)]
 fn train(w: &mut [i32], x: &[i32], err: i32) {
@@ -128,13 +117,13 @@ impl Mixer2 {
         for j in 0..self.k {
             let r = self.rows[j];
             self.outs[j] = match self.weights.get(r..r + st) {
-                Some(w) => dot(w, x),
+                Some(w) => mixer_dot(w, x),
                 None => 0,
             };
         }
         let fr = self.final_row;
         let d = match self.final_w.get(fr..fr + self.k) {
-            Some(fw) => dot(fw, &self.outs[..self.k]),
+            Some(fw) => mixer_dot(fw, &self.outs[..self.k]),
             None => 0,
         };
         self.pr = t.squash(d);

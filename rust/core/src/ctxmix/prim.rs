@@ -122,6 +122,17 @@ impl CounterMap {
     }
 }
 
+/// The mixers' dot product in the stretch domain: weights are kept within +-2^19 and inputs
+/// within +-2047, so every product and the sum fit in i32.
+#[inline(always)]
+pub(crate) fn mixer_dot(w: &[i32], x: &[i32]) -> i32 {
+    let mut s: i32 = 0;
+    for (a, b) in w.iter().zip(x) {
+        s += (*a * *b) >> 8;
+    }
+    (s >> 8).clamp(-2047, 2047)
+}
+
 /// Gated logistic mixer: several weight sets, each chosen by its own context,
 /// produce one prediction each; a final small mixer combines them.
 pub struct Mixer {
@@ -186,17 +197,6 @@ impl Mixer {
         self.final_ctx = cx & (self.final_sets - 1);
     }
 
-    /// Weights are kept within +-2^19 and inputs within +-2047, so every
-    /// product and the sum fit in i32.
-    #[inline(always)]
-    fn dot(w: &[i32], x: &[i32]) -> i32 {
-        let mut s: i32 = 0;
-        for (a, b) in w.iter().zip(x) {
-            s += (*a * *b) >> 8;
-        }
-        (s >> 8).clamp(-2047, 2047)
-    }
-
     /// Mix the inputs into a 12-bit probability.
     pub fn mix(&mut self, t: &Tables) -> i32 {
         while self.inputs.len() < self.n {
@@ -208,13 +208,13 @@ impl Mixer {
             let base = off + sel * n;
             let w = self.weights.get(base..base + n).unwrap_or(&[]);
             if let Some(o) = self.outs.get_mut(j) {
-                *o = Self::dot(w, &self.inputs);
+                *o = mixer_dot(w, &self.inputs);
             }
         }
         let k = self.outs.len();
         let fb = self.final_ctx * k;
         let fw = self.final_w.get(fb..fb + k).unwrap_or(&[]);
-        let d = Self::dot(fw, &self.outs);
+        let d = mixer_dot(fw, &self.outs);
         self.pr = t.squash(d);
         self.pr
     }
