@@ -44,7 +44,15 @@ import mmz
 from mmz.archive import Archive
 from mmz.archive import format as F
 from mmz.archive.cli import _size
-from mmz.archive.ray_jobs import THREAD_VARS, absolute, compress_corpus, init_ray, members_parallel, thread_env
+from mmz.archive.ray_jobs import (
+    THREAD_VARS,
+    absolute,
+    compress_corpus,
+    init_ray,
+    members_parallel,
+    thread_env,
+    warm_workers,
+)
 from mmz.archive.writer import DEFAULT_BATCH_BYTES, DEFAULT_CHUNK_SIZE, Options, iter_sources, load_journals
 from mmz.errors import MmzError
 
@@ -98,6 +106,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=_size, default=DEFAULT_CHUNK_SIZE, help="raw bytes per chunk (default 8M)")
     p.add_argument("--batch-bytes", type=_size, default=DEFAULT_BATCH_BYTES,
                    help="small files grouped per task (default 1M)")
+    p.add_argument("--repeat", type=int, default=1, help="run the whole sweep N times, interleaved (1,2,1,2,...); "
+                   "the rows under 'workers' are per-count medians, every run is kept under 'runs' (default 1)")
     p.add_argument("--cpus-per-worker", type=int, default=1, help="CPUs per actor; caps its thread pools (default 1)")
     p.add_argument("--address", default=None, help="Ray address; 'local' starts a private instance "
                    "(default: the job's cluster, or a new local instance)")
@@ -201,6 +211,7 @@ def run_one(args: argparse.Namespace, workers: int, archive: str, sources: dict[
     comp_secs = time.perf_counter() - t0
     if args.test_damage:
         print(f"[benchmark] test: damaged a frame of {damage_first_frame(archive)}", flush=True)
+    dec_startup = warm_workers(workers)
     t1 = time.perf_counter()
     results = members_parallel(archive, None, None, workers, max_inflight=workers)
     dec_secs = time.perf_counter() - t1
@@ -214,12 +225,16 @@ def run_one(args: argparse.Namespace, workers: int, archive: str, sources: dict[
     dec_busy = sum(secs for _, secs in results)
     bi, bo = summary.bytes_in, summary.bytes_out
     comp_mbps = bi / MB / comp_secs
+    coding_mbps = bi / MB / summary.coding_seconds if summary.coding_seconds > 0 else 0.0
     dec_mbps = bi / MB / dec_secs
     info = Archive(archive).info()
     return {
         "workers": workers,
         "seconds": _sig(comp_secs),
+        "startup_seconds": _sig(summary.startup_seconds),
+        "coding_seconds": _sig(summary.coding_seconds),
         "decompress_seconds": _sig(dec_secs),
+        "decompress_startup_seconds": _sig(dec_startup),
         "bytes_in": bi,
         "bytes_out": bo,
         "index_bytes": int(info["index_bytes"]) + int(info["members_bytes"]),
@@ -227,12 +242,14 @@ def run_one(args: argparse.Namespace, workers: int, archive: str, sources: dict[
         "members": summary.members,
         "chunks": summary.chunks,
         "compress_MBps": _sig(comp_mbps),
+        "coding_MBps": _sig(coding_mbps),
         "decompress_MBps": _sig(dec_mbps),
         "MBps": _sig(comp_mbps),  # the key mmz.bench.report._plot_sweeps reads
         "compress_MBps_per_worker": _sig(comp_mbps / workers),
         "decompress_MBps_per_worker": _sig(dec_mbps / workers),
         "actor_busy_MBps_mean": _sig(sum(busy) / len(busy)) if busy else None,
-        "actor_busy_fraction": _sig(busy_secs / (workers * comp_secs)),
+        "actor_busy_fraction": _sig(busy_secs / (workers * summary.coding_seconds))
+        if summary.coding_seconds > 0 else None,
         "actors_used": len(actors),
         "actors": actors,
         "decode_busy_MBps": _sig(bi / MB / dec_busy) if dec_busy > 0 else None,
@@ -255,6 +272,44 @@ def probe_thread_env(cpus: int) -> dict[str, Any]:
     return ray.get(ref, timeout=300)
 
 
+MEDIAN_KEYS = ("seconds", "startup_seconds", "coding_seconds", "decompress_seconds", "decompress_startup_seconds")
+
+
+def summarize(runs: list[dict[str, Any]], sweep: list[int]) -> list[dict[str, Any]]:
+    """One row per worker count: the median of every timing over the repeated runs.
+
+    Throughputs are recomputed from the median seconds; the remaining fields (sizes, actors, round
+    trip) come from the run whose compress time is the median. A count with a failed run reports it.
+    """
+    rows = []
+    for w in sweep:
+        mine = [r for r in runs if r["workers"] == w]
+        if not mine:
+            continue
+        bad = [r for r in mine if "error" in r]
+        if bad:
+            rows.append(dict(bad[0]))
+            continue
+        mine.sort(key=lambda r: r["seconds"])
+        row = dict(mine[(len(mine) - 1) // 2])
+        row.pop("repeat", None)
+        row["repeats"] = len(mine)
+        row["roundtrip_ok"] = all(r["roundtrip_ok"] for r in mine)
+        for k in MEDIAN_KEYS:
+            vals = sorted(float(r[k]) for r in mine)
+            mid = len(vals) // 2
+            row[k] = _sig(vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2)
+        bi = row["bytes_in"]
+        row["compress_MBps"] = row["MBps"] = _sig(bi / MB / row["seconds"])
+        row["coding_MBps"] = _sig(bi / MB / row["coding_seconds"]) if row["coding_seconds"] > 0 else 0.0
+        row["decompress_MBps"] = _sig(bi / MB / row["decompress_seconds"])
+        row["compress_MBps_per_worker"] = _sig(row["compress_MBps"] / w)
+        row["decompress_MBps_per_worker"] = _sig(row["decompress_MBps"] / w)
+        rows.append(row)
+    add_speedups(rows)
+    return rows
+
+
 def add_speedups(rows: list[dict[str, Any]]) -> None:
     """``speedup_vs_1`` (compress), ``decompress_speedup_vs_1`` and ``efficiency`` relative to the 1-worker run."""
     base = next((r for r in rows if r["workers"] == 1 and "error" not in r), None)
@@ -264,6 +319,8 @@ def add_speedups(rows: list[dict[str, Any]]) -> None:
         ok = base is not None
         r["speedup_vs_1"] = _sig(r["compress_MBps"] / base["compress_MBps"]) if ok else None
         r["decompress_speedup_vs_1"] = _sig(r["decompress_MBps"] / base["decompress_MBps"]) if ok else None
+        r["coding_speedup_vs_1"] = (_sig(r["coding_MBps"] / base["coding_MBps"])
+                                    if ok and base["coding_MBps"] > 0 else None)
         r["efficiency"] = _sig(r["speedup_vs_1"] / r["workers"]) if ok else None
 
 
@@ -344,8 +401,8 @@ def machine_block(before: list[float]) -> dict[str, Any]:
 
 def print_table(rows: list[dict[str, Any]], stream: Any = None) -> None:
     out = stream or sys.stdout
-    head = (f"{'workers':>7} {'seconds':>9} {'comp MB/s':>10} {'dec MB/s':>9} {'MB/s/wkr':>9} {'busy MB/s':>9} "
-            f"{'speedup':>8} {'eff':>6} {'bits/byte':>9}  roundtrip")
+    head = (f"{'workers':>7} {'seconds':>9} {'start s':>8} {'comp MB/s':>10} {'coding MB/s':>11} {'dec MB/s':>9} "
+            f"{'busy MB/s':>9} {'speedup':>8} {'coding x':>8} {'dec x':>6} {'bits/byte':>9}  roundtrip")
     print(head, file=out)
     print("-" * len(head), file=out)
     for r in rows:
@@ -356,9 +413,10 @@ def print_table(rows: list[dict[str, Any]], stream: Any = None) -> None:
         def num(v: Any, fmt: str) -> str:
             return format(v, fmt) if isinstance(v, (int, float)) else "-"
 
-        print(f"{r['workers']:>7} {r['seconds']:>9.2f} {r['compress_MBps']:>10.3f} {r['decompress_MBps']:>9.3f} "
-              f"{r['compress_MBps_per_worker']:>9.3f} {num(r['actor_busy_MBps_mean'], '>9.3f')} "
-              f"{num(r.get('speedup_vs_1'), '>8.2f')} {num(r.get('efficiency'), '>6.2f')} "
+        print(f"{r['workers']:>7} {r['seconds']:>9.2f} {r['startup_seconds']:>8.2f} {r['compress_MBps']:>10.3f} "
+              f"{r['coding_MBps']:>11.3f} {r['decompress_MBps']:>9.3f} {num(r['actor_busy_MBps_mean'], '>9.3f')} "
+              f"{num(r.get('speedup_vs_1'), '>8.2f')} {num(r.get('coding_speedup_vs_1'), '>8.2f')} "
+              f"{num(r.get('decompress_speedup_vs_1'), '>6.2f')} "
               f"{num(r['bits_per_byte'], '>9.4f')}  {'ok' if r['roundtrip_ok'] else 'MISMATCH'}", file=out)
     out.flush()
 
@@ -379,6 +437,8 @@ def _prepare(args: argparse.Namespace) -> Options:
     """Check everything that does not need Ray; raises :class:`UsageError`."""
     if args.cpus_per_worker < 1:
         raise UsageError("--cpus-per-worker must be >= 1")
+    if args.repeat < 1:
+        raise UsageError("--repeat must be >= 1")
     if args.batch_bytes < 1:
         raise UsageError("--batch-bytes must be >= 1")
     try:
@@ -400,8 +460,9 @@ def _prepare(args: argparse.Namespace) -> Options:
     if args.keep:
         args.keep = absolute(args.keep)
         kfs, kroot = F.resolve(args.keep)
-        taken = [f"w{w}.mmza" for w in args.workers_sweep
-                 if kfs.get_file_info(F.join(kroot, f"w{w}.mmza")).type != pafs.FileType.NotFound]
+        names = [f"w{w}.mmza" if rep == 0 else f"w{w}.r{rep}.mmza" for rep in range(args.repeat)
+                 for w in args.workers_sweep]
+        taken = [n for n in names if kfs.get_file_info(F.join(kroot, n)).type != pafs.FileType.NotFound]
         if taken:
             raise UsageError(f"--keep {args.keep}: {', '.join(taken)} already exist(s); a benchmark needs fresh "
                              "archives (an existing one would be resumed, not recompressed); remove them or "
@@ -450,8 +511,12 @@ def main(argv: list[str] | None = None) -> int:
     scratch = args.keep or tempfile.mkdtemp(prefix="mmzbench")
     notes = [f"input read and hashed once before the sweep ({hash_secs:.1f}s): runs see the same page cache",
              "seconds = wall time of compress_corpus (actor start and codec warm-up, listing, compression, "
-             "index); decompress = verify of every member (full decode + chunk xxh3 + member sha256, nothing "
-             "written) with at most <workers> Ray tasks of 1 CPU in flight",
+             "index) = startup_seconds (until every actor is ready: worker process, imports, codec warm-up) + "
+             "coding_seconds (listing, compression, index); coding_MBps and coding_speedup_vs_1 are the "
+             "throughput once the actors are up, which is what a long job sees",
+             "decompress = verify of every member (full decode + chunk xxh3 + member sha256, nothing "
+             "written) with at most <workers> Ray tasks of 1 CPU in flight, after warming <workers> Ray worker "
+             "processes (decompress_startup_seconds, not included)",
              "actor busy MB/s = an actor's raw bytes / the sum of its chunks' compress seconds (shard journals)"]
     if seen.get("env") != thread_env(args.cpus_per_worker):
         notes.append(f"WARNING: a probe task with the actors' runtime_env saw thread variables {seen}, "
@@ -476,43 +541,51 @@ def main(argv: list[str] | None = None) -> int:
         "complete": False,
         "workers": [],
     }
-    rows: list[dict[str, Any]] = doc["workers"]
+    runs: list[dict[str, Any]] = []
+    if args.repeat > 1:
+        doc["runs"] = runs
     failed = False
     try:
-        for w in args.workers_sweep:
-            archive = (posixpath if "://" in scratch else os.path).join(scratch, f"w{w}.mmza")
-            print(f"[benchmark] {w} worker(s): compressing {total} bytes in {len(sources)} files -> {archive}",
-                  flush=True)
-            try:
-                row = run_one(args, w, archive, sources, opts)
-            except Exception as e:  # noqa: BLE001 - reported in the JSON and on stderr, the sweep stops
-                traceback.print_exc(file=sys.stderr)
-                print(f"benchmark_corpus: the run with {w} worker(s) failed: {type(e).__name__}: {e}",
-                      file=sys.stderr)
-                rows.append({"workers": w, "error": f"{type(e).__name__}: {e}", "roundtrip_ok": False})
-                failed = True
+        for rep in range(args.repeat):
+            for w in args.workers_sweep:
+                name = f"w{w}.mmza" if rep == 0 else f"w{w}.r{rep}.mmza"
+                archive = (posixpath if "://" in scratch else os.path).join(scratch, name)
+                print(f"[benchmark] {w} worker(s){f', repeat {rep + 1}/{args.repeat}' if args.repeat > 1 else ''}: "
+                      f"compressing {total} bytes in {len(sources)} files -> {archive}", flush=True)
+                try:
+                    row = run_one(args, w, archive, sources, opts)
+                except Exception as e:  # noqa: BLE001 - reported in the JSON and on stderr, the sweep stops
+                    traceback.print_exc(file=sys.stderr)
+                    print(f"benchmark_corpus: the run with {w} worker(s) failed: {type(e).__name__}: {e}",
+                          file=sys.stderr)
+                    runs.append({"workers": w, "repeat": rep, "error": f"{type(e).__name__}: {e}",
+                                 "roundtrip_ok": False})
+                    failed = True
+                    break
+                finally:
+                    if not args.keep:
+                        shutil.rmtree(archive, ignore_errors=True)
+                row["repeat"] = rep
+                runs.append(row)
+                if not row["roundtrip_ok"]:
+                    failed = True
+                    for prob in row["roundtrip_problems"]:
+                        print(f"benchmark_corpus: {w} worker(s): round trip: {prob}", file=sys.stderr)
+                if rep == 0 and row["actors_used"] < w:
+                    notes.append(f"{w} workers: only {row['actors_used']} actors got work (too few chunks/batches "
+                                 "for this many workers: use a bigger input or a smaller --chunk-size/--batch-bytes)")
+                if rep == 0 and (row["actor_busy_fraction"] or 0) < 0.5:
+                    notes.append(f"{w} workers: actors were busy only {100 * (row['actor_busy_fraction'] or 0):.0f}% "
+                                 "of the coding time: fixed costs (scheduling, index) dominate; use a bigger input "
+                                 "for throughput and scaling numbers")
+                doc["workers"] = rows = summarize(runs, args.workers_sweep)
+                write_json(args.out_json, doc)
+            if failed:
                 break
-            finally:
-                if not args.keep:
-                    shutil.rmtree(archive, ignore_errors=True)
-            rows.append(row)
-            if not row["roundtrip_ok"]:
-                failed = True
-                for prob in row["roundtrip_problems"]:
-                    print(f"benchmark_corpus: {w} worker(s): round trip: {prob}", file=sys.stderr)
-            if row["actors_used"] < w:
-                notes.append(f"{w} workers: only {row['actors_used']} actors got work (too few chunks/batches "
-                             "for this many workers: use a bigger input or a smaller --chunk-size/--batch-bytes)")
-            if row["actor_busy_fraction"] < 0.5:
-                notes.append(f"{w} workers: actors were busy only {100 * row['actor_busy_fraction']:.0f}% of the "
-                             "wall time: fixed costs (actor start, scheduling, index) dominate; use a bigger input "
-                             "for throughput and scaling numbers")
-            add_speedups(rows)
-            write_json(args.out_json, doc)
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
-    add_speedups(rows)
+    doc["workers"] = rows = summarize(runs, args.workers_sweep)
     if 1 not in args.workers_sweep:
         notes.append("no 1-worker run: speedup_vs_1 and efficiency are null")
     doc["cost_model"] = cost_model(rows)

@@ -198,6 +198,10 @@ def test_benchmark_job_sweep(ray_address: str, tmp_path: Path) -> None:
         assert 0 < r["bytes_out"] < total
         assert r["bits_per_byte"] == pytest.approx(8 * r["bytes_out"] / total, rel=1e-5)
         assert r["compress_MBps"] == pytest.approx(total / 1e6 / r["seconds"], rel=1e-3)
+        assert r["startup_seconds"] > 0 and r["coding_seconds"] > 0
+        assert r["startup_seconds"] + r["coding_seconds"] == pytest.approx(r["seconds"], rel=0.05, abs=0.05)
+        assert r["coding_MBps"] == pytest.approx(total / 1e6 / r["coding_seconds"], rel=1e-3)
+        assert r["decompress_startup_seconds"] > 0
         assert r["decompress_MBps"] > 0 and r["decompress_seconds"] > 0
         assert r["compress_MBps_per_worker"] == pytest.approx(r["compress_MBps"] / r["workers"], rel=1e-3)
         assert sum(a["bytes"] for a in r["actors"]) == total
@@ -206,6 +210,7 @@ def test_benchmark_job_sweep(ray_address: str, tmp_path: Path) -> None:
         assert r["archive"] is None  # temporary archives are not reported (and deleted)
     assert rows[0]["speedup_vs_1"] == 1.0 and rows[0]["efficiency"] == 1.0
     assert rows[1]["speedup_vs_1"] == pytest.approx(rows[1]["compress_MBps"] / rows[0]["compress_MBps"], rel=1e-3)
+    assert rows[1]["coding_speedup_vs_1"] == pytest.approx(rows[1]["coding_MBps"] / rows[0]["coding_MBps"], rel=1e-3)
     assert rows[1]["actors_used"] == 2  # 32K batches: both actors got work
     m = doc["machine"]
     assert m["logical_cores"] and m["cpu"] and len(m["loadavg_before"]) == len(m["loadavg_after"]) == 3
@@ -253,3 +258,40 @@ def test_benchmark_job_usage_errors(tmp_path: Path, args: list[str], message: st
     base = ["--input", str(tmp_path), "--out-json", str(tmp_path / "o.json")]
     p = _job("benchmark_corpus.py", *base, *args, address="local", check=2)
     assert message in p.stderr
+
+
+def test_member_groups_balance_small_archives() -> None:
+    from mmz.archive.ray_jobs import member_groups
+
+    sizes = [(f"m{i}", n) for i, n in enumerate([100, 5000, 300, 300, 300, 4000, 50, 50])]
+    groups = member_groups(sizes, workers=2, group_bytes=1 << 20)
+    assert sorted(n for g in groups for n in g) == sorted(n for n, _ in sizes)  # every member exactly once
+    weight = dict(sizes)
+    w = [sum(weight[n] for n in g) for g in groups]
+    assert w == sorted(w, reverse=True)  # largest group first
+    assert len(groups) >= 4  # a 10 KB archive still gives every worker several groups (not one 4 MiB group)
+    assert member_groups([], workers=2) == []
+    assert member_groups([("a", 0)], workers=2) == [["a"]]
+
+
+def test_benchmark_summarize_takes_medians() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "jobs"))
+    try:
+        import benchmark_corpus as bc
+    finally:
+        sys.path.pop(0)
+
+    def run(w: int, secs: float, rep: int) -> dict:
+        return {"workers": w, "repeat": rep, "seconds": secs, "startup_seconds": 1.0, "coding_seconds": secs - 1,
+                "decompress_seconds": secs, "decompress_startup_seconds": 0.5, "bytes_in": 10_000_000,
+                "roundtrip_ok": True}
+
+    runs = [run(1, 10.0, 0), run(2, 6.0, 0), run(1, 12.0, 1), run(2, 5.0, 1), run(1, 11.0, 2), run(2, 9.0, 2)]
+    rows = bc.summarize(runs, [1, 2])
+    assert [r["workers"] for r in rows] == [1, 2] and all(r["repeats"] == 3 for r in rows)
+    assert rows[0]["seconds"] == 11.0 and rows[1]["seconds"] == 6.0
+    assert rows[0]["compress_MBps"] == pytest.approx(10 / 11.0, rel=1e-5)
+    assert rows[1]["coding_speedup_vs_1"] == pytest.approx(10.0 / 5.0, rel=1e-5)
+    assert rows[1]["speedup_vs_1"] == pytest.approx(11.0 / 6.0, rel=1e-5)
+    failed = bc.summarize([*runs, {"workers": 2, "repeat": 3, "error": "boom", "roundtrip_ok": False}], [1, 2])
+    assert failed[1]["error"] == "boom"

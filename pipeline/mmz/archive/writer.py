@@ -385,6 +385,8 @@ class Summary:
     bytes_in: int = 0
     bytes_out: int = 0
     seconds: float = 0.0
+    startup_seconds: float = 0.0  # Ray jobs: until every actor was ready (imports, shard open, codec warm-up)
+    coding_seconds: float = 0.0  # Ray jobs: from all actors ready to the index written
     duplicates: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)
 
