@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import mmz
 import mmz.neural as neural
 from mmz import _core
 
@@ -297,3 +298,20 @@ def test_estimate_reports_cross_entropy_next_to_real_bits() -> None:
     assert e["raw_bytes"] == e["stream_bytes"] == 6000
     assert 0.99 * e["estimate_bits"] <= e["coded_bits"] <= 1.05 * e["estimate_bits"] + 8 * 64
     assert 8 * len(neural.encode_payload(neural.cached(), text, 1, _core.make_hint("text", None))) == e["coded_bits"]
+
+
+def test_frames_of_every_shipped_model_decode_by_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new default model must not strand archives written with an older shipped one."""
+    dirs = neural._shipped_dirs()
+    if len(dirs) < 2:
+        pytest.skip("only one model shipped")
+    data = sorted((ROOT / "data" / "sample" / "structured").iterdir())[0].read_bytes()[:3000]
+    blobs = {}
+    for d in dirs:
+        monkeypatch.setenv("MMZ_MODEL", str(d))
+        blobs[d.name] = mmz.compress(data, 1, codec="neural")
+        monkeypatch.delenv("MMZ_MODEL")
+        assert neural.load(d).id in blobs[d.name]  # the frame names the model that coded it
+    assert len(set(blobs.values())) == len(blobs)  # each model coded it differently
+    for blob in blobs.values():
+        assert mmz.decompress(blob) == data  # found by its id among the shipped models
