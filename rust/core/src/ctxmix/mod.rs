@@ -26,11 +26,11 @@ pub mod sample;
 
 use crate::bitcoder::{BitDecoder, BitEncoder};
 use crate::error::{MmzError, Result};
-use crate::hint::Hint;
+use crate::hint::{Hint, Modality};
 use sample::SampleModel;
 
-/// Payload version written by [`compress`]; [`decompress`] also reads version 1.
-const VERSION: u8 = 2;
+/// Payload version written by [`compress`]; [`decompress`] also reads versions 1 and 2.
+const VERSION: u8 = 3;
 
 /// The byte model of a payload version.
 enum Bytes {
@@ -39,11 +39,11 @@ enum Bytes {
 }
 
 impl Bytes {
-    fn new(version: u8, level: u8, len: usize) -> Self {
+    fn new(version: u8, level: u8, len: usize, modality: Modality) -> Self {
         if version == 1 {
             Bytes::V1(Box::new(bytes_v1::ByteModel::new(bytes_v1::ByteParams::for_level(level, len), len)))
         } else {
-            Bytes::V2(Box::new(bytes::ByteModel::new(bytes::ByteParams::for_level(level, len), len)))
+            Bytes::V2(Box::new(bytes::ByteModel::new(bytes::ByteParams::for_version(version, level, len, modality), len)))
         }
     }
     #[inline(always)]
@@ -140,7 +140,7 @@ fn write_sample(v: i32, r: &Region, out: &mut [u8; 3]) {
 }
 
 fn run<I: Io>(io: &mut I, data: Option<&[u8]>, len: usize, level: u8, hint: &Hint, version: u8) -> Vec<u8> {
-    let mut bm = Bytes::new(version, level, len);
+    let mut bm = Bytes::new(version, level, len, hint.modality);
     let mut reg = region(hint, len).map(|r| {
         let l = hint.layout.unwrap_or_default();
         let sm = SampleModel::new(&l, r.count, level, version);
@@ -197,7 +197,7 @@ pub fn decompress(payload: &[u8], raw_len: usize, level: u8, hint: &Hint) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hint::{Modality, SampleLayout};
+    use crate::hint::SampleLayout;
 
     fn rt(data: &[u8], level: u8, hint: &Hint) -> usize {
         let c = compress(data, level, hint).unwrap();
