@@ -10,7 +10,7 @@
 //! time); both are the same integer code, so they code identical bits.
 
 use super::mix2::Mixer2;
-use super::prim::{big_vec, counter_p, counter_update, hash2, tables, Apm, CounterMap, Tables, COUNTER_INIT};
+use super::prim::{big_vec, counter_p, counter_update, prefetch, hash2, tables, Apm, CounterMap, Tables, COUNTER_INIT};
 use super::Io;
 use crate::hint::Modality;
 
@@ -223,17 +223,6 @@ struct Bucket([u32; 16]);
 
 const EMPTY: Bucket = Bucket([COUNTER_INIT; 16]);
 
-#[inline(always)]
-fn prefetch<T>(r: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching is a hint that never faults, and `r` is a valid reference.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch(r as *const T as *const i8, core::arch::x86_64::_MM_HINT_T0);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = r;
-}
-
 /// State of the byte model. It sees every byte of the chunk (also sample
 /// bytes coded by the sample model) through [`ByteModel::push`].
 pub struct ByteModel {
@@ -444,6 +433,17 @@ impl ByteModel {
     /// values of the bit about to be coded.
     #[inline(always)]
     fn prefetch_ahead(&mut self) {
+        if self.p.apm_o1 {
+            // The order-1 APM rows of the next bit (both values of this one).
+            if self.bitpos < 7 {
+                let c1 = (self.c8 & 0xFF) as usize;
+                self.apm2.prefetch((c1 << 8) | (self.c0 as usize) << 1, 2);
+            } else {
+                let b = ((self.c0 << 1) & 0xFF) as usize;
+                self.apm2.prefetch((b << 8) | 1, 1);
+                self.apm2.prefetch(((b | 1) << 8) | 1, 1);
+            }
+        }
         if self.bitpos == 3 {
             let ctx = self.ctx_hash;
             self.prefetch_nibble(&ctx, self.c0 << 1);
@@ -748,8 +748,8 @@ mod tests {
         }
     }
 
-    fn probs(data: &[u8], level: u8, vector: bool) -> Vec<u32> {
-        let mut m = ByteModel::new(ByteParams::for_level(level, data.len()), data.len());
+    fn probs(data: &[u8], p: ByteParams, vector: bool) -> Vec<u32> {
+        let mut m = ByteModel::new(p, data.len());
         #[cfg(target_arch = "x86_64")]
         {
             m.avx2 &= vector;
@@ -779,13 +779,55 @@ mod tests {
                 _ => b"lorem ipsum, dolor; sit amet 12.5\n"[(i % 34) as usize],
             });
         }
-        for level in [1, 5, 9] {
-            let a = probs(&v, level, true);
-            let b = probs(&v, level, false);
+        for (version, modality, level) in [(2, Modality::Text, 1), (2, Modality::Text, 5), (2, Modality::Text, 9), (3, Modality::Text, 5), (3, Modality::Text, 9), (3, Modality::Gene, 5), (3, Modality::Gene, 9)] {
+            let p = ByteParams::for_version(version, level, v.len(), modality);
+            let a = probs(&v, p, true);
+            let b = probs(&v, p, false);
             assert_eq!(a.len(), b.len());
-            assert!(a == b, "level {level}: AVX2 and scalar predictions differ");
+            assert!(a == b, "v{version} {modality:?} level {level}: AVX2 and scalar predictions differ");
             assert!(a.iter().all(|p| (1..=65535).contains(p)));
         }
+    }
+
+    /// The FASTA/FASTQ line state recomputed from the whole history, line by line.
+    fn gene_reference(h: &[u8]) -> (GeneState, usize) {
+        let predicted = |k: u8| match k {
+            HEAD => SEQ,
+            PLUS => QUAL,
+            QUAL => HEAD,
+            _ => SEQ,
+        };
+        let mut g = GeneState::default();
+        let mut seq: Vec<u8> = Vec::new();
+        let mut start = 0usize;
+        let lines: Vec<&[u8]> = h.split(|&b| b == b'\n').collect();
+        let last = lines.len() - 1;
+        let mut prev = SEQ;
+        let mut kind = SEQ;
+        for (i, line) in lines.iter().enumerate() {
+            kind = match line.first() {
+                None => predicted(prev),
+                Some(_) if i > 0 && prev == PLUS => QUAL,
+                Some(b'>') | Some(b'@') => HEAD,
+                Some(b'+') => PLUS,
+                Some(_) => SEQ,
+            };
+            if kind == SEQ {
+                seq.extend_from_slice(line);
+            }
+            if i < last {
+                g.kstart[kind as usize] = start;
+                start += line.len() + 1;
+                prev = kind;
+            }
+        }
+        g.kind = kind;
+        g.prev = if last > 0 { prev } else { SEQ };
+        for &b in seq.iter().rev().take(32).rev() {
+            g.nuc = (g.nuc << 2) | ((b >> 1) & 3) as u64;
+        }
+        g.case = seq.last().map(|&b| b & 0x20).unwrap_or(0);
+        (g, start)
     }
 
     /// The byte contexts recomputed from the whole history (no incremental state).
@@ -808,24 +850,38 @@ mod tests {
         let prev = if nl.len() >= 2 { nl[nl.len() - 2] } else { 0 };
         let col = pos - line_start;
         let above = if prev + col < line_start { h[prev + col] as u64 } else { 0 };
-        m.ctx_values(c8, word, word1, above, col, &GeneState::default(), 0)
+        let (g, above_k) = if m.p.gene {
+            let (g, ls) = gene_reference(h);
+            assert_eq!(ls, line_start);
+            let k = g.kstart[g.kind as usize] + col;
+            (g, if k < line_start { h[k] as u64 } else { 0 })
+        } else {
+            (GeneState::default(), 0)
+        };
+        m.ctx_values(c8, word, word1, above, col, &g, above_k)
     }
 
     #[test]
     fn incremental_and_look_ahead_contexts_match_recomputed_ones() {
         let text = b"ab\ncd\nefgh\n\nij KL mn\n12\n\n\nxyz w\xe9rd\n";
-        for level in [1, 5, 9] {
-            let mut m = ByteModel::new(ByteParams::for_level(level, text.len()), text.len());
-            let mut io = Rec(Vec::new());
-            for (i, &b) in text.iter().enumerate() {
-                let ahead = m.contexts_after(b);
-                if i % 3 == 0 {
-                    m.push(b);
-                } else {
-                    m.code(&mut io, b);
+        let fastq = b"@r1 x:1\nACGTNacgt\n+\n@@II#+\n@r2 x:2\nGGTA\n+r2\n>IIII\n\n>chr1 a\nACGTTGCA\nacgtn\n\nAC\n>c2\nTT";
+        let cases: [(&[u8], Modality, u8); 4] =
+            [(text, Modality::Text, 2), (text, Modality::Text, 3), (fastq, Modality::Gene, 3), (text, Modality::Gene, 3)];
+        for (data, modality, version) in cases {
+            for level in [1, 5, 9] {
+                let p = ByteParams::for_version(version, level, data.len(), modality);
+                let mut m = ByteModel::new(p, data.len());
+                let mut io = Rec(Vec::new());
+                for (i, &b) in data.iter().enumerate() {
+                    let ahead = m.contexts_after(b);
+                    if i % 3 == 0 {
+                        m.push(b);
+                    } else {
+                        m.code(&mut io, b);
+                    }
+                    assert_eq!(ahead, m.ctx_hash, "v{version} {modality:?} level {level} byte {i}");
+                    assert_eq!(reference(&m), m.ctx_hash, "v{version} {modality:?} level {level} byte {i}");
                 }
-                assert_eq!(ahead, m.ctx_hash, "level {level} byte {i}");
-                assert_eq!(reference(&m), m.ctx_hash, "level {level} byte {i}");
             }
         }
     }
