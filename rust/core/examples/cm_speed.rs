@@ -24,7 +24,9 @@ fn main() {
     }
     let level: u8 = args[0].parse().unwrap_or(5);
     let runs: usize = args[1].parse().unwrap_or(1);
-    let hint = Hint::bytes(Modality::Text);
+    // CM_MOD=name: the chunks' modality (default text).
+    let modality = std::env::var("CM_MOD").ok().and_then(|m| Modality::from_name(&m).ok()).unwrap_or(Modality::Text);
+    let hint = Hint::bytes(modality);
     // CM_HEAD=n: only the first n bytes of each file; CM_NODEC=1: skip decoding (ratio only).
     let head: usize = std::env::var("CM_HEAD").ok().and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
     let nodec = std::env::var_os("CM_NODEC").is_some();

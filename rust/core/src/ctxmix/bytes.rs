@@ -10,8 +10,9 @@
 //! time); both are the same integer code, so they code identical bits.
 
 use super::mix2::Mixer2;
-use super::prim::{big_vec, counter_p, counter_update, hash2, tables, Apm, CounterMap, Tables, COUNTER_INIT};
+use super::prim::{big_vec, counter_p, counter_update, prefetch, hash2, tables, Apm, CounterMap, Tables, COUNTER_INIT};
 use super::Io;
+use crate::hint::Modality;
 
 /// Most hashed contexts of a level.
 pub const MAX_CTX: usize = 12;
@@ -39,6 +40,84 @@ pub enum Ctx {
     Above,
     /// Bytes 2 and 4 back, the byte above and the column.
     Column,
+    /// (v3, gene) Last 2 bytes and the line kind.
+    KindO2,
+    /// (v3, gene) In sequence lines the last `n` nucleotides (2 bits each,
+    /// newlines skipped) and the case of the last one; in other lines the
+    /// fallback context of the second field.
+    Nuc(u8, Alt),
+}
+
+/// The context a [`Ctx::Nuc`] slot uses outside sequence lines (FASTA/FASTQ
+/// headers, `+` lines, quality lines); all include the line kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Alt {
+    /// Last 3 bytes.
+    O3,
+    /// Last 4 bytes.
+    O4,
+    /// Last 6 bytes.
+    O6,
+    /// The byte at this column of the previous line of the same kind, the column and the last byte.
+    Col,
+    /// The byte at this column of the previous line of the same kind and the last 2 bytes.
+    Above,
+}
+
+/// Line kinds of FASTA/FASTQ text (gene contexts).
+const SEQ: u8 = 0;
+const HEAD: u8 = 1;
+const PLUS: u8 = 2;
+const QUAL: u8 = 3;
+
+/// Line structure of FASTA/FASTQ data as the gene contexts see it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct GeneState {
+    /// Kind of the current line; at column 0 the kind expected after the previous line.
+    kind: u8,
+    /// Kind of the previous line.
+    prev: u8,
+    /// Case bit (0x20) of the last nucleotide.
+    case: u8,
+    /// The last 32 nucleotides of sequence lines, 2 bits each (A=0 C=1 T=2 G/N=3).
+    nuc: u64,
+    /// Start of the last finished line of each kind.
+    kstart: [usize; 4],
+}
+
+impl GeneState {
+    /// The state after byte `b`, which sits at column `col` of the line starting at `line_start`.
+    #[inline(always)]
+    fn after(&self, b: u8, col: usize, line_start: usize) -> GeneState {
+        let mut g = *self;
+        if b == b'\n' {
+            g.kstart[(g.kind & 3) as usize] = line_start;
+            g.prev = g.kind;
+            g.kind = match g.prev {
+                HEAD => SEQ,
+                PLUS => QUAL,
+                QUAL => HEAD,
+                _ => SEQ,
+            };
+        } else {
+            if col == 0 {
+                g.kind = if g.prev == PLUS {
+                    QUAL
+                } else {
+                    match b {
+                        b'>' | b'@' => HEAD,
+                        b'+' => PLUS,
+                        _ => SEQ,
+                    }
+                };
+            }
+            if g.kind == SEQ {
+                g.nuc = (g.nuc << 2) | ((b >> 1) & 3) as u64;
+                g.case = b & 0x20;
+            }
+        }
+        g
+    }
 }
 
 /// Which contexts a level uses and how big its tables are.
@@ -66,19 +145,44 @@ pub struct ByteParams {
     pub conf_input: bool,
     /// Learning rate of the mixer's weight sets.
     pub lr: i32,
+    /// Track FASTA/FASTQ line kinds and nucleotides (v3, gene data).
+    pub gene: bool,
+    /// (v3) A fourth mixer weight set, selected by which of the last five
+    /// contexts have a non-fresh counter (and the bit position).
+    pub seen_set: bool,
+    /// (v3) At levels without the three-stage APM chain: a second APM on order 1.
+    pub apm_o1: bool,
+    /// (v3) A second input per context: its stretched probability while the
+    /// counter is young (fewer than 3 updates), else 0.
+    pub young: bool,
+    /// Learning rate of the final mixer.
+    pub lr_final: i32,
 }
 
 impl ByteParams {
-    /// Parameters for `level` and a chunk of `raw_len` bytes.
-    /// Memory: contexts * 4 * 2^table_bits + 4 * 2^match_bits + ~5 MiB.
-    /// Levels 1-3: <= 4*4 MiB + 4 MiB; 4-6: <= 5*16 MiB + 16 MiB; 7-9: <= 10*16 MiB + 16 MiB.
+    /// Version-2 parameters for `level` and a chunk of `raw_len` bytes.
     pub fn for_level(level: u8, raw_len: usize) -> Self {
+        Self::for_version(2, level, raw_len, Modality::Text)
+    }
+
+    /// Parameters of CM payload `version` (2 or 3) for `level`, a chunk of
+    /// `raw_len` bytes and the chunk's modality (version 2 ignores it).
+    /// Memory: contexts * 4 * 2^table_bits + 4 * 2^match_bits + APMs (~9 MiB
+    /// with the order-1/order-2 APMs, else ~0.1 MiB) + ~1 MiB. Levels 1-3:
+    /// <= 4*4 MiB + 4 MiB; 4-6: <= 5*8 MiB + 8 MiB (v3 gene: 7 contexts);
+    /// 7-9: <= 10*16 MiB + 16 MiB (v3 gene: 12 contexts).
+    pub fn for_version(version: u8, level: u8, raw_len: usize, modality: Modality) -> Self {
         use Ctx::*;
+        // Version 3 changes levels 4-9 only; levels 1-3 code as in version 2.
+        let v3 = version >= 3 && level >= 4;
+        let gene = v3 && modality == Modality::Gene;
         let mut ctx = [O2; MAX_CTX];
-        let list: &[Ctx] = match level {
-            0..=3 => &[O2, O3, O4, Word],
-            4..=6 => &[O2, O3, O4, Word, Column],
-            _ => &[O2, O3, O4, Word, O6, O5, Sparse, Word2, Above, Column],
+        let list: &[Ctx] = match (gene, level) {
+            (false, 0..=3) => &[O2, O3, O4, Word],
+            (false, 4..=6) => &[O2, O3, O4, Word, Column],
+            (false, _) => &[O2, O3, O4, Word, O6, O5, Sparse, Word2, Above, Column],
+            (true, 0..=6) => &[KindO2, O3, O4, Word, Column, Nuc(12, Alt::Col), Nuc(20, Alt::Above)],
+            (true, _) => &[KindO2, O3, O4, Word, O6, O5, Word2, Above, Column, Nuc(12, Alt::Col), Nuc(16, Alt::Above), Nuc(20, Alt::Col)],
         };
         ctx[..list.len()].copy_from_slice(list);
         let max_bits = match level { 0..=3 => 20, 4..=6 => 21, _ => 22 };
@@ -97,7 +201,16 @@ impl ByteParams {
             mixer_sets: if level <= 3 { 1 } else { 3 },
             o0_input: !mid,
             conf_input: !mid,
-            lr: if mid { 3 } else { 2 },
+            lr: match (v3, mid) {
+                (false, true) => 3,
+                (false, false) | (true, true) => 2,
+                (true, false) => 1,
+            },
+            lr_final: if v3 { 1 } else { 2 },
+            gene,
+            seen_set: v3,
+            apm_o1: v3 && mid,
+            young: v3,
         }
     }
 }
@@ -109,17 +222,6 @@ impl ByteParams {
 struct Bucket([u32; 16]);
 
 const EMPTY: Bucket = Bucket([COUNTER_INIT; 16]);
-
-#[inline(always)]
-fn prefetch<T>(r: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching is a hint that never faults, and `r` is a valid reference.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch(r as *const T as *const i8, core::arch::x86_64::_MM_HINT_T0);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = r;
-}
 
 /// State of the byte model. It sees every byte of the chunk (also sample
 /// bytes coded by the sample model) through [`ByteModel::push`].
@@ -147,6 +249,7 @@ pub struct ByteModel {
     word1: u64,
     line_start: usize,
     prev_line_start: usize,
+    gs: GeneState,
     // match model
     mtab: Vec<u32>,
     mmask: usize,
@@ -177,7 +280,8 @@ impl ByteModel {
     pub fn new(p: ByteParams, raw_len: usize) -> Self {
         let n = p.contexts.min(MAX_CTX);
         let size = 1usize << (p.table_bits - 4);
-        let n_inputs = n + 3 + p.o0_input as usize + p.conf_input as usize;
+        let n_inputs = n + 3 + p.o0_input as usize + p.conf_input as usize + if p.young { n } else { 0 };
+        let sets = if p.mixer_sets >= 3 && p.seen_set { 4 } else { p.mixer_sets.clamp(1, 3) };
         let mut m = ByteModel {
             p,
             n,
@@ -199,6 +303,7 @@ impl ByteModel {
             word1: 0,
             line_start: 0,
             prev_line_start: 0,
+            gs: GeneState::default(),
             mtab: big_vec(1 << p.match_bits, 0),
             mmask: (1 << p.match_bits) - 1,
             mhash: 0,
@@ -212,10 +317,10 @@ impl ByteModel {
             spec: [[0; MAX_CTX]; 2],
             spec_c0: 0,
             o1_cx: 0,
-            mixer: Mixer2::new(n_inputs, &[256, 16 * 8, 256][..p.mixer_sets.clamp(1, 3)], 8, p.lr, 2),
+            mixer: Mixer2::new(n_inputs, &[256, 16 * 8, 256, 256][..sets], 8, p.lr, p.lr_final),
             apm1: Apm::new(256, 7),
-            apm2: Apm::new(1 << 16, 7),
-            apm3: Apm::new(1 << 16, 7),
+            apm2: Apm::new(if p.apm3 || p.apm_o1 { 1 << 16 } else { 1 }, 7),
+            apm3: Apm::new(if p.apm3 { 1 << 16 } else { 1 }, 7),
             node: 1,
             #[cfg(target_arch = "x86_64")]
             avx2: std::arch::is_x86_feature_detected!("avx2"),
@@ -248,27 +353,28 @@ impl ByteModel {
         let (word, word1) = self.words_after(b);
         let (line_start, prev_line_start) = if b == b'\n' { (pos, self.line_start) } else { (self.line_start, self.prev_line_start) };
         let col = pos - line_start;
-        let above = if prev_line_start + col < line_start {
-            let i = prev_line_start + col;
-            if i + 1 == pos {
-                b as u64
-            } else {
-                self.hist.get(i).copied().unwrap_or(0) as u64
-            }
+        let at = |i: usize| if i + 1 == pos { b as u64 } else { self.hist.get(i).copied().unwrap_or(0) as u64 };
+        let above = if prev_line_start + col < line_start { at(prev_line_start + col) } else { 0 };
+        let (g, above_k) = if self.p.gene {
+            let g = self.gs.after(b, pos - 1 - self.line_start, self.line_start);
+            let k = g.kstart[(g.kind & 3) as usize] + col;
+            (g, if k < line_start { at(k) } else { 0 })
         } else {
-            0
+            (self.gs, 0)
         };
-        self.ctx_values(c8, word, word1, above, col)
+        self.ctx_values(c8, word, word1, above, col, &g, above_k)
     }
 
     /// The contexts at the start of a chunk.
     fn initial_contexts(&self) -> [u64; MAX_CTX] {
-        self.ctx_values(0, 0, 0, 0, 0)
+        self.ctx_values(0, 0, 0, 0, 0, &GeneState::default(), 0)
     }
 
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn ctx_values(&self, c8: u64, word: u64, word1: u64, above: u64, col: usize) -> [u64; MAX_CTX] {
+    fn ctx_values(&self, c8: u64, word: u64, word1: u64, above: u64, col: usize, g: &GeneState, above_k: u64) -> [u64; MAX_CTX] {
         let mut out = [0u64; MAX_CTX];
+        let kind = (g.kind as u64) << 56;
         for (o, c) in out.iter_mut().zip(&self.p.ctx).take(self.n) {
             *o = match c {
                 Ctx::O2 => hash2(2, c8 & 0xFFFF),
@@ -281,6 +387,21 @@ impl ByteModel {
                 Ctx::Word2 => hash2(9, hash2(word, word1)),
                 Ctx::Above => hash2(10, (above << 8) | (c8 & 0xFF)),
                 Ctx::Column => hash2(11, (c8 & 0xFF00_FF00) | (above << 32) | ((col.min(255) as u64) << 40)),
+                Ctx::KindO2 => hash2(12, kind | (c8 & 0xFFFF)),
+                Ctx::Nuc(n, alt) => {
+                    if g.kind == SEQ {
+                        let mask = if *n >= 32 { u64::MAX } else { (1u64 << (2 * *n)) - 1 };
+                        hash2(hash2(13, (*n as u64) << 8 | g.case as u64), g.nuc & mask)
+                    } else {
+                        match alt {
+                            Alt::O3 => hash2(14, kind | (c8 & 0xFF_FFFF)),
+                            Alt::O4 => hash2(15, kind | (c8 & 0xFFFF_FFFF)),
+                            Alt::O6 => hash2(16, kind | (c8 & 0xFFFF_FFFF_FFFF)),
+                            Alt::Col => hash2(17, kind | (above_k << 16) | ((col.min(1023) as u64) << 24) | (c8 & 0xFF)),
+                            Alt::Above => hash2(18, kind | (above_k << 16) | (c8 & 0xFFFF)),
+                        }
+                    }
+                }
             };
         }
         out
@@ -312,6 +433,17 @@ impl ByteModel {
     /// values of the bit about to be coded.
     #[inline(always)]
     fn prefetch_ahead(&mut self) {
+        if self.p.apm_o1 {
+            // The order-1 APM rows of the next bit (both values of this one).
+            if self.bitpos < 7 {
+                let c1 = (self.c8 & 0xFF) as usize;
+                self.apm2.prefetch((c1 << 8) | (self.c0 as usize) << 1, 2);
+            } else {
+                let b = ((self.c0 << 1) & 0xFF) as usize;
+                self.apm2.prefetch((b << 8) | 1, 1);
+                self.apm2.prefetch(((b | 1) << 8) | 1, 1);
+            }
+        }
         if self.bitpos == 3 {
             let ctx = self.ctx_hash;
             self.prefetch_nibble(&ctx, self.c0 << 1);
@@ -382,9 +514,15 @@ impl ByteModel {
         let node = node & 15;
         self.node = node;
         self.prefetch_ahead();
+        let mut seen = 0usize;
         for i in 0..self.n {
             let v = self.tab.get(self.base[i]).map(|b| b.0[node]).unwrap_or(COUNTER_INIT);
-            self.mixer.add(t.stretch(counter_p(v)));
+            let pc = counter_p(v);
+            self.mixer.add(t.stretch(pc));
+            seen = (seen << 1) | (v & 1023 != 0) as usize;
+            if self.p.young {
+                self.mixer.add(if (v & 1023) < 3 { t.stretch(pc) } else { 0 });
+            }
         }
         let c1 = (self.c8 & 0xFF) as usize;
         self.o1_cx = (c1 << 8) | self.c0 as usize;
@@ -426,6 +564,9 @@ impl ByteModel {
         self.mixer.set(0, self.c0 as usize);
         self.mixer.set(1, lenb * 8 + self.bitpos as usize);
         self.mixer.set(2, c1);
+        if self.p.seen_set {
+            self.mixer.set(3, ((seen & 31) << 3) | self.bitpos as usize);
+        }
         self.mixer.set_final(self.bitpos as usize);
         let pr = self.mixer.mix(t);
         let p16 = if self.p.apm3 {
@@ -434,6 +575,10 @@ impl ByteModel {
             let a2 = self.apm2.p(t, pr, (c1 << 8) | self.c0 as usize);
             let a3 = self.apm3.p(t, pr, h);
             ((pr as u32 * 16) + a1 + 3 * a2 + 3 * a3) >> 3
+        } else if self.p.apm_o1 {
+            let a1 = self.apm1.p(t, pr, self.c0 as usize);
+            let a2 = self.apm2.p(t, pr, (c1 << 8) | self.c0 as usize);
+            ((pr as u32 * 32) + a1 + a2) >> 2
         } else {
             let a1 = self.apm1.p(t, pr, self.c0 as usize);
             ((pr as u32 * 16) + a1) >> 1
@@ -469,6 +614,9 @@ impl ByteModel {
         }
         self.mixer.update(self.t, bit);
         self.apm1.update(bit);
+        if self.p.apm_o1 {
+            self.apm2.update(bit);
+        }
         if self.p.apm3 {
             self.apm2.update(bit);
             self.apm3.update(bit);
@@ -528,6 +676,9 @@ impl ByteModel {
         self.bitpos = 0;
         let pos = self.hist.len();
         (self.word, self.word1) = self.words_after(b);
+        if self.p.gene {
+            self.gs = self.gs.after(b, pos - 1 - self.line_start, self.line_start);
+        }
         if b == b'\n' {
             self.prev_line_start = self.line_start;
             self.line_start = pos;
@@ -597,8 +748,8 @@ mod tests {
         }
     }
 
-    fn probs(data: &[u8], level: u8, vector: bool) -> Vec<u32> {
-        let mut m = ByteModel::new(ByteParams::for_level(level, data.len()), data.len());
+    fn probs(data: &[u8], p: ByteParams, vector: bool) -> Vec<u32> {
+        let mut m = ByteModel::new(p, data.len());
         #[cfg(target_arch = "x86_64")]
         {
             m.avx2 &= vector;
@@ -628,13 +779,55 @@ mod tests {
                 _ => b"lorem ipsum, dolor; sit amet 12.5\n"[(i % 34) as usize],
             });
         }
-        for level in [1, 5, 9] {
-            let a = probs(&v, level, true);
-            let b = probs(&v, level, false);
+        for (version, modality, level) in [(2, Modality::Text, 1), (2, Modality::Text, 5), (2, Modality::Text, 9), (3, Modality::Text, 5), (3, Modality::Text, 9), (3, Modality::Gene, 5), (3, Modality::Gene, 9)] {
+            let p = ByteParams::for_version(version, level, v.len(), modality);
+            let a = probs(&v, p, true);
+            let b = probs(&v, p, false);
             assert_eq!(a.len(), b.len());
-            assert!(a == b, "level {level}: AVX2 and scalar predictions differ");
+            assert!(a == b, "v{version} {modality:?} level {level}: AVX2 and scalar predictions differ");
             assert!(a.iter().all(|p| (1..=65535).contains(p)));
         }
+    }
+
+    /// The FASTA/FASTQ line state recomputed from the whole history, line by line.
+    fn gene_reference(h: &[u8]) -> (GeneState, usize) {
+        let predicted = |k: u8| match k {
+            HEAD => SEQ,
+            PLUS => QUAL,
+            QUAL => HEAD,
+            _ => SEQ,
+        };
+        let mut g = GeneState::default();
+        let mut seq: Vec<u8> = Vec::new();
+        let mut start = 0usize;
+        let lines: Vec<&[u8]> = h.split(|&b| b == b'\n').collect();
+        let last = lines.len() - 1;
+        let mut prev = SEQ;
+        let mut kind = SEQ;
+        for (i, line) in lines.iter().enumerate() {
+            kind = match line.first() {
+                None => predicted(prev),
+                Some(_) if i > 0 && prev == PLUS => QUAL,
+                Some(b'>') | Some(b'@') => HEAD,
+                Some(b'+') => PLUS,
+                Some(_) => SEQ,
+            };
+            if kind == SEQ {
+                seq.extend_from_slice(line);
+            }
+            if i < last {
+                g.kstart[kind as usize] = start;
+                start += line.len() + 1;
+                prev = kind;
+            }
+        }
+        g.kind = kind;
+        g.prev = if last > 0 { prev } else { SEQ };
+        for &b in seq.iter().rev().take(32).rev() {
+            g.nuc = (g.nuc << 2) | ((b >> 1) & 3) as u64;
+        }
+        g.case = seq.last().map(|&b| b & 0x20).unwrap_or(0);
+        (g, start)
     }
 
     /// The byte contexts recomputed from the whole history (no incremental state).
@@ -657,24 +850,38 @@ mod tests {
         let prev = if nl.len() >= 2 { nl[nl.len() - 2] } else { 0 };
         let col = pos - line_start;
         let above = if prev + col < line_start { h[prev + col] as u64 } else { 0 };
-        m.ctx_values(c8, word, word1, above, col)
+        let (g, above_k) = if m.p.gene {
+            let (g, ls) = gene_reference(h);
+            assert_eq!(ls, line_start);
+            let k = g.kstart[g.kind as usize] + col;
+            (g, if k < line_start { h[k] as u64 } else { 0 })
+        } else {
+            (GeneState::default(), 0)
+        };
+        m.ctx_values(c8, word, word1, above, col, &g, above_k)
     }
 
     #[test]
     fn incremental_and_look_ahead_contexts_match_recomputed_ones() {
         let text = b"ab\ncd\nefgh\n\nij KL mn\n12\n\n\nxyz w\xe9rd\n";
-        for level in [1, 5, 9] {
-            let mut m = ByteModel::new(ByteParams::for_level(level, text.len()), text.len());
-            let mut io = Rec(Vec::new());
-            for (i, &b) in text.iter().enumerate() {
-                let ahead = m.contexts_after(b);
-                if i % 3 == 0 {
-                    m.push(b);
-                } else {
-                    m.code(&mut io, b);
+        let fastq = b"@r1 x:1\nACGTNacgt\n+\n@@II#+\n@r2 x:2\nGGTA\n+r2\n>IIII\n\n>chr1 a\nACGTTGCA\nacgtn\n\nAC\n>c2\nTT";
+        let cases: [(&[u8], Modality, u8); 4] =
+            [(text, Modality::Text, 2), (text, Modality::Text, 3), (fastq, Modality::Gene, 3), (text, Modality::Gene, 3)];
+        for (data, modality, version) in cases {
+            for level in [1, 5, 9] {
+                let p = ByteParams::for_version(version, level, data.len(), modality);
+                let mut m = ByteModel::new(p, data.len());
+                let mut io = Rec(Vec::new());
+                for (i, &b) in data.iter().enumerate() {
+                    let ahead = m.contexts_after(b);
+                    if i % 3 == 0 {
+                        m.push(b);
+                    } else {
+                        m.code(&mut io, b);
+                    }
+                    assert_eq!(ahead, m.ctx_hash, "v{version} {modality:?} level {level} byte {i}");
+                    assert_eq!(reference(&m), m.ctx_hash, "v{version} {modality:?} level {level} byte {i}");
                 }
-                assert_eq!(ahead, m.ctx_hash, "level {level} byte {i}");
-                assert_eq!(reference(&m), m.ctx_hash, "level {level} byte {i}");
             }
         }
     }

@@ -7,14 +7,18 @@
 //! codes each sample's residual against a blend of integer predictors. All
 //! model arithmetic is integer, so encoder and decoder agree on every CPU.
 //!
-//! Payload: one version byte, then the binary arithmetic code. Version 2 is
-//! written; versions 1 and 2 are read. Version 2 changes the byte model
-//! ([`bytes_v1`] is frozen, [`bytes`] is version 2) and the audio sample
+//! Payload: one version byte, then the binary arithmetic code. Version 3 is
+//! written; versions 1, 2 and 3 are read. Version 2 changes the byte model
+//! ([`bytes_v1`] is frozen, [`bytes`] is versions 2 and 3) and the audio sample
 //! predictor (an NLMS cascade with stereo decorrelation, see `sample.rs`, which
-//! takes the version); docs/FORMAT.md lists the differences.
+//! takes the version). Version 3 changes the byte model at levels 4-9 only
+//! (gated by `bytes::ByteParams::for_version`: FASTA/FASTQ contexts for gene
+//! chunks, young-counter inputs, a fourth mixer weight set, an order-1 APM at
+//! levels 4-6); samples code as in version 2. docs/FORMAT.md lists the differences.
 //!
 //! Memory bound per chunk (tables scale down for small chunks): levels 1-3
-//! about 25 MiB, 4-6 about 60 MiB (v1 payloads: 120 MiB), 7-9 about 200 MiB, plus the sample model
+//! about 25 MiB, 4-6 about 60 MiB (v1 payloads: 120 MiB; v3 gene chunks: 75 MiB), 7-9 about 200 MiB
+//! (v3 gene chunks: 230 MiB), plus the sample model
 //! for image/audio chunks (<= 64 MiB of counters at levels <= 6, 4 bytes per
 //! sample, and for images 72 bytes per row sample) and ~2x the chunk.
 
@@ -26,11 +30,11 @@ pub mod sample;
 
 use crate::bitcoder::{BitDecoder, BitEncoder};
 use crate::error::{MmzError, Result};
-use crate::hint::Hint;
+use crate::hint::{Hint, Modality};
 use sample::SampleModel;
 
-/// Payload version written by [`compress`]; [`decompress`] also reads version 1.
-const VERSION: u8 = 2;
+/// Payload version written by [`compress`]; [`decompress`] also reads versions 1 and 2.
+const VERSION: u8 = 3;
 
 /// The byte model of a payload version.
 enum Bytes {
@@ -39,11 +43,11 @@ enum Bytes {
 }
 
 impl Bytes {
-    fn new(version: u8, level: u8, len: usize) -> Self {
+    fn new(version: u8, level: u8, len: usize, modality: Modality) -> Self {
         if version == 1 {
             Bytes::V1(Box::new(bytes_v1::ByteModel::new(bytes_v1::ByteParams::for_level(level, len), len)))
         } else {
-            Bytes::V2(Box::new(bytes::ByteModel::new(bytes::ByteParams::for_level(level, len), len)))
+            Bytes::V2(Box::new(bytes::ByteModel::new(bytes::ByteParams::for_version(version, level, len, modality), len)))
         }
     }
     #[inline(always)]
@@ -140,7 +144,7 @@ fn write_sample(v: i32, r: &Region, out: &mut [u8; 3]) {
 }
 
 fn run<I: Io>(io: &mut I, data: Option<&[u8]>, len: usize, level: u8, hint: &Hint, version: u8) -> Vec<u8> {
-    let mut bm = Bytes::new(version, level, len);
+    let mut bm = Bytes::new(version, level, len, hint.modality);
     let mut reg = region(hint, len).map(|r| {
         let l = hint.layout.unwrap_or_default();
         let sm = SampleModel::new(&l, r.count, level, version);
@@ -197,7 +201,7 @@ pub fn decompress(payload: &[u8], raw_len: usize, level: u8, hint: &Hint) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hint::{Modality, SampleLayout};
+    use crate::hint::SampleLayout;
 
     fn rt(data: &[u8], level: u8, hint: &Hint) -> usize {
         let c = compress(data, level, hint).unwrap();
@@ -219,6 +223,19 @@ mod tests {
         }
         rt(&[], 5, &Hint::bytes(Modality::Text));
         rt(&[7], 5, &Hint::bytes(Modality::Text));
+        let mut fq = Vec::new();
+        for r in 0..300u32 {
+            s = s.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            fq.extend_from_slice(format!("@read{r} lane:{}\n", s >> 28).as_bytes());
+            fq.extend((0..40).map(|i| b"ACGT"[((s >> (i % 24)) & 3) as usize]));
+            fq.extend_from_slice(b"\n+\n");
+            fq.extend((0..40).map(|i| b"#5?@AI"[((s >> (i % 20)) % 6) as usize]));
+            fq.push(b'\n');
+        }
+        fq.extend_from_slice(b">chr1 test\nACGTacgtNNNNacgt\nTTGA");
+        for level in [1, 5, 9] {
+            rt(&fq, level, &Hint::bytes(Modality::Gene));
+        }
         let z = vec![0u8; 100_000];
         assert!(rt(&z, 5, &Hint::bytes(Modality::Binary)) < 200);
     }

@@ -283,6 +283,23 @@ impl Apm {
         (a * (128 - w) + b * w) >> 7
     }
 
+    /// Prefetch the `rows` consecutive context rows starting at `cx` (a hint only).
+    #[inline(always)]
+    pub fn prefetch(&self, cx: usize, rows: usize) {
+        let base = (cx & (self.n - 1)) * 33;
+        let end = (base + rows * 33).min(self.t.len());
+        let mut i = base;
+        while i < end {
+            if let Some(v) = self.t.get(i) {
+                prefetch(v);
+            }
+            i += 32;
+        }
+        if let Some(v) = self.t.get(end.saturating_sub(1)) {
+            prefetch(v);
+        }
+    }
+
     /// Update the bucket nearest to the last query.
     #[inline(always)]
     pub fn update(&mut self, bit: u32) {
@@ -292,6 +309,18 @@ impl Apm {
             *v = (cur + ((g - cur) >> self.rate)) as u16;
         }
     }
+}
+
+/// Ask the CPU to fetch the cache line of `r` (a hint that never faults).
+#[inline(always)]
+pub fn prefetch<T>(r: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint that never faults, and `r` is a valid reference.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch(r as *const T as *const i8, core::arch::x86_64::_MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = r;
 }
 
 /// A vector of `n` copies of `v` whose pages are marked for transparent huge
