@@ -235,15 +235,21 @@ mod avx512 {
 
     /// [`super::wkv_head`] with `sa`, `v` and `y` in registers (`NV` vectors of 16):
     /// the same multiplies and adds per element in the same order. The state of
-    /// the next head (`next`, may be null) is prefetched row by row meanwhile.
+    /// the next head (`next[0]`, may be null) is prefetched into L1 row by row
+    /// during the update, the one after (`next[1]`) into L2 during the `sa` pass.
     #[inline(always)]
-    unsafe fn wkv<const NV: usize>(s: &mut [f32], hv: &super::WkvHead<'_>, yh: &mut [f32], next: *const f32) {
+    unsafe fn wkv<const NV: usize>(s: &mut [f32], hv: &super::WkvHead<'_>, yh: &mut [f32], next: [*const f32; 2]) {
         let n = 16 * NV;
         let sp = s.as_mut_ptr();
         let mut sa = [_mm512_setzero_ps(); NV];
         for j in 0..n {
             let alpha = _mm512_set1_ps(-*hv.kk.get_unchecked(j));
             let sj = sp.add(j * n);
+            if !next[1].is_null() {
+                for b in 0..NV {
+                    _mm_prefetch::<_MM_HINT_T1>(next[1].wrapping_add(j * n + 16 * b).cast::<i8>());
+                }
+            }
             for (b, q) in sa.iter_mut().enumerate() {
                 *q = _mm512_add_ps(*q, _mm512_mul_ps(_mm512_loadu_ps(sj.add(16 * b)), alpha));
             }
@@ -260,9 +266,9 @@ mod avx512 {
             let kj = _mm512_set1_ps(*hv.k.get_unchecked(j));
             let rj = _mm512_set1_ps(*hv.r.get_unchecked(j));
             let sj = sp.add(j * n);
-            if !next.is_null() {
+            if !next[0].is_null() {
                 for b in 0..NV {
-                    _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(j * n + 16 * b).cast::<i8>());
+                    _mm_prefetch::<_MM_HINT_T0>(next[0].wrapping_add(j * n + 16 * b).cast::<i8>());
                 }
             }
             for b in 0..NV {
@@ -283,7 +289,7 @@ mod avx512 {
     /// The CPU must support AVX-512F; `n = hv.kk.len()` is 16, 32, 48 or 64, every
     /// vector of `hv` and `yh` holds `n` floats and `s` holds `n × n`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn wkv_head(s: &mut [f32], hv: &super::WkvHead<'_>, yh: &mut [f32], next: *const f32) {
+    pub(super) unsafe fn wkv_head(s: &mut [f32], hv: &super::WkvHead<'_>, yh: &mut [f32], next: [*const f32; 2]) {
         match hv.kk.len() {
             64 => wkv::<4>(s, hv, yh, next),
             48 => wkv::<3>(s, hv, yh, next),
@@ -343,7 +349,7 @@ mod avx512 {
     #[inline(always)]
     unsafe fn tail_cols<const TC: usize>(x: &[f32], m: &Mat, rows: usize, o0: usize, y: &mut [f32]) {
         let (ni, no) = (m.n_in, m.n_out);
-        let mut xt = super::buf(ni * 16);
+        let mut xt = super::buf_dirty(ni * 16);
         let wp = m.w.as_ptr().add(o0);
         let mut r0 = 0;
         while r0 < rows {
@@ -594,12 +600,12 @@ fn norm_chunks(x: &[f32], n: usize, w: &[f32], b: &[f32], eps: f32, out: &mut [f
     let count = x.len() / n;
     let period = w.len();
     let nf = n as f32;
-    let mut mu = buf(count);
+    let mut mu = buf_dirty(count);
     chunk_sums!(count, n, &mut mu, |c, j| x[c * n + j]);
     for m in mu.iter_mut() {
         *m /= nf;
     }
-    let mut q = buf(count);
+    let mut q = buf_dirty(count);
     chunk_sums!(count, n, &mut q, |c, j| {
         let t = x[c * n + j] - mu[c];
         t * t
@@ -615,7 +621,7 @@ fn norm_chunks(x: &[f32], n: usize, w: &[f32], b: &[f32], eps: f32, out: &mut [f
 
 #[inline(always)]
 fn ln_rows(x: &[f32], wb: &(Vec<f32>, Vec<f32>), d: usize) -> Buf {
-    let mut out = buf(x.len());
+    let mut out = buf_dirty(x.len());
     norm_chunks(x, d, &wb.0, &wb.1, LN_EPS, &mut out);
     out
 }
@@ -680,7 +686,7 @@ fn moe<F: Fn(usize, &[f32]) -> Buf>(x: &[f32], n_in: usize, gates: &[f32], n_e: 
         if idx.is_empty() {
             continue;
         }
-        let mut xs = buf(idx.len() * n_in);
+        let mut xs = buf_dirty(idx.len() * n_in);
         for (xr, &r) in xs.chunks_exact_mut(n_in).zip(&idx) {
             xr.copy_from_slice(&x[r * n_in..(r + 1) * n_in]);
         }
@@ -786,22 +792,22 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
     let lsl = c.layer_state_len();
     let rd = rows * d;
     let chunks = rows * nh; // (row, head) pairs
-    let mut x = buf(rd);
+    let mut x = buf_dirty(rd);
     for (xr, &t) in x.chunks_exact_mut(d).zip(tokens) {
         xr.copy_from_slice(&model.emb[t as usize * d..(t as usize + 1) * d]);
     }
     let mut x = ln_rows(&x, &model.ln0, d);
     let mut v_first = buf(rd);
-    let mut xs: [Buf; 6] = std::array::from_fn(|_| buf(rd));
-    let mut decay = buf(rd);
-    let mut a = buf(rd);
-    let mut kk = buf(rd);
-    let mut y = buf(rd);
-    let mut ygn = buf(rd);
-    let mut xkf = buf(rd);
-    let mut nrm = buf(chunks);
-    let mut cb = buf(chunks);
-    let mut sa = buf(n);
+    let mut xs: [Buf; 6] = std::array::from_fn(|_| buf_dirty(rd));
+    let mut decay = buf_dirty(rd);
+    let mut a = buf_dirty(rd);
+    let mut kk = buf_dirty(rd);
+    let mut y = buf_dirty(rd);
+    let mut ygn = buf_dirty(rd);
+    let mut xkf = buf_dirty(rd);
+    let mut nrm = buf_dirty(chunks);
+    let mut cb = buf_dirty(chunks);
+    let mut sa = buf_dirty(n);
     let wkv512 = simd() == Simd::Avx512;
     for (l, ly) in model.layers.iter().enumerate() {
         let base = l * lsl;
@@ -875,11 +881,11 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
         for r in 0..rows {
             for h in 0..nh {
                 let o = r * d + h * n;
-                // The next (row, head) state, prefetched while this one is updated.
-                let (nr_, nh_) = if h + 1 < nh { (r, h + 1) } else { (r + 1, 0) };
-                let next = states.get(nr_).map_or(std::ptr::null(), |sn| {
-                    sn[base + d + nh_ * n * n..].as_ptr()
-                });
+                // The next two (row, head) states, prefetched while this one is updated.
+                let ahead = |q: usize| {
+                    states.get(q / nh).map_or(std::ptr::null(), |sn| sn[base + d + (q % nh) * n * n..].as_ptr())
+                };
+                let next = [ahead(r * nh + h + 1), ahead(r * nh + h + 2)];
                 let s = &mut states[r][base + d + h * n * n..base + d + (h + 1) * n * n]; // [j][i]: key-major
                 let hv = WkvHead {
                     kk: &kk[o..o + n],
@@ -968,7 +974,7 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
                 let t = if *q > 0.0 { *q } else { 0.0 };
                 *q = t * t;
             }
-            let mut out = buf(xs.len() / d * d);
+            let mut out = buf_dirty(xs.len() / d * d);
             mm_k::<true>(&h, &ly.ffn_value[e], &mut out);
             out
         };
@@ -997,7 +1003,7 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
         let lg = if idx.len() == rows {
             mm(&hfin, head)
         } else {
-            let mut hs = buf(idx.len() * d);
+            let mut hs = buf_dirty(idx.len() * d);
             for (hr, &r) in hs.chunks_exact_mut(d).zip(&idx) {
                 hr.copy_from_slice(&hfin[r * d..(r + 1) * d]);
             }
@@ -1044,7 +1050,7 @@ mod tests {
                     let hv = WkvHead { kk: &vecs[0], a: &vecs[1], k: &vecs[2], v: &vecs[3], r: &vecs[4], decay: &decay };
                     let (mut y_ref, mut y_simd, mut sa) = (vec![9f32; n], vec![9f32; n], vec![0f32; n]);
                     wkv_head(&mut s_ref, &hv, &mut y_ref, &mut sa);
-                    let nx = if step % 2 == 0 { next.as_ptr() } else { std::ptr::null() };
+                    let nx = if step % 2 == 0 { [next.as_ptr(), next[n..].as_ptr()] } else { [std::ptr::null(); 2] };
                     // SAFETY: AVX-512F checked above; all slices hold n (state n × n) floats.
                     unsafe { avx512::wkv_head(&mut s_simd, &hv, &mut y_simd, nx) };
                     assert_eq!(bits(&y_ref), bits(&y_simd), "wkv y n={n} step {step}");
