@@ -145,7 +145,7 @@ mod avx512 {
     pub const ROWS: usize = 12;
 
     /// Software-prefetch distance of the weight stream, in input rows.
-    const PF_DIST: usize = 8;
+    const PF_DIST: usize = 32;
 
     #[inline(always)]
     unsafe fn block<const R: usize, const NB: usize, const SKIP_ZERO: bool, const PF: bool>(
@@ -185,6 +185,108 @@ mod avx512 {
             for (b, &a) in ar.iter().enumerate() {
                 _mm512_storeu_ps(y.add(r * no + 16 * b), a);
             }
+        }
+    }
+
+    /// Like [`block`] (no prefetch), but over the input indices `idx` only (in
+    /// increasing order): the ones where some row of the block is non-zero.
+    #[inline(always)]
+    unsafe fn block_sparse<const R: usize, const NB: usize>(x: *const f32, ni: usize, w: *const f32, no: usize, y: *mut f32, idx: &[u32]) {
+        let mut acc = [[_mm512_setzero_ps(); NB]; R];
+        for &i in idx {
+            let i = i as usize;
+            let wi = w.add(i * 16 * NB);
+            let mut wv = [_mm512_setzero_ps(); NB];
+            for (b, v) in wv.iter_mut().enumerate() {
+                *v = _mm512_loadu_ps(wi.add(16 * b));
+            }
+            for (r, ar) in acc.iter_mut().enumerate() {
+                let bx = _mm512_set1_ps(*x.add(r * ni + i));
+                for (a, &v) in ar.iter_mut().zip(&wv) {
+                    *a = _mm512_add_ps(*a, _mm512_mul_ps(bx, v));
+                }
+            }
+        }
+        for (r, ar) in acc.iter().enumerate() {
+            for (b, &a) in ar.iter().enumerate() {
+                _mm512_storeu_ps(y.add(r * no + 16 * b), a);
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn blocks_sparse<const NB: usize>(nr: usize, xp: *const f32, ni: usize, wp: *const f32, no: usize, yp: *mut f32, idx: &[u32]) {
+        match nr {
+            12 => block_sparse::<12, NB>(xp, ni, wp, no, yp, idx),
+            11 => block_sparse::<11, NB>(xp, ni, wp, no, yp, idx),
+            10 => block_sparse::<10, NB>(xp, ni, wp, no, yp, idx),
+            9 => block_sparse::<9, NB>(xp, ni, wp, no, yp, idx),
+            8 => block_sparse::<8, NB>(xp, ni, wp, no, yp, idx),
+            7 => block_sparse::<7, NB>(xp, ni, wp, no, yp, idx),
+            6 => block_sparse::<6, NB>(xp, ni, wp, no, yp, idx),
+            5 => block_sparse::<5, NB>(xp, ni, wp, no, yp, idx),
+            4 => block_sparse::<4, NB>(xp, ni, wp, no, yp, idx),
+            3 => block_sparse::<3, NB>(xp, ni, wp, no, yp, idx),
+            2 => block_sparse::<2, NB>(xp, ni, wp, no, yp, idx),
+            _ => block_sparse::<1, NB>(xp, ni, wp, no, yp, idx),
+        }
+    }
+
+    /// `y = x · m` for finite weights, skipping per register block of rows the
+    /// inputs `i` that are zero in every row of the block (the post-ReLU² FFN
+    /// products, mostly zeros). Exact: an accumulator starts at `+0` and so is
+    /// never `-0`, and adding `0 · w = ±0` (finite `w`) leaves it unchanged, so
+    /// omitting such terms (or, in the other rows, keeping them) gives the bits
+    /// of the dense loop; NaN inputs count as non-zero.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn mm_sparse(x: &[f32], m: &Mat, y: &mut [f32]) {
+        let (ni, no) = (m.n_in, m.n_out);
+        let rows = x.len() / ni;
+        let full = if no % 32 >= 16 { no - no % 16 } else { no - no % 32 };
+        if !m.finite || m.w.len() < ni * no || y.len() < rows * no || x.len() < rows * ni || m.panels.len() < full * ni {
+            return super::mm_body::<true>(x, m, y);
+        }
+        let mut idx: Vec<u32> = Vec::with_capacity(ni);
+        let mut r0 = 0;
+        while r0 < rows {
+            let nr = (rows - r0).min(ROWS);
+            let xb = &x[r0 * ni..(r0 + nr) * ni];
+            idx.clear();
+            let mut i0 = 0;
+            while i0 + 16 <= ni {
+                let mut mask: u16 = 0;
+                for r in 0..nr {
+                    let v = _mm512_loadu_ps(xb.as_ptr().add(r * ni + i0));
+                    mask |= _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(v, _mm512_setzero_ps());
+                }
+                while mask != 0 {
+                    idx.push((i0 + mask.trailing_zeros() as usize) as u32);
+                    mask &= mask - 1;
+                }
+                i0 += 16;
+            }
+            for i in i0..ni {
+                if (0..nr).any(|r| xb[r * ni + i] != 0.0 || xb[r * ni + i].is_nan()) {
+                    idx.push(i as u32);
+                }
+            }
+            let xp = xb.as_ptr();
+            let mut o = 0;
+            while o + 32 <= no {
+                blocks_sparse::<2>(nr, xp, ni, m.panels.as_ptr().add(o * ni), no, y.as_mut_ptr().add(r0 * no + o), &idx);
+                o += 32;
+            }
+            if o + 16 <= no {
+                blocks_sparse::<1>(nr, xp, ni, m.panels.as_ptr().add(o * ni), no, y.as_mut_ptr().add(r0 * no + o), &idx);
+                o += 16;
+            }
+            if o < no {
+                super::mm_tail::<true>(xb, m, o, &mut y[r0 * no..(r0 + nr) * no]);
+            }
+            r0 += nr;
         }
     }
 
@@ -465,6 +567,11 @@ pub fn simd_path() -> &'static str {
 fn mm_k<const SKIP_ZERO: bool>(x: &[f32], m: &Mat, y: &mut [f32]) {
     debug_assert_eq!(x.len() / m.n_in * m.n_out, y.len());
     if SKIP_ZERO && m.finite {
+        #[cfg(target_arch = "x86_64")]
+        if simd() == Simd::Avx512 {
+            // SAFETY: the CPU supports AVX-512F (checked by `simd`); the weights are finite.
+            return unsafe { avx512::mm_sparse(x, m, y) };
+        }
         return mm_k::<false>(x, m, y);
     }
     match simd() {
@@ -1060,6 +1167,52 @@ mod tests {
         }
     }
 
+    /// The zero-skipping AVX-512 kernel equals the portable loop (with and
+    /// without skipping) on ReLU-like inputs: whole zero columns, ±0, and
+    /// non-finite inputs, for all row-block remainders.
+    #[test]
+    fn sparse_kernel_equals_portable() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if !std::is_x86_feature_detected!("avx512f") {
+                return;
+            }
+            let mut st = 0x0bad_cafeu32;
+            let mut rnd = move || {
+                st = st.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                ((st >> 8) as f32 / (1 << 24) as f32 - 0.5) * 4.0
+            };
+            for &(ni, no) in &[(256usize, 128usize), (37, 53), (64, 48), (20, 36), (256, 4)] {
+                let w: Vec<f32> = (0..ni * no).map(|_| rnd()).collect();
+                let m = Mat::new(w, ni, no);
+                for rows in [1usize, 3, 12, 13, 16, 31] {
+                    let mut x: Vec<f32> = (0..rows * ni)
+                        .map(|q| {
+                            let v = rnd();
+                            if q % ni % 5 != 0 || v < 0.0 {
+                                0.0
+                            } else {
+                                v * v
+                            }
+                        })
+                        .collect();
+                    x[rows * ni / 2] = -0.0;
+                    if rows > 3 {
+                        x[ni + 1] = f32::NAN;
+                        x[2 * ni + 2] = f32::INFINITY;
+                    }
+                    let (mut want, mut want_dense, mut got) = (vec![0f32; rows * no], vec![0f32; rows * no], vec![7f32; rows * no]);
+                    mm_body::<true>(&x, &m, &mut want);
+                    mm_body::<false>(&x, &m, &mut want_dense);
+                    // SAFETY: AVX-512F checked above.
+                    unsafe { avx512::mm_sparse(&x, &m, &mut got) };
+                    assert_eq!(bits(&got), bits(&want), "sparse {ni}x{no} rows {rows}");
+                    assert_eq!(bits(&got), bits(&want_dense), "sparse vs dense {ni}x{no} rows {rows}");
+                }
+            }
+        }
+    }
+
     /// Every SIMD matrix kernel equals the portable loop bit for bit, for shapes
     /// that exercise full panels, the 16-wide panel, the scalar tail and every
     /// row-block remainder, with zero inputs (skip path) and non-finite weights.
@@ -1100,6 +1253,9 @@ mod tests {
                         }
                         if std::is_x86_feature_detected!("avx512f") {
                             // SAFETY: AVX-512F checked just above.
+                            unsafe { avx512::mm_sparse(&x, &m, &mut got) };
+                            assert_eq!(bits(&got), bits(&want_skip), "avx512 sparse {ni}x{no} rows {rows}");
+                            // SAFETY: as above.
                             unsafe { avx512::mm::<false>(&x, &m, &mut got) };
                             assert_eq!(bits(&got), bits(&want), "avx512 {ni}x{no} rows {rows}");
                             // SAFETY: as above.
