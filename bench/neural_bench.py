@@ -84,6 +84,8 @@ def main() -> None:
     ap.add_argument("--batches", default="", help="comma list of text batch sizes (default: the sweep)")
     ap.add_argument("--threads", default="1,2", help="comma list of thread counts")
     ap.add_argument("--out", default=str(ROOT / "out" / "bench" / "neural.json"))
+    ap.add_argument("--merge", default="", help="earlier output JSON whose runs are kept (for thread counts not run "
+                    "now); fractions of peak are recomputed with this run's peaks")
     args = ap.parse_args()
     m = neural.load()
     text = (ROOT / "data" / "sample" / "text" / "debian_handbook_en.txt").read_bytes()
@@ -122,6 +124,15 @@ def main() -> None:
                          "gflops_compress": len(d) * flops_tok / te / 1e9, "gflops_best": gf,
                          "fraction_of_peak": gf / peaks[threads], "bits_per_byte": 8 * len(payload) / len(d)})
             print(runs[-1], flush=True)
+    if args.merge:
+        old = json.loads(Path(args.merge).read_text())
+        kept = [r for r in old["runs"] if r["threads"] not in thread_counts]
+        for r in kept:
+            r["fraction_of_peak"] = r["gflops_best"] / peaks[r["threads"]]
+        runs = kept + runs
+        thread_counts = sorted({r["threads"] for r in runs})
+        kept_threads = sorted({r["threads"] for r in kept})
+        res["merged_from"] = {"file": str(args.merge), "date": old.get("date"), "threads": kept_threads}
     res["runs"] = runs
     for t in thread_counts:
         best = max(r["gflops_compress"] for r in runs if r["threads"] == t)

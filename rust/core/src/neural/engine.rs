@@ -144,8 +144,11 @@ mod avx512 {
     /// Rows (streams) per register block.
     pub const ROWS: usize = 12;
 
+    /// Software-prefetch distance of the weight stream, in input rows.
+    const PF_DIST: usize = 32;
+
     #[inline(always)]
-    unsafe fn block<const R: usize, const NB: usize, const SKIP_ZERO: bool>(
+    unsafe fn block<const R: usize, const NB: usize, const SKIP_ZERO: bool, const PF: bool>(
         x: *const f32,
         ni: usize,
         w: *const f32,
@@ -156,6 +159,13 @@ mod avx512 {
         for i in 0..ni {
             // Panel-major weights: row i of this panel is 16 NB contiguous floats.
             let wi = w.add(i * 16 * NB);
+            if PF {
+                // First row block of a panel: the weights come from L3/DRAM; fetch
+                // PF_DIST input rows ahead (running into the next panel at the end).
+                for b in 0..NB {
+                    _mm_prefetch::<_MM_HINT_T0>(wi.wrapping_add(PF_DIST * 16 * NB + 16 * b).cast::<i8>());
+                }
+            }
             let mut wv = [_mm512_setzero_ps(); NB];
             for (b, v) in wv.iter_mut().enumerate() {
                 *v = _mm512_loadu_ps(wi.add(16 * b));
@@ -178,6 +188,188 @@ mod avx512 {
         }
     }
 
+    /// Like [`block`] (no prefetch), but over the input indices `idx` only (in
+    /// increasing order): the ones where some row of the block is non-zero.
+    #[inline(always)]
+    unsafe fn block_sparse<const R: usize, const NB: usize>(x: *const f32, ni: usize, w: *const f32, no: usize, y: *mut f32, idx: &[u32]) {
+        let mut acc = [[_mm512_setzero_ps(); NB]; R];
+        for &i in idx {
+            let i = i as usize;
+            let wi = w.add(i * 16 * NB);
+            let mut wv = [_mm512_setzero_ps(); NB];
+            for (b, v) in wv.iter_mut().enumerate() {
+                *v = _mm512_loadu_ps(wi.add(16 * b));
+            }
+            for (r, ar) in acc.iter_mut().enumerate() {
+                let bx = _mm512_set1_ps(*x.add(r * ni + i));
+                for (a, &v) in ar.iter_mut().zip(&wv) {
+                    *a = _mm512_add_ps(*a, _mm512_mul_ps(bx, v));
+                }
+            }
+        }
+        for (r, ar) in acc.iter().enumerate() {
+            for (b, &a) in ar.iter().enumerate() {
+                _mm512_storeu_ps(y.add(r * no + 16 * b), a);
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn blocks_sparse<const NB: usize>(nr: usize, xp: *const f32, ni: usize, wp: *const f32, no: usize, yp: *mut f32, idx: &[u32]) {
+        match nr {
+            12 => block_sparse::<12, NB>(xp, ni, wp, no, yp, idx),
+            11 => block_sparse::<11, NB>(xp, ni, wp, no, yp, idx),
+            10 => block_sparse::<10, NB>(xp, ni, wp, no, yp, idx),
+            9 => block_sparse::<9, NB>(xp, ni, wp, no, yp, idx),
+            8 => block_sparse::<8, NB>(xp, ni, wp, no, yp, idx),
+            7 => block_sparse::<7, NB>(xp, ni, wp, no, yp, idx),
+            6 => block_sparse::<6, NB>(xp, ni, wp, no, yp, idx),
+            5 => block_sparse::<5, NB>(xp, ni, wp, no, yp, idx),
+            4 => block_sparse::<4, NB>(xp, ni, wp, no, yp, idx),
+            3 => block_sparse::<3, NB>(xp, ni, wp, no, yp, idx),
+            2 => block_sparse::<2, NB>(xp, ni, wp, no, yp, idx),
+            _ => block_sparse::<1, NB>(xp, ni, wp, no, yp, idx),
+        }
+    }
+
+    /// Appends to `idx`, in increasing order, the inputs `i < ni` that are
+    /// non-zero (or NaN) in at least one of the `nr` rows at `x + r · stride`.
+    #[inline(always)]
+    unsafe fn nonzero(x: *const f32, ni: usize, nr: usize, stride: usize, idx: &mut Vec<u32>) {
+        let mut i0 = 0;
+        while i0 + 16 <= ni {
+            let mut mask: u16 = 0;
+            for r in 0..nr {
+                let v = _mm512_loadu_ps(x.add(r * stride + i0));
+                mask |= _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(v, _mm512_setzero_ps());
+            }
+            while mask != 0 {
+                idx.push((i0 + mask.trailing_zeros() as usize) as u32);
+                mask &= mask - 1;
+            }
+            i0 += 16;
+        }
+        for i in i0..ni {
+            if (0..nr).any(|r| {
+                let v = *x.add(r * stride + i);
+                v != 0.0 || v.is_nan()
+            }) {
+                idx.push(i as u32);
+            }
+        }
+    }
+
+    /// One row, `16 NB` columns from the row-major weights at `w` (row stride
+    /// `no`): `y[o] = Σ_{i ∈ idx} x[i] · w[i][o]`, `i` increasing.
+    #[inline(always)]
+    unsafe fn row_sparse<const NB: usize>(xr: &[f32], w: *const f32, no: usize, y: *mut f32, idx: &[u32]) {
+        let mut acc = [_mm512_setzero_ps(); NB];
+        for &i in idx {
+            let i = i as usize;
+            let bx = _mm512_set1_ps(*xr.get_unchecked(i));
+            let wi = w.add(i * no);
+            for (b, a) in acc.iter_mut().enumerate() {
+                *a = _mm512_add_ps(*a, _mm512_mul_ps(bx, _mm512_loadu_ps(wi.add(16 * b))));
+            }
+        }
+        for (b, &a) in acc.iter().enumerate() {
+            _mm512_storeu_ps(y.add(16 * b), a);
+        }
+    }
+
+    /// `y = x · m` for finite weights, skipping zero inputs (the post-ReLU² FFN
+    /// products: ~86% zeros): with `n_out` a multiple of 16, row by row over
+    /// that row's non-zero inputs (up to 128 columns in registers); otherwise
+    /// per register block of rows, the inputs that are zero in every row of the
+    /// block. Exact: an accumulator starts at `+0` and so is
+    /// never `-0`, and adding `0 · w = ±0` (finite `w`) leaves it unchanged, so
+    /// omitting such terms (or, in the other rows, keeping them) gives the bits
+    /// of the dense loop; NaN inputs count as non-zero.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn mm_sparse(x: &[f32], m: &Mat, y: &mut [f32]) {
+        let (ni, no) = (m.n_in, m.n_out);
+        let rows = x.len() / ni;
+        let full = if no % 32 >= 16 { no - no % 16 } else { no - no % 32 };
+        if !m.finite || m.w.len() < ni * no || y.len() < rows * no || x.len() < rows * ni || m.panels.len() < full * ni {
+            return super::mm_body::<true>(x, m, y);
+        }
+        let mut idx: Vec<u32> = Vec::with_capacity(ni);
+        if no % 16 == 0 {
+            // Row by row over that row's own non-zero inputs, up to 128 columns per pass.
+            for r in 0..rows {
+                let xr = &x[r * ni..(r + 1) * ni];
+                idx.clear();
+                nonzero(xr.as_ptr(), ni, 1, ni, &mut idx);
+                let mut o = 0;
+                while o < no {
+                    let (wp, yp) = (m.w.as_ptr().add(o), y.as_mut_ptr().add(r * no + o));
+                    match (no - o) / 16 {
+                        1 => row_sparse::<1>(xr, wp, no, yp, &idx),
+                        2 => row_sparse::<2>(xr, wp, no, yp, &idx),
+                        3 => row_sparse::<3>(xr, wp, no, yp, &idx),
+                        4 => row_sparse::<4>(xr, wp, no, yp, &idx),
+                        5 => row_sparse::<5>(xr, wp, no, yp, &idx),
+                        6 => row_sparse::<6>(xr, wp, no, yp, &idx),
+                        7 => row_sparse::<7>(xr, wp, no, yp, &idx),
+                        _ => row_sparse::<8>(xr, wp, no, yp, &idx),
+                    }
+                    o += 128.min(no - o);
+                }
+            }
+            return;
+        }
+        let mut r0 = 0;
+        while r0 < rows {
+            let nr = (rows - r0).min(ROWS);
+            let xb = &x[r0 * ni..(r0 + nr) * ni];
+            idx.clear();
+            nonzero(xb.as_ptr(), ni, nr, ni, &mut idx);
+            let xp = xb.as_ptr();
+            let mut o = 0;
+            while o + 32 <= no {
+                blocks_sparse::<2>(nr, xp, ni, m.panels.as_ptr().add(o * ni), no, y.as_mut_ptr().add(r0 * no + o), &idx);
+                o += 32;
+            }
+            if o + 16 <= no {
+                blocks_sparse::<1>(nr, xp, ni, m.panels.as_ptr().add(o * ni), no, y.as_mut_ptr().add(r0 * no + o), &idx);
+                o += 16;
+            }
+            if o < no {
+                super::mm_tail::<true>(xb, m, o, &mut y[r0 * no..(r0 + nr) * no]);
+            }
+            r0 += nr;
+        }
+    }
+
+    /// One register block of `nr` rows.
+    #[inline(always)]
+    unsafe fn blocks<const NB: usize, const SKIP_ZERO: bool, const PF: bool>(
+        nr: usize,
+        xp: *const f32,
+        ni: usize,
+        wp: *const f32,
+        no: usize,
+        yp: *mut f32,
+    ) {
+        match nr {
+            12 => block::<12, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
+            11 => block::<11, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
+            10 => block::<10, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
+            9 => block::<9, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
+            8 => block::<8, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
+            7 => block::<7, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
+            6 => block::<6, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
+            5 => block::<5, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
+            4 => block::<4, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
+            3 => block::<3, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
+            2 => block::<2, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
+            _ => block::<1, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
+        }
+    }
+
     /// Output columns `o .. o + 16 NB` of every row, `ROWS` rows at a time.
     #[inline(always)]
     unsafe fn columns<const NB: usize, const SKIP_ZERO: bool>(x: &[f32], m: &Mat, rows: usize, o: usize, y: &mut [f32]) {
@@ -188,21 +380,77 @@ mod avx512 {
             let nr = (rows - r0).min(ROWS);
             let xp = x.as_ptr().add(r0 * ni);
             let yp = y.as_mut_ptr().add(r0 * no + o);
-            match nr {
-                12 => block::<12, NB, SKIP_ZERO>(xp, ni, wp, no, yp),
-                11 => block::<11, NB, SKIP_ZERO>(xp, ni, wp, no, yp),
-                10 => block::<10, NB, SKIP_ZERO>(xp, ni, wp, no, yp),
-                9 => block::<9, NB, SKIP_ZERO>(xp, ni, wp, no, yp),
-                8 => block::<8, NB, SKIP_ZERO>(xp, ni, wp, no, yp),
-                7 => block::<7, NB, SKIP_ZERO>(xp, ni, wp, no, yp),
-                6 => block::<6, NB, SKIP_ZERO>(xp, ni, wp, no, yp),
-                5 => block::<5, NB, SKIP_ZERO>(xp, ni, wp, no, yp),
-                4 => block::<4, NB, SKIP_ZERO>(xp, ni, wp, no, yp),
-                3 => block::<3, NB, SKIP_ZERO>(xp, ni, wp, no, yp),
-                2 => block::<2, NB, SKIP_ZERO>(xp, ni, wp, no, yp),
-                _ => block::<1, NB, SKIP_ZERO>(xp, ni, wp, no, yp),
+            if r0 == 0 {
+                blocks::<NB, SKIP_ZERO, true>(nr, xp, ni, wp, no, yp);
+            } else {
+                blocks::<NB, SKIP_ZERO, false>(nr, xp, ni, wp, no, yp);
             }
             r0 += nr;
+        }
+    }
+
+    /// [`super::wkv_head`] with `sa`, `v` and `y` in registers (`NV` vectors of 16):
+    /// the same multiplies and adds per element in the same order. The state of
+    /// the next head (`next[0]`, may be null) is prefetched into L1 row by row
+    /// during the update, the one after (`next[1]`) into L2 during the `sa` pass.
+    #[inline(always)]
+    unsafe fn wkv<const NV: usize>(s: &mut [f32], hv: &super::WkvHead<'_>, yh: &mut [f32], next: [*const f32; 2]) {
+        let n = 16 * NV;
+        let sp = s.as_mut_ptr();
+        let mut sa = [_mm512_setzero_ps(); NV];
+        for j in 0..n {
+            let alpha = _mm512_set1_ps(-*hv.kk.get_unchecked(j));
+            let sj = sp.add(j * n);
+            if !next[1].is_null() {
+                for b in 0..NV {
+                    _mm_prefetch::<_MM_HINT_T1>(next[1].wrapping_add(j * n + 16 * b).cast::<i8>());
+                }
+            }
+            for (b, q) in sa.iter_mut().enumerate() {
+                *q = _mm512_add_ps(*q, _mm512_mul_ps(_mm512_loadu_ps(sj.add(16 * b)), alpha));
+            }
+        }
+        let mut vv = [_mm512_setzero_ps(); NV];
+        let mut y = [_mm512_setzero_ps(); NV];
+        for (b, x) in vv.iter_mut().enumerate() {
+            *x = _mm512_loadu_ps(hv.v.as_ptr().add(16 * b));
+        }
+        for j in 0..n {
+            let (kkj, aj) = (*hv.kk.get_unchecked(j), *hv.a.get_unchecked(j));
+            let dj = _mm512_set1_ps(*hv.decay.get_unchecked(j));
+            let bj = _mm512_set1_ps(kkj * aj);
+            let kj = _mm512_set1_ps(*hv.k.get_unchecked(j));
+            let rj = _mm512_set1_ps(*hv.r.get_unchecked(j));
+            let sj = sp.add(j * n);
+            if !next[0].is_null() {
+                for b in 0..NV {
+                    _mm_prefetch::<_MM_HINT_T0>(next[0].wrapping_add(j * n + 16 * b).cast::<i8>());
+                }
+            }
+            for b in 0..NV {
+                let t = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(sj.add(16 * b)), dj), _mm512_mul_ps(sa[b], bj));
+                let t = _mm512_add_ps(t, _mm512_mul_ps(vv[b], kj));
+                _mm512_storeu_ps(sj.add(16 * b), t);
+                y[b] = _mm512_add_ps(y[b], _mm512_mul_ps(t, rj));
+            }
+        }
+        for (b, &x) in y.iter().enumerate() {
+            _mm512_storeu_ps(yh.as_mut_ptr().add(16 * b), x);
+        }
+    }
+
+    /// WKV update of one head (see [`super::wkv_head`]).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; `n = hv.kk.len()` is 16, 32, 48 or 64, every
+    /// vector of `hv` and `yh` holds `n` floats and `s` holds `n × n`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn wkv_head(s: &mut [f32], hv: &super::WkvHead<'_>, yh: &mut [f32], next: [*const f32; 2]) {
+        match hv.kk.len() {
+            64 => wkv::<4>(s, hv, yh, next),
+            48 => wkv::<3>(s, hv, yh, next),
+            32 => wkv::<2>(s, hv, yh, next),
+            _ => wkv::<1>(s, hv, yh, next),
         }
     }
 
@@ -228,7 +476,71 @@ mod avx512 {
             o += 16;
         }
         if o < no {
-            super::mm_tail::<SKIP_ZERO>(x, m, o, y);
+            if !SKIP_ZERO && no - o <= 8 {
+                tail_by_rows(x, m, rows, o, y);
+            } else {
+                super::mm_tail::<SKIP_ZERO>(x, m, o, y);
+            }
+        }
+    }
+
+    /// Columns `o0..n_out` (at most 8, the router products) with the rows in the
+    /// lanes: 16 rows are transposed to `[i][16]`, then each column's
+    /// accumulator adds `x[r][i] * w[i][o]` for `i = 0, 1, …` per lane (the
+    /// [`super::mm_tail`] order; lanes past the last row are ignored).
+    #[inline(always)]
+    unsafe fn tail_by_rows(x: &[f32], m: &Mat, rows: usize, o0: usize, y: &mut [f32]) {
+        match m.n_out - o0 {
+            1 => tail_cols::<1>(x, m, rows, o0, y),
+            2 => tail_cols::<2>(x, m, rows, o0, y),
+            3 => tail_cols::<3>(x, m, rows, o0, y),
+            4 => tail_cols::<4>(x, m, rows, o0, y),
+            5 => tail_cols::<5>(x, m, rows, o0, y),
+            6 => tail_cols::<6>(x, m, rows, o0, y),
+            7 => tail_cols::<7>(x, m, rows, o0, y),
+            _ => tail_cols::<8>(x, m, rows, o0, y),
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn tail_cols<const TC: usize>(x: &[f32], m: &Mat, rows: usize, o0: usize, y: &mut [f32]) {
+        let (ni, no) = (m.n_in, m.n_out);
+        let mut xt = super::buf_dirty(ni * 16);
+        let wp = m.w.as_ptr().add(o0);
+        let mut r0 = 0;
+        while r0 < rows {
+            let nr = (rows - r0).min(16);
+            for r in 0..16 {
+                if r < nr {
+                    let xr = &x[(r0 + r) * ni..(r0 + r + 1) * ni];
+                    for (i, &v) in xr.iter().enumerate() {
+                        xt[i * 16 + r] = v;
+                    }
+                } else {
+                    for i in 0..ni {
+                        xt[i * 16 + r] = 0.0;
+                    }
+                }
+            }
+            let mut acc = [_mm512_setzero_ps(); TC];
+            let xp = xt.as_ptr();
+            for i in 0..ni {
+                let xv = _mm512_loadu_ps(xp.add(16 * i));
+                let wi = wp.add(i * no);
+                for (c, a) in acc.iter_mut().enumerate() {
+                    *a = _mm512_add_ps(*a, _mm512_mul_ps(xv, _mm512_set1_ps(*wi.add(c))));
+                }
+            }
+            let mut lanes = [[0f32; 16]; TC];
+            for (l, &a) in lanes.iter_mut().zip(&acc) {
+                _mm512_storeu_ps(l.as_mut_ptr(), a);
+            }
+            for r in 0..nr {
+                for (c, l) in lanes.iter().enumerate() {
+                    y[(r0 + r) * no + o0 + c] = l[r];
+                }
+            }
+            r0 += nr;
         }
     }
 }
@@ -309,6 +621,11 @@ pub fn simd_path() -> &'static str {
 fn mm_k<const SKIP_ZERO: bool>(x: &[f32], m: &Mat, y: &mut [f32]) {
     debug_assert_eq!(x.len() / m.n_in * m.n_out, y.len());
     if SKIP_ZERO && m.finite {
+        #[cfg(target_arch = "x86_64")]
+        if simd() == Simd::Avx512 {
+            // SAFETY: the CPU supports AVX-512F (checked by `simd`); the weights are finite.
+            return unsafe { avx512::mm_sparse(x, m, y) };
+        }
         return mm_k::<false>(x, m, y);
     }
     match simd() {
@@ -444,12 +761,12 @@ fn norm_chunks(x: &[f32], n: usize, w: &[f32], b: &[f32], eps: f32, out: &mut [f
     let count = x.len() / n;
     let period = w.len();
     let nf = n as f32;
-    let mut mu = buf(count);
+    let mut mu = buf_dirty(count);
     chunk_sums!(count, n, &mut mu, |c, j| x[c * n + j]);
     for m in mu.iter_mut() {
         *m /= nf;
     }
-    let mut q = buf(count);
+    let mut q = buf_dirty(count);
     chunk_sums!(count, n, &mut q, |c, j| {
         let t = x[c * n + j] - mu[c];
         t * t
@@ -465,7 +782,7 @@ fn norm_chunks(x: &[f32], n: usize, w: &[f32], b: &[f32], eps: f32, out: &mut [f
 
 #[inline(always)]
 fn ln_rows(x: &[f32], wb: &(Vec<f32>, Vec<f32>), d: usize) -> Buf {
-    let mut out = buf(x.len());
+    let mut out = buf_dirty(x.len());
     norm_chunks(x, d, &wb.0, &wb.1, LN_EPS, &mut out);
     out
 }
@@ -530,7 +847,7 @@ fn moe<F: Fn(usize, &[f32]) -> Buf>(x: &[f32], n_in: usize, gates: &[f32], n_e: 
         if idx.is_empty() {
             continue;
         }
-        let mut xs = buf(idx.len() * n_in);
+        let mut xs = buf_dirty(idx.len() * n_in);
         for (xr, &r) in xs.chunks_exact_mut(n_in).zip(&idx) {
             xr.copy_from_slice(&x[r * n_in..(r + 1) * n_in]);
         }
@@ -543,6 +860,40 @@ fn moe<F: Fn(usize, &[f32]) -> Buf>(x: &[f32], n_in: usize, gates: &[f32], n_e: 
         }
     }
     acc
+}
+
+/// Per-head vectors of the WKV update (each `head_size` long).
+struct WkvHead<'a> {
+    kk: &'a [f32],
+    a: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    r: &'a [f32],
+    decay: &'a [f32],
+}
+
+/// WKV update of one head's state `s` (`[j][i]`, key-major, `n × n`):
+/// `sa = Σ_j s[j] · (−kk[j])`, then per `j` in order
+/// `s[j] = s[j]·decay[j] + sa·(kk[j]·a[j]) + v·k[j]` and `y += s[j]·r[j]`
+/// (`y` overwritten). `sa` is scratch of `n` floats.
+#[inline(always)]
+fn wkv_head(s: &mut [f32], hv: &WkvHead<'_>, yh: &mut [f32], sa: &mut [f32]) {
+    let n = hv.kk.len();
+    sa.fill(0.0);
+    yh.fill(0.0);
+    for (j, sj) in s.chunks_exact(n).enumerate() {
+        let alpha = -hv.kk[j];
+        for (q, &sv) in sa.iter_mut().zip(sj) {
+            *q += sv * alpha;
+        }
+    }
+    for (j, sj) in s.chunks_exact_mut(n).enumerate() {
+        let (dj, bj, kj, rj) = (hv.decay[j], hv.kk[j] * hv.a[j], hv.k[j], hv.r[j]);
+        for (((sv, &q), &vi), yi) in sj.iter_mut().zip(sa.iter()).zip(hv.v).zip(yh.iter_mut()) {
+            *sv = *sv * dj + q * bj + vi * kj;
+            *yi += *sv * rj;
+        }
+    }
 }
 
 /// Zero state of one stream.
@@ -602,22 +953,23 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
     let lsl = c.layer_state_len();
     let rd = rows * d;
     let chunks = rows * nh; // (row, head) pairs
-    let mut x = buf(rd);
+    let mut x = buf_dirty(rd);
     for (xr, &t) in x.chunks_exact_mut(d).zip(tokens) {
         xr.copy_from_slice(&model.emb[t as usize * d..(t as usize + 1) * d]);
     }
     let mut x = ln_rows(&x, &model.ln0, d);
     let mut v_first = buf(rd);
-    let mut xs: [Buf; 6] = std::array::from_fn(|_| buf(rd));
-    let mut decay = buf(rd);
-    let mut a = buf(rd);
-    let mut kk = buf(rd);
-    let mut y = buf(rd);
-    let mut ygn = buf(rd);
-    let mut xkf = buf(rd);
-    let mut nrm = buf(chunks);
-    let mut cb = buf(chunks);
-    let mut sa = buf(n);
+    let mut xs: [Buf; 6] = std::array::from_fn(|_| buf_dirty(rd));
+    let mut decay = buf_dirty(rd);
+    let mut a = buf_dirty(rd);
+    let mut kk = buf_dirty(rd);
+    let mut y = buf_dirty(rd);
+    let mut ygn = buf_dirty(rd);
+    let mut xkf = buf_dirty(rd);
+    let mut nrm = buf_dirty(chunks);
+    let mut cb = buf_dirty(chunks);
+    let mut sa = buf_dirty(n);
+    let wkv512 = simd() == Simd::Avx512;
     for (l, ly) in model.layers.iter().enumerate() {
         let base = l * lsl;
         let u = ln_rows(&x, &ly.ln1, d);
@@ -686,29 +1038,34 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
             }
         }
         // WKV state update per (row, head); y = S' r.
-        y.fill(0.0);
+        let fast_wkv = wkv512 && n % 16 == 0 && n <= 64;
         for r in 0..rows {
-            let st = &mut states[r][base + d..base + d + d * n];
             for h in 0..nh {
                 let o = r * d + h * n;
-                let s = &mut st[h * n * n..(h + 1) * n * n]; // [j][i]: key-major
-                let (kkh, ah, kh, vh, rh, dh) =
-                    (&kk[o..o + n], &a[o..o + n], &k[o..o + n], &v[o..o + n], &rr[o..o + n], &decay[o..o + n]);
-                sa.fill(0.0);
-                for (j, sj) in s.chunks_exact(n).enumerate() {
-                    let alpha = -kkh[j];
-                    for (q, &sv) in sa.iter_mut().zip(sj) {
-                        *q += sv * alpha;
-                    }
-                }
+                // The next two (row, head) states, prefetched while this one is updated.
+                let ahead = |q: usize| {
+                    states.get(q / nh).map_or(std::ptr::null(), |sn| sn[base + d + (q % nh) * n * n..].as_ptr())
+                };
+                let next = [ahead(r * nh + h + 1), ahead(r * nh + h + 2)];
+                let s = &mut states[r][base + d + h * n * n..base + d + (h + 1) * n * n]; // [j][i]: key-major
+                let hv = WkvHead {
+                    kk: &kk[o..o + n],
+                    a: &a[o..o + n],
+                    k: &k[o..o + n],
+                    v: &v[o..o + n],
+                    r: &rr[o..o + n],
+                    decay: &decay[o..o + n],
+                };
                 let yh = &mut y[o..o + n];
-                for (j, sj) in s.chunks_exact_mut(n).enumerate() {
-                    let (dj, bj, kj, rj) = (dh[j], kkh[j] * ah[j], kh[j], rh[j]);
-                    for (((sv, &q), &vi), yi) in sj.iter_mut().zip(sa.iter()).zip(vh).zip(yh.iter_mut()) {
-                        *sv = *sv * dj + q * bj + vi * kj;
-                        *yi += *sv * rj;
-                    }
+                #[cfg(target_arch = "x86_64")]
+                if fast_wkv {
+                    // SAFETY: AVX-512F is supported (`wkv512`); `s` holds n × n and
+                    // the vectors n floats with n a multiple of 16 and at most 64.
+                    unsafe { avx512::wkv_head(s, &hv, yh, next) };
+                    continue;
                 }
+                let _ = (fast_wkv, next);
+                wkv_head(s, &hv, yh, &mut sa[..]);
             }
         }
         // GroupNorm of each head, then the r·k bonus and the gate.
@@ -778,7 +1135,7 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
                 let t = if *q > 0.0 { *q } else { 0.0 };
                 *q = t * t;
             }
-            let mut out = buf(xs.len() / d * d);
+            let mut out = buf_dirty(xs.len() / d * d);
             mm_k::<true>(&h, &ly.ffn_value[e], &mut out);
             out
         };
@@ -807,7 +1164,7 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
         let lg = if idx.len() == rows {
             mm(&hfin, head)
         } else {
-            let mut hs = buf(idx.len() * d);
+            let mut hs = buf_dirty(idx.len() * d);
             for (hr, &r) in hs.chunks_exact_mut(d).zip(&idx) {
                 hr.copy_from_slice(&hfin[r * d..(r + 1) * d]);
             }
@@ -828,6 +1185,86 @@ mod tests {
 
     fn bits(v: &[f32]) -> Vec<u32> {
         v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// The AVX-512 WKV head update equals the portable one bit for bit (state,
+    /// output) for every supported head size, over several chained updates.
+    #[test]
+    fn wkv_avx512_equals_portable() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if !std::is_x86_feature_detected!("avx512f") {
+                return;
+            }
+            let mut st = 0x9e37_79b9u32;
+            let mut rnd = move || {
+                st = st.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (st >> 8) as f32 / (1 << 24) as f32 - 0.5
+            };
+            for n in [16usize, 32, 48, 64] {
+                let mut s_ref: Vec<f32> = (0..n * n).map(|_| rnd()).collect();
+                let mut s_simd = s_ref.clone();
+                let next: Vec<f32> = vec![1.0; n * n];
+                for step in 0..4 {
+                    let vecs: Vec<Vec<f32>> = (0..6).map(|_| (0..n).map(|_| rnd()).collect()).collect();
+                    let decay: Vec<f32> = vecs[5].iter().map(|v| 0.5 + v).collect();
+                    let hv = WkvHead { kk: &vecs[0], a: &vecs[1], k: &vecs[2], v: &vecs[3], r: &vecs[4], decay: &decay };
+                    let (mut y_ref, mut y_simd, mut sa) = (vec![9f32; n], vec![9f32; n], vec![0f32; n]);
+                    wkv_head(&mut s_ref, &hv, &mut y_ref, &mut sa);
+                    let nx = if step % 2 == 0 { [next.as_ptr(), next[n..].as_ptr()] } else { [std::ptr::null(); 2] };
+                    // SAFETY: AVX-512F checked above; all slices hold n (state n × n) floats.
+                    unsafe { avx512::wkv_head(&mut s_simd, &hv, &mut y_simd, nx) };
+                    assert_eq!(bits(&y_ref), bits(&y_simd), "wkv y n={n} step {step}");
+                    assert_eq!(bits(&s_ref), bits(&s_simd), "wkv state n={n} step {step}");
+                }
+            }
+        }
+    }
+
+    /// The zero-skipping AVX-512 kernel equals the portable loop (with and
+    /// without skipping) on ReLU-like inputs: whole zero columns, ±0, and
+    /// non-finite inputs, for all row-block remainders.
+    #[test]
+    fn sparse_kernel_equals_portable() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if !std::is_x86_feature_detected!("avx512f") {
+                return;
+            }
+            let mut st = 0x0bad_cafeu32;
+            let mut rnd = move || {
+                st = st.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                ((st >> 8) as f32 / (1 << 24) as f32 - 0.5) * 4.0
+            };
+            for &(ni, no) in &[(256usize, 128usize), (37, 53), (64, 48), (20, 36), (256, 4)] {
+                let w: Vec<f32> = (0..ni * no).map(|_| rnd()).collect();
+                let m = Mat::new(w, ni, no);
+                for rows in [1usize, 3, 12, 13, 16, 31] {
+                    let mut x: Vec<f32> = (0..rows * ni)
+                        .map(|q| {
+                            let v = rnd();
+                            if q % ni % 5 != 0 || v < 0.0 {
+                                0.0
+                            } else {
+                                v * v
+                            }
+                        })
+                        .collect();
+                    x[rows * ni / 2] = -0.0;
+                    if rows > 3 {
+                        x[ni + 1] = f32::NAN;
+                        x[2 * ni + 2] = f32::INFINITY;
+                    }
+                    let (mut want, mut want_dense, mut got) = (vec![0f32; rows * no], vec![0f32; rows * no], vec![7f32; rows * no]);
+                    mm_body::<true>(&x, &m, &mut want);
+                    mm_body::<false>(&x, &m, &mut want_dense);
+                    // SAFETY: AVX-512F checked above.
+                    unsafe { avx512::mm_sparse(&x, &m, &mut got) };
+                    assert_eq!(bits(&got), bits(&want), "sparse {ni}x{no} rows {rows}");
+                    assert_eq!(bits(&got), bits(&want_dense), "sparse vs dense {ni}x{no} rows {rows}");
+                }
+            }
+        }
     }
 
     /// Every SIMD matrix kernel equals the portable loop bit for bit, for shapes
@@ -870,6 +1307,9 @@ mod tests {
                         }
                         if std::is_x86_feature_detected!("avx512f") {
                             // SAFETY: AVX-512F checked just above.
+                            unsafe { avx512::mm_sparse(&x, &m, &mut got) };
+                            assert_eq!(bits(&got), bits(&want_skip), "avx512 sparse {ni}x{no} rows {rows}");
+                            // SAFETY: as above.
                             unsafe { avx512::mm::<false>(&x, &m, &mut got) };
                             assert_eq!(bits(&got), bits(&want), "avx512 {ni}x{no} rows {rows}");
                             // SAFETY: as above.
