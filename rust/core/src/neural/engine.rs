@@ -1187,6 +1187,16 @@ mod tests {
         v.iter().map(|x| x.to_bits()).collect()
     }
 
+    /// Deterministic test values in [-0.5, 0.5) from a 32-bit LCG.
+    #[cfg(target_arch = "x86_64")]
+    fn lcg_uniform(seed: u32) -> impl FnMut() -> f32 {
+        let mut st = seed;
+        move || {
+            st = st.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (st >> 8) as f32 / (1 << 24) as f32 - 0.5
+        }
+    }
+
     /// The AVX-512 WKV head update equals the portable one bit for bit (state,
     /// output) for every supported head size, over several chained updates.
     #[test]
@@ -1196,11 +1206,7 @@ mod tests {
             if !std::is_x86_feature_detected!("avx512f") {
                 return;
             }
-            let mut st = 0x9e37_79b9u32;
-            let mut rnd = move || {
-                st = st.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (st >> 8) as f32 / (1 << 24) as f32 - 0.5
-            };
+            let mut rnd = lcg_uniform(0x9e37_79b9);
             for n in [16usize, 32, 48, 64] {
                 let mut s_ref: Vec<f32> = (0..n * n).map(|_| rnd()).collect();
                 let mut s_simd = s_ref.clone();
@@ -1231,11 +1237,8 @@ mod tests {
             if !std::is_x86_feature_detected!("avx512f") {
                 return;
             }
-            let mut st = 0x0bad_cafeu32;
-            let mut rnd = move || {
-                st = st.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                ((st >> 8) as f32 / (1 << 24) as f32 - 0.5) * 4.0
-            };
+            let mut u = lcg_uniform(0x0bad_cafe);
+            let mut rnd = move || u() * 4.0;
             for &(ni, no) in &[(256usize, 128usize), (37, 53), (64, 48), (20, 36), (256, 4)] {
                 let w: Vec<f32> = (0..ni * no).map(|_| rnd()).collect();
                 let m = Mat::new(w, ni, no);
