@@ -253,8 +253,8 @@ def train(cfg: RunConfig, resume: bool = False, max_steps: int | None = None, ma
         if state["step"] % cfg.train.log_every == 0 or state["step"] == 1:
             dt = time.time() - win_t
             per_mod = {m: float(ce.detach()[mids == vocab.modality_id(m)].mean()) / LN2 for m in sampler.mods}
-            rec = {"step": state["step"], "stage": stage, "lr": lr, "loss": float(loss),
-                   "bpb": float(ce.mean()) / LN2, "bpb_mod": per_mod, "grad_norm": gnorm,
+            rec = {"step": state["step"], "stage": stage, "lr": lr, "loss": float(loss.detach()),
+                   "bpb": float(ce.detach().mean()) / LN2, "bpb_mod": per_mod, "grad_norm": gnorm,
                    "tok_s": win_tok / max(dt, 1e-9), "tokens": state["tokens"],
                    "wall_s": base_wall + time.time() - t0, **stats}
             logf.write(json.dumps(rec) + "\n")
