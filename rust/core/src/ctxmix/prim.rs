@@ -269,11 +269,11 @@ impl Apm {
     pub fn new(n: usize, rate: u32) -> Self {
         let tb = tables();
         let n = n.max(1).next_power_of_two();
-        let mut t = Vec::with_capacity(n * 33);
-        for _ in 0..n {
-            for j in 0..33 {
-                t.push((tb.squash((j - 16) * 128) * 16) as u16);
-            }
+        let row: Vec<u16> = (0..33).map(|j| (tb.squash((j - 16) * 128) * 16) as u16).collect();
+        // Huge pages for the large (order-1/order-2) maps: their rows are read at random.
+        let mut t = big_vec(n * 33, 0u16);
+        for r in t.chunks_exact_mut(33) {
+            r.copy_from_slice(&row);
         }
         Apm { t, n, idx: 0, rate }
     }
