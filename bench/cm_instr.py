@@ -32,14 +32,35 @@ def main() -> None:
         tmp.flush()
         for name, path in (b.split("=", 1) for b in a.bin):
             env = dict(os.environ, CM_NODEC="1")
-            cmd = ["nice", "-n", "10", "valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", path, str(a.level), "1", tmp.name]
+            cmd = [
+                "nice",
+                "-n",
+                "10",
+                "valgrind",
+                "--tool=cachegrind",
+                "--cache-sim=no",
+                "--cachegrind-out-file=/dev/null",
+                path,
+                str(a.level),
+                "1",
+                tmp.name,
+            ]
             p = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
             m = re.search(r"I\s+refs:\s+([\d,]+)", p.stderr)
             if m is None:
                 raise SystemExit(f"no instruction count from valgrind for {path}")
             row = json.loads(p.stdout.splitlines()[0])
             ir = int(m.group(1).replace(",", ""))
-            rec = {"instr": True, "binary": name, "file": a.file, "head_bytes": len(data), "level": a.level, "comp_bytes": row["comp_bytes"], "instructions": ir, "instructions_per_bit": round(ir / (8 * len(data)), 1)}
+            rec = {
+                "instr": True,
+                "binary": name,
+                "file": a.file,
+                "head_bytes": len(data),
+                "level": a.level,
+                "comp_bytes": row["comp_bytes"],
+                "instructions": ir,
+                "instructions_per_bit": round(ir / (8 * len(data)), 1),
+            }
             out.write(json.dumps(rec) + "\n")
             print(json.dumps(rec))
 

@@ -37,7 +37,13 @@ def main() -> None:
             order = bins if r % 2 == 0 else bins[::-1]
             for f in a.files:
                 for name, path in order:
-                    p = subprocess.run(["nice", "-n", "10", path, str(a.level), "1", f], env=env, capture_output=True, text=True, check=True)
+                    p = subprocess.run(
+                        ["nice", "-n", "10", path, str(a.level), "1", f],
+                        env=env,
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
                     row = json.loads(p.stdout.splitlines()[0])
                     row.update(binary=name, round=r, mod=a.mod, time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
                     out.write(json.dumps(row) + "\n")
@@ -47,10 +53,18 @@ def main() -> None:
             c = [x["comp_MBps"] for x in rows]
             d = [x["decomp_MBps"] for x in rows]
             s = {
-                "summary": True, "binary": name, "file": f, "level": a.level, "mod": a.mod, "rounds": len(rows),
-                "comp_bytes": rows[0]["comp_bytes"], "bytes": rows[0]["bytes"],
-                "comp_MBps_median": statistics.median(c), "comp_MBps_max": max(c),
-                "decomp_MBps_median": statistics.median(d), "decomp_MBps_max": max(d),
+                "summary": True,
+                "binary": name,
+                "file": f,
+                "level": a.level,
+                "mod": a.mod,
+                "rounds": len(rows),
+                "comp_bytes": rows[0]["comp_bytes"],
+                "bytes": rows[0]["bytes"],
+                "comp_MBps_median": statistics.median(c),
+                "comp_MBps_max": max(c),
+                "decomp_MBps_median": statistics.median(d),
+                "decomp_MBps_max": max(d),
             }
             out.write(json.dumps(s) + "\n")
             print(json.dumps(s))
