@@ -518,18 +518,18 @@ impl ByteModel {
         for i in 0..self.n {
             let v = self.tab.get(self.base[i]).map(|b| b.0[node]).unwrap_or(COUNTER_INIT);
             let pc = counter_p(v);
-            self.mixer.add(t.stretch(pc));
+            self.mixer.add_in_range(t.stretch(pc));
             seen = (seen << 1) | (v & 1023 != 0) as usize;
             if self.p.young {
-                self.mixer.add(if (v & 1023) < 3 { t.stretch(pc) } else { 0 });
+                self.mixer.add_in_range(if (v & 1023) < 3 { t.stretch(pc) } else { 0 });
             }
         }
         let c1 = (self.c8 & 0xFF) as usize;
         self.o1_cx = (c1 << 8) | self.c0 as usize;
         if self.p.o0_input {
-            self.mixer.add(t.stretch(self.o0.p(self.c0 as usize)));
+            self.mixer.add_in_range(t.stretch(self.o0.p(self.c0 as usize)));
         }
-        self.mixer.add(t.stretch(self.o1.p(self.o1_cx)));
+        self.mixer.add_in_range(t.stretch(self.o1.p(self.o1_cx)));
         // match model
         let mut lenb = 0usize;
         self.msm_cx = None;
@@ -542,25 +542,25 @@ impl ByteModel {
                 let cx = (lenb << 1 | ebit as usize) << 8 | (c1 & 0xFF);
                 self.msm_cx = Some(cx);
                 let st = t.stretch(self.msm.p(cx));
-                self.mixer.add(st);
+                self.mixer.add_in_range(st);
                 if self.p.conf_input {
                     let conf = (lenb as i32 * 64).min(1024);
-                    self.mixer.add(if ebit != 0 { conf } else { -conf });
+                    self.mixer.add_in_range(if ebit != 0 { conf } else { -conf });
                 }
             } else {
                 self.mlen = 0;
-                self.mixer.add(0);
+                self.mixer.add_in_range(0);
                 if self.p.conf_input {
-                    self.mixer.add(0);
+                    self.mixer.add_in_range(0);
                 }
             }
         } else {
-            self.mixer.add(0);
+            self.mixer.add_in_range(0);
             if self.p.conf_input {
-                self.mixer.add(0);
+                self.mixer.add_in_range(0);
             }
         }
-        self.mixer.add(256);
+        self.mixer.add_in_range(256);
         self.mixer.set(0, self.c0 as usize);
         self.mixer.set(1, lenb * 8 + self.bitpos as usize);
         self.mixer.set(2, c1);

@@ -19,6 +19,27 @@ fn train(w: &mut [i32], x: &[i32], err: i32) {
     }
 }
 
+/// [`mixer_dot`] over `S` lanes (the same integers: i32 products, per-term
+/// shift, wrapping sum; integer addition is associative, so any lane order
+/// gives the same result).
+#[inline(always)]
+fn dot_n<const S: usize>(w: &[i32; S], x: &[i32; S]) -> i32 {
+    let mut s = [0i32; 8];
+    for i in 0..S {
+        s[i % 8] = s[i % 8].wrapping_add((w[i] * x[i]) >> 8);
+    }
+    let t = s.iter().fold(0i32, |a, &b| a.wrapping_add(b));
+    (t >> 8).clamp(-2047, 2047)
+}
+
+/// [`train`] over `S` lanes.
+#[inline(always)]
+fn train_n<const S: usize>(w: &mut [i32; S], x: &[i32; S], err: i32) {
+    for i in 0..S {
+        w[i] = (w[i] + ((x[i] * err + 512) >> 10)).clamp(-(1 << 19) + 1, (1 << 19) - 1);
+    }
+}
+
 /// Several weight sets, each chosen by its own context, produce one
 /// prediction each; a final small mixer (selected by its own context) combines them.
 pub struct Mixer2 {
@@ -89,10 +110,18 @@ impl Mixer2 {
     /// Add one input (a stretched probability).
     #[inline(always)]
     pub fn add(&mut self, v: i32) {
-        if let Some(s) = self.x.get_mut(self.nin) {
-            *s = v.clamp(-2047, 2047);
-            self.nin += 1;
-        }
+        // A model adds at most `MAX_IN` inputs per bit (the mask only keeps the index in range).
+        self.x[self.nin & (MAX_IN - 1)] = v.clamp(-2047, 2047);
+        self.nin += 1;
+    }
+
+    /// Add one input already in `-2047..=2047` (a stretched probability, 0,
+    /// the bias, a bounded confidence): the same as [`Mixer2::add`] without the clamp.
+    #[inline(always)]
+    pub fn add_in_range(&mut self, v: i32) {
+        debug_assert!((-2047..=2047).contains(&v));
+        self.x[self.nin & (MAX_IN - 1)] = v;
+        self.nin += 1;
     }
 
     /// Choose the context of weight set `i`.
@@ -112,6 +141,34 @@ impl Mixer2 {
     /// Mix the inputs into a 12-bit probability.
     #[inline(always)]
     pub fn mix(&mut self, t: &Tables) -> i32 {
+        match self.stride {
+            8 => self.mix_n::<8>(t),
+            16 => self.mix_n::<16>(t),
+            24 => self.mix_n::<24>(t),
+            32 => self.mix_n::<32>(t),
+            _ => self.mix_any(t),
+        }
+    }
+
+    /// [`Mixer2::mix`] for a row length known at compile time (straight-line vector code).
+    #[inline(always)]
+    fn mix_n<const S: usize>(&mut self, t: &Tables) -> i32 {
+        let x: &[i32; S] = match self.x.first_chunk::<S>() {
+            Some(x) => x,
+            None => return self.mix_any(t),
+        };
+        for j in 0..self.k.min(MAX_SETS) {
+            let r = self.rows[j];
+            self.outs[j] = match self.weights.get(r..).and_then(|w| w.first_chunk::<S>()) {
+                Some(w) => dot_n(w, x),
+                None => 0,
+            };
+        }
+        self.final_mix(t)
+    }
+
+    #[inline(always)]
+    fn mix_any(&mut self, t: &Tables) -> i32 {
         let st = self.stride;
         let x = &self.x[..st];
         for j in 0..self.k {
@@ -121,9 +178,15 @@ impl Mixer2 {
                 None => 0,
             };
         }
+        self.final_mix(t)
+    }
+
+    #[inline(always)]
+    fn final_mix(&mut self, t: &Tables) -> i32 {
+        // Slots past `k` of `outs` stay 0, so all MAX_SETS lanes give the same sum.
         let fr = self.final_row;
-        let d = match self.final_w.get(fr..fr + self.k) {
-            Some(fw) => mixer_dot(fw, &self.outs[..self.k]),
+        let d = match self.final_w.get(fr..).and_then(|w| w.first_chunk::<MAX_SETS>()) {
+            Some(fw) => dot_n(fw, &self.outs),
             None => 0,
         };
         self.pr = t.squash(d);
@@ -133,6 +196,42 @@ impl Mixer2 {
     /// Learn from the coded bit and clear the inputs.
     #[inline(always)]
     pub fn update(&mut self, t: &Tables, bit: u32) {
+        match self.stride {
+            8 => self.update_n::<8>(t, bit),
+            16 => self.update_n::<16>(t, bit),
+            24 => self.update_n::<24>(t, bit),
+            32 => self.update_n::<32>(t, bit),
+            _ => self.update_any(t, bit),
+        }
+        let target = (bit as i32) << 12;
+        let fr = self.final_row;
+        let err = ((target - self.pr) * self.lr_final) >> 2;
+        // Lanes past `k` see input 0, so training leaves their weights as they are.
+        if let Some(fw) = self.final_w.get_mut(fr..).and_then(|w| w.first_chunk_mut::<MAX_SETS>()) {
+            train_n(fw, &self.outs, err);
+        }
+        // Every bit adds the same inputs, so the slots past them stay zero.
+        self.nin = 0;
+    }
+
+    #[inline(always)]
+    fn update_n<const S: usize>(&mut self, t: &Tables, bit: u32) {
+        let x: &[i32; S] = match self.x.first_chunk::<S>() {
+            Some(x) => x,
+            None => return self.update_any(t, bit),
+        };
+        let target = (bit as i32) << 12;
+        for j in 0..self.k.min(MAX_SETS) {
+            let err = ((target - t.squash(self.outs[j])) * self.lr) >> 2;
+            let r = self.rows[j];
+            if let Some(w) = self.weights.get_mut(r..).and_then(|w| w.first_chunk_mut::<S>()) {
+                train_n(w, x, err);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn update_any(&mut self, t: &Tables, bit: u32) {
         let st = self.stride;
         let target = (bit as i32) << 12;
         for j in 0..self.k {
@@ -142,12 +241,59 @@ impl Mixer2 {
                 train(w, &self.x[..st], err);
             }
         }
-        let fr = self.final_row;
-        let err = ((target - self.pr) * self.lr_final) >> 2;
-        if let Some(fw) = self.final_w.get_mut(fr..fr + self.k) {
-            train(fw, &self.outs[..self.k], err);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctxmix::prim::tables;
+
+    /// The fixed-width paths must give the integers of the generic ones.
+    #[test]
+    fn fixed_width_paths_match_generic() {
+        let t = tables();
+        let mut s = 99u32;
+        let mut rnd = move || {
+            s = s.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            s >> 8
+        };
+        for n in [5usize, 8, 13, 16, 20, 29, 32] {
+            for sets in [&[256usize][..], &[256, 128, 256], &[256, 128, 256, 256]] {
+                let mut a = Mixer2::new(n, sets, 8, 2, 1);
+                let mut b = Mixer2::new(n, sets, 8, 2, 1);
+                for step in 0..3000 {
+                    let xs: Vec<i32> = (0..n).map(|_| (rnd() % 4095) as i32 - 2047).collect();
+                    let cx: Vec<usize> = (0..sets.len()).map(|_| rnd() as usize).collect();
+                    let fcx = rnd() as usize;
+                    let bit = rnd() & 1;
+                    for m in [&mut a, &mut b] {
+                        for &x in &xs {
+                            m.add(x);
+                        }
+                        for (i, &c) in cx.iter().enumerate() {
+                            m.set(i, c);
+                        }
+                        m.set_final(fcx);
+                    }
+                    let pa = a.mix(t);
+                    b.mix_any(t);
+                    // The final mixer as the generic code computes it: k lanes only.
+                    let (fr, k) = (b.final_row, b.k);
+                    let pb = t.squash(mixer_dot(&b.final_w[fr..fr + k], &b.outs[..k]));
+                    b.pr = pb;
+                    assert_eq!(a.outs, b.outs, "n={n} sets={} step={step}", sets.len());
+                    assert_eq!(pa, pb, "n={n} sets={} step={step}", sets.len());
+                    a.update(t, bit);
+                    // The generic update of the sets, then the same final-mixer step.
+                    b.update_any(t, bit);
+                    let target = (bit as i32) << 12;
+                    let err = ((target - b.pr) * b.lr_final) >> 2;
+                    train(&mut b.final_w[fr..fr + k], &b.outs[..k], err);
+                    b.nin = 0;
+                    assert!(a.weights == b.weights && a.final_w == b.final_w, "n={n} step={step}");
+                }
+            }
         }
-        // Every bit adds the same inputs, so the slots past them stay zero.
-        self.nin = 0;
     }
 }

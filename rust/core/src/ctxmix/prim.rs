@@ -8,8 +8,9 @@ use std::sync::OnceLock;
 
 /// Stretch/squash lookup tables.
 pub struct Tables {
-    squash: Vec<i16>,
-    stretch: Vec<i16>,
+    /// 4095 entries (index `d + 2047`) and one pad entry, so a masked index needs no bounds check.
+    squash: [i16; 4096],
+    stretch: [i16; 4096],
 }
 
 fn build_tables() -> Tables {
@@ -44,7 +45,12 @@ fn build_tables() -> Tables {
             pi += 1;
         }
     }
-    Tables { squash, stretch }
+    let mut sq = [0i16; 4096];
+    sq[..squash.len()].copy_from_slice(&squash);
+    sq[4095] = squash[4094];
+    let mut st = [0i16; 4096];
+    st.copy_from_slice(&stretch);
+    Tables { squash: sq, stretch: st }
 }
 
 /// The shared tables (built once).
@@ -57,7 +63,7 @@ impl Tables {
     /// Logistic function: `-2047..=2047` -> 12-bit probability `1..=4095`.
     #[inline(always)]
     pub fn squash(&self, d: i32) -> i32 {
-        self.squash[(d.clamp(-2047, 2047) + 2047) as usize] as i32
+        self.squash[((d.clamp(-2047, 2047) + 2047) & 4095) as usize] as i32
     }
     /// Inverse of [`Tables::squash`] for a 12-bit probability.
     #[inline(always)]
@@ -92,9 +98,11 @@ pub fn counter_update(v: &mut u32, bit: u32, limit: u32) {
     let n = *v & 1023;
     let p = (*v >> 10) as i64;
     let target: i64 = if bit != 0 { (1 << 22) - 1 } else { 0 };
+    // DT < 65536, so p moves less than the whole way to target: np stays in 0..2^22
+    // (no clamp needed).
     let np = p + (((target - p) * DT[(n & 1023) as usize] as i64) >> 16);
     let nn = if n < limit { n + 1 } else { limit };
-    *v = ((np.clamp(0, (1 << 22) - 1) as u32) << 10) | nn;
+    *v = ((np as u32 & ((1 << 22) - 1)) << 10) | nn;
 }
 
 /// A direct-indexed table of adaptive counters (a StateMap over contexts).
@@ -261,11 +269,11 @@ impl Apm {
     pub fn new(n: usize, rate: u32) -> Self {
         let tb = tables();
         let n = n.max(1).next_power_of_two();
-        let mut t = Vec::with_capacity(n * 33);
-        for _ in 0..n {
-            for j in 0..33 {
-                t.push((tb.squash((j - 16) * 128) * 16) as u16);
-            }
+        let row: Vec<u16> = (0..33).map(|j| (tb.squash((j - 16) * 128) * 16) as u16).collect();
+        // Huge pages for the large (order-1/order-2) maps: their rows are read at random.
+        let mut t = big_vec(n * 33, 0u16);
+        for r in t.chunks_exact_mut(33) {
+            r.copy_from_slice(&row);
         }
         Apm { t, n, idx: 0, rate }
     }
@@ -288,15 +296,16 @@ impl Apm {
     pub fn prefetch(&self, cx: usize, rows: usize) {
         let base = (cx & (self.n - 1)) * 33;
         let end = (base + rows * 33).min(self.t.len());
-        let mut i = base;
-        while i < end {
-            if let Some(v) = self.t.get(i) {
-                prefetch(v);
+        // 33 u16 per row: 66 bytes, so lines at base, base + 32, base + 64 cover a row pair.
+        if let Some(s) = self.t.get(base..end) {
+            let p = s.as_ptr();
+            let last = s.len().saturating_sub(1);
+            let mut i = 0;
+            while i < last {
+                prefetch_ptr(p.wrapping_add(i));
+                i += 32;
             }
-            i += 32;
-        }
-        if let Some(v) = self.t.get(end.saturating_sub(1)) {
-            prefetch(v);
+            prefetch_ptr(p.wrapping_add(last));
         }
     }
 
@@ -321,6 +330,18 @@ pub fn prefetch<T>(r: &T) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = r;
+}
+
+/// Prefetch the cache line holding `p` (a hint that never faults, even for a dangling pointer).
+#[inline(always)]
+pub fn prefetch_ptr<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint that never faults.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch(p as *const i8, core::arch::x86_64::_MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// A vector of `n` copies of `v` whose pages are marked for transparent huge
@@ -383,6 +404,31 @@ mod tests {
         }
         for d in -2000..2000 {
             assert!(t.squash(d) <= t.squash(d + 1));
+        }
+        // Mixer inputs rely on this (Mixer2::add_in_range skips the clamp).
+        assert!((0..8192).all(|p| (-2047..=2047).contains(&t.stretch(p))));
+        assert_eq!(t.squash(5000), t.squash(2047));
+    }
+
+    #[test]
+    fn counter_update_needs_no_clamp() {
+        // The clamp-free update must equal the clamped formula for every count
+        // and both bits, at the extreme and at sampled probabilities.
+        for n in 0..1024u32 {
+            for p in [0u32, 1, 2, 1000, 1 << 21, (1 << 22) - 2, (1 << 22) - 1].into_iter().chain((0..64).map(|k| k * 65_537 % (1 << 22))) {
+                for bit in 0..2 {
+                    for limit in [14, 1023] {
+                        let v0 = (p << 10) | n;
+                        let mut v = v0;
+                        counter_update(&mut v, bit, limit);
+                        let target: i64 = if bit != 0 { (1 << 22) - 1 } else { 0 };
+                        let np = p as i64 + (((target - p as i64) * DT[n as usize] as i64) >> 16);
+                        let nn = if n < limit { n + 1 } else { limit };
+                        let want = ((np.clamp(0, (1 << 22) - 1) as u32) << 10) | nn;
+                        assert_eq!(v, want, "p={p} n={n} bit={bit}");
+                    }
+                }
+            }
         }
     }
 
