@@ -448,6 +448,19 @@ mod avx512 {
         let full = d - d % 16;
         for (ar, or) in a.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
             let mut j = 0;
+            // Four independent vectors per iteration (the functions are long dependency chains).
+            while j + 64 <= full {
+                let (ap, pp, op) = (ar.as_ptr().add(j), p.as_ptr().add(j), or.as_mut_ptr().add(j));
+                let v0 = fv(_mm512_loadu_ps(ap), _mm512_loadu_ps(pp));
+                let v1 = fv(_mm512_loadu_ps(ap.add(16)), _mm512_loadu_ps(pp.add(16)));
+                let v2 = fv(_mm512_loadu_ps(ap.add(32)), _mm512_loadu_ps(pp.add(32)));
+                let v3 = fv(_mm512_loadu_ps(ap.add(48)), _mm512_loadu_ps(pp.add(48)));
+                _mm512_storeu_ps(op, v0);
+                _mm512_storeu_ps(op.add(16), v1);
+                _mm512_storeu_ps(op.add(32), v2);
+                _mm512_storeu_ps(op.add(48), v3);
+                j += 64;
+            }
             while j < full {
                 let v = fv(_mm512_loadu_ps(ar.as_ptr().add(j)), _mm512_loadu_ps(p.as_ptr().add(j)));
                 _mm512_storeu_ps(or.as_mut_ptr().add(j), v);
