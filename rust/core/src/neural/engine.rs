@@ -189,6 +189,77 @@ mod avx512 {
         }
     }
 
+    /// Rows per register block of the 64-column kernel [`block64`].
+    pub const ROWS64: usize = 6;
+
+    /// [`block`] for 64 output columns held in two consecutive 32-column
+    /// panels (`w` = the first; the second starts `32 ni` floats later):
+    /// `R ≤ 6` rows × 4 vectors = 24 accumulators, 4 weight loads and `R`
+    /// broadcasts per input. Each element still adds `x[r][i] · w[i][o]` for
+    /// `i = 0, 1, …` in order (separate multiply and add).
+    #[inline(always)]
+    unsafe fn block64<const R: usize, const SKIP_ZERO: bool, const PF: bool>(x: *const f32, ni: usize, w: *const f32, no: usize, y: *mut f32) {
+        let mut acc = [[_mm512_setzero_ps(); 4]; R];
+        let w2 = w.add(32 * ni);
+        for i in 0..ni {
+            let (wa, wb) = (w.add(i * 32), w2.add(i * 32));
+            if PF {
+                for q in [wa, wb] {
+                    for b in 0..2 {
+                        _mm_prefetch::<_MM_HINT_T0>(q.wrapping_add(PF_DIST * 32 + 16 * b).cast::<i8>());
+                    }
+                }
+            }
+            let wv = [_mm512_loadu_ps(wa), _mm512_loadu_ps(wa.add(16)), _mm512_loadu_ps(wb), _mm512_loadu_ps(wb.add(16))];
+            for (r, ar) in acc.iter_mut().enumerate() {
+                let xi = *x.add(r * ni + i);
+                if SKIP_ZERO && xi == 0.0 {
+                    continue;
+                }
+                let bx = _mm512_set1_ps(xi);
+                for (a, &v) in ar.iter_mut().zip(&wv) {
+                    *a = _mm512_add_ps(*a, _mm512_mul_ps(bx, v));
+                }
+            }
+        }
+        for (r, ar) in acc.iter().enumerate() {
+            for (b, &a) in ar.iter().enumerate() {
+                _mm512_storeu_ps(y.add(r * no + 16 * b), a);
+            }
+        }
+    }
+
+    /// Output columns `o .. o + 64` of every row (two 32-column panels), [`ROWS64`] rows at a time.
+    #[inline(always)]
+    unsafe fn columns64<const SKIP_ZERO: bool>(x: &[f32], m: &Mat, rows: usize, o: usize, y: &mut [f32]) {
+        let (ni, no) = (m.n_in, m.n_out);
+        let wp = m.panels.as_ptr().add(o * ni);
+        let mut r0 = 0;
+        while r0 < rows {
+            let nr = (rows - r0).min(ROWS64);
+            let xp = x.as_ptr().add(r0 * ni);
+            let yp = y.as_mut_ptr().add(r0 * no + o);
+            macro_rules! go {
+                ($pf:expr) => {
+                    match nr {
+                        6 => block64::<6, SKIP_ZERO, $pf>(xp, ni, wp, no, yp),
+                        5 => block64::<5, SKIP_ZERO, $pf>(xp, ni, wp, no, yp),
+                        4 => block64::<4, SKIP_ZERO, $pf>(xp, ni, wp, no, yp),
+                        3 => block64::<3, SKIP_ZERO, $pf>(xp, ni, wp, no, yp),
+                        2 => block64::<2, SKIP_ZERO, $pf>(xp, ni, wp, no, yp),
+                        _ => block64::<1, SKIP_ZERO, $pf>(xp, ni, wp, no, yp),
+                    }
+                };
+            }
+            if r0 == 0 {
+                go!(true)
+            } else {
+                go!(false)
+            }
+            r0 += nr;
+        }
+    }
+
     /// Like [`block`] (no prefetch), but over the input indices `idx` only (in
     /// increasing order): the ones where some row of the block is non-zero.
     #[inline(always)]
@@ -583,6 +654,10 @@ mod avx512 {
             return super::mm_body::<SKIP_ZERO>(x, m, y);
         }
         let mut o = 0;
+        while o + 64 <= no {
+            columns64::<SKIP_ZERO>(x, m, rows, o, y);
+            o += 64;
+        }
         while o + 32 <= no {
             columns::<2, SKIP_ZERO>(x, m, rows, o, y);
             o += 32;
