@@ -1,6 +1,7 @@
 """Engine-only A/B timing: run two `neural_speed` example binaries alternately.
 
-``python bench/neural_engine_ab.py OLD_BIN NEW_BIN MODEL.mmznw --rows 64 --steps 8 --reps 5 --rounds 8 --json out/bench/x.json``
+``python bench/neural_engine_ab.py OLD_BIN NEW_BIN MODEL.mmznw --rows 64 16 1 --steps 8 --reps 10 --rounds 6
+--json out/bench/neural_engine_ab.json``
 
 Each run prints the minimum CPU time per token over ``reps`` repetitions inside the process
 (`neural_speed MODEL step ROWS STEPS REPS`); this script alternates old/new for ``rounds`` rounds
