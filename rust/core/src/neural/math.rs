@@ -157,6 +157,9 @@ pub mod v16 {
     }
 
     /// [`super::exp`] per lane.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F (see the module comment).
     #[inline(always)]
     pub unsafe fn exp(x: __m512) -> __m512 {
         // `x.clamp(-87.3, 88.72)`: NaN lanes are replaced at the end, so which
@@ -189,6 +192,9 @@ pub mod v16 {
     }
 
     /// [`super::ln`] per lane.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F (see the module comment).
     #[inline(always)]
     pub unsafe fn ln(x: __m512) -> __m512 {
         let bits = _mm512_castps_si512(x);
@@ -219,18 +225,27 @@ pub mod v16 {
     }
 
     /// `-x` (sign flip, as Rust's `-`).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F (see the module comment).
     #[inline(always)]
     pub unsafe fn neg(x: __m512) -> __m512 {
         _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(x), _mm512_set1_epi32(i32::MIN)))
     }
 
     /// [`super::sigmoid`] per lane.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F (see the module comment).
     #[inline(always)]
     pub unsafe fn sigmoid(z: __m512) -> __m512 {
         _mm512_div_ps(c(1.0), _mm512_add_ps(c(1.0), exp(neg(z))))
     }
 
     /// [`super::softplus`] per lane.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F (see the module comment).
     #[inline(always)]
     pub unsafe fn softplus(z: __m512) -> __m512 {
         let e = exp(z);
@@ -240,6 +255,9 @@ pub mod v16 {
     }
 
     /// [`super::tanh`] per lane.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F (see the module comment).
     #[inline(always)]
     pub unsafe fn tanh(x: __m512) -> __m512 {
         let negx = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_setzero_ps());
@@ -388,7 +406,8 @@ mod tests {
         unsafe fn check16(xs: &[f32; 16]) {
             let x = _mm512_loadu_ps(xs.as_ptr());
             let outs = [v16::exp(x), v16::ln(x), v16::softplus(x), v16::tanh(x), v16::sigmoid(x)];
-            let fs: [(fn(f32) -> f32, &str); 5] = [(exp, "exp"), (ln, "ln"), (softplus, "softplus"), (tanh, "tanh"), (sigmoid, "sigmoid")];
+            type Scalar = (fn(f32) -> f32, &'static str);
+            let fs: [Scalar; 5] = [(exp, "exp"), (ln, "ln"), (softplus, "softplus"), (tanh, "tanh"), (sigmoid, "sigmoid")];
             for (v, (f, name)) in outs.into_iter().zip(fs) {
                 let mut out = [0f32; 16];
                 _mm512_storeu_ps(out.as_mut_ptr(), v);
