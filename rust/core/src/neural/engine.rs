@@ -138,6 +138,7 @@ mod avx2 {
 /// a separate `vmulps` then `vaddps` per element, in input order `i = 0, 1, …`.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    use super::super::math::{self, v16};
     use super::Mat;
     use core::arch::x86_64::*;
 
@@ -185,6 +186,77 @@ mod avx512 {
             for (b, &a) in ar.iter().enumerate() {
                 _mm512_storeu_ps(y.add(r * no + 16 * b), a);
             }
+        }
+    }
+
+    /// Rows per register block of the 64-column kernel [`block64`].
+    pub const ROWS64: usize = 6;
+
+    /// [`block`] for 64 output columns held in two consecutive 32-column
+    /// panels (`w` = the first; the second starts `32 ni` floats later):
+    /// `R ≤ 6` rows × 4 vectors = 24 accumulators, 4 weight loads and `R`
+    /// broadcasts per input. Each element still adds `x[r][i] · w[i][o]` for
+    /// `i = 0, 1, …` in order (separate multiply and add).
+    #[inline(always)]
+    unsafe fn block64<const R: usize, const SKIP_ZERO: bool, const PF: bool>(x: *const f32, ni: usize, w: *const f32, no: usize, y: *mut f32) {
+        let mut acc = [[_mm512_setzero_ps(); 4]; R];
+        let w2 = w.add(32 * ni);
+        for i in 0..ni {
+            let (wa, wb) = (w.add(i * 32), w2.add(i * 32));
+            if PF {
+                for q in [wa, wb] {
+                    for b in 0..2 {
+                        _mm_prefetch::<_MM_HINT_T0>(q.wrapping_add(PF_DIST * 32 + 16 * b).cast::<i8>());
+                    }
+                }
+            }
+            let wv = [_mm512_loadu_ps(wa), _mm512_loadu_ps(wa.add(16)), _mm512_loadu_ps(wb), _mm512_loadu_ps(wb.add(16))];
+            for (r, ar) in acc.iter_mut().enumerate() {
+                let xi = *x.add(r * ni + i);
+                if SKIP_ZERO && xi == 0.0 {
+                    continue;
+                }
+                let bx = _mm512_set1_ps(xi);
+                for (a, &v) in ar.iter_mut().zip(&wv) {
+                    *a = _mm512_add_ps(*a, _mm512_mul_ps(bx, v));
+                }
+            }
+        }
+        for (r, ar) in acc.iter().enumerate() {
+            for (b, &a) in ar.iter().enumerate() {
+                _mm512_storeu_ps(y.add(r * no + 16 * b), a);
+            }
+        }
+    }
+
+    /// Output columns `o .. o + 64` of every row (two 32-column panels), [`ROWS64`] rows at a time.
+    #[inline(always)]
+    unsafe fn columns64<const SKIP_ZERO: bool>(x: &[f32], m: &Mat, rows: usize, o: usize, y: &mut [f32]) {
+        let (ni, no) = (m.n_in, m.n_out);
+        let wp = m.panels.as_ptr().add(o * ni);
+        let mut r0 = 0;
+        while r0 < rows {
+            let nr = (rows - r0).min(ROWS64);
+            let xp = x.as_ptr().add(r0 * ni);
+            let yp = y.as_mut_ptr().add(r0 * no + o);
+            macro_rules! go {
+                ($pf:expr) => {
+                    match nr {
+                        6 => block64::<6, SKIP_ZERO, $pf>(xp, ni, wp, no, yp),
+                        5 => block64::<5, SKIP_ZERO, $pf>(xp, ni, wp, no, yp),
+                        4 => block64::<4, SKIP_ZERO, $pf>(xp, ni, wp, no, yp),
+                        3 => block64::<3, SKIP_ZERO, $pf>(xp, ni, wp, no, yp),
+                        2 => block64::<2, SKIP_ZERO, $pf>(xp, ni, wp, no, yp),
+                        _ => block64::<1, SKIP_ZERO, $pf>(xp, ni, wp, no, yp),
+                    }
+                };
+            }
+            if r0 == 0 {
+                go!(true)
+            } else {
+                go!(false)
+            }
+            r0 += nr;
         }
     }
 
@@ -439,6 +511,121 @@ mod avx512 {
         }
     }
 
+    /// `out[i] = fv(a[i], p[i % d])` 16 lanes at a time (`fs` for the lanes
+    /// past the last multiple of 16 in each row of `d = p.len()`).
+    #[inline(always)]
+    unsafe fn per_ch16(a: &[f32], p: &[f32], out: &mut [f32], fv: impl Fn(__m512, __m512) -> __m512, fs: impl Fn(f32, f32) -> f32) {
+        let d = p.len();
+        let full = d - d % 16;
+        for (ar, or) in a.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+            let mut j = 0;
+            // Four independent vectors per iteration (the functions are long dependency chains).
+            while j + 64 <= full {
+                let (ap, pp, op) = (ar.as_ptr().add(j), p.as_ptr().add(j), or.as_mut_ptr().add(j));
+                let v0 = fv(_mm512_loadu_ps(ap), _mm512_loadu_ps(pp));
+                let v1 = fv(_mm512_loadu_ps(ap.add(16)), _mm512_loadu_ps(pp.add(16)));
+                let v2 = fv(_mm512_loadu_ps(ap.add(32)), _mm512_loadu_ps(pp.add(32)));
+                let v3 = fv(_mm512_loadu_ps(ap.add(48)), _mm512_loadu_ps(pp.add(48)));
+                _mm512_storeu_ps(op, v0);
+                _mm512_storeu_ps(op.add(16), v1);
+                _mm512_storeu_ps(op.add(32), v2);
+                _mm512_storeu_ps(op.add(48), v3);
+                j += 64;
+            }
+            while j < full {
+                let v = fv(_mm512_loadu_ps(ar.as_ptr().add(j)), _mm512_loadu_ps(p.as_ptr().add(j)));
+                _mm512_storeu_ps(or.as_mut_ptr().add(j), v);
+                j += 16;
+            }
+            for ((o, &av), &pv) in or[full..].iter_mut().zip(&ar[full..]).zip(&p[full..]) {
+                *o = fs(av, pv);
+            }
+        }
+    }
+
+    /// `v = f(v)` in place, 16 lanes at a time (`fs` for the tail).
+    #[inline(always)]
+    unsafe fn map16(v: &mut [f32], fv: impl Fn(__m512) -> __m512, fs: impl Fn(f32) -> f32) {
+        let full = v.len() - v.len() % 16;
+        let mut j = 0;
+        while j < full {
+            _mm512_storeu_ps(v.as_mut_ptr().add(j), fv(_mm512_loadu_ps(v.as_ptr().add(j))));
+            j += 16;
+        }
+        for q in &mut v[full..] {
+            *q = fs(*q);
+        }
+    }
+
+    /// `v = tanh(v)` ([`math::tanh`] per element).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn tanh_inplace(v: &mut [f32]) {
+        map16(v, |x| v16::tanh(x), math::tanh)
+    }
+
+    /// `v = sigmoid(v)` ([`math::sigmoid`] per element).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn sigmoid_inplace(v: &mut [f32]) {
+        map16(v, |x| v16::sigmoid(x), math::sigmoid)
+    }
+
+    /// `out = sigmoid(p + a)` per channel (the `a` gate).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; `a` and `out` hold whole rows of `p.len()`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn sigmoid_bias(a: &[f32], p: &[f32], out: &mut [f32]) {
+        per_ch16(a, p, out, |z, a0| v16::sigmoid(_mm512_add_ps(a0, z)), |z, a0| math::sigmoid(a0 + z))
+    }
+
+    /// The decay ([`super::decay_of`]) per channel, the same operations per lane.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; `t2` and `out` hold whole rows of `w0.len()`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn decay(t2: &[f32], w0: &[f32], out: &mut [f32]) {
+        per_ch16(
+            t2,
+            w0,
+            out,
+            |tv, w0| {
+                let z = _mm512_add_ps(w0, tv);
+                let w_raw = _mm512_sub_ps(v16::neg(v16::softplus(v16::neg(z))), _mm512_set1_ps(0.5));
+                v16::exp(v16::neg(v16::exp(w_raw)))
+            },
+            super::decay_of,
+        )
+    }
+
+    /// `v = v + (f − v) · sigmoid(b0 + z)` per channel (the value residual).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; `v`, `f` and `z` hold whole rows of `b0.len()`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn v_residual(v: &mut [f32], f: &[f32], z: &[f32], b0: &[f32]) {
+        let d = b0.len();
+        let full = d - d % 16;
+        for ((vr, fr), zr) in v.chunks_exact_mut(d).zip(f.chunks_exact(d)).zip(z.chunks_exact(d)) {
+            let mut j = 0;
+            while j < full {
+                let vv = _mm512_loadu_ps(vr.as_ptr().add(j));
+                let fv = _mm512_loadu_ps(fr.as_ptr().add(j));
+                let s = v16::sigmoid(_mm512_add_ps(_mm512_loadu_ps(b0.as_ptr().add(j)), _mm512_loadu_ps(zr.as_ptr().add(j))));
+                _mm512_storeu_ps(vr.as_mut_ptr().add(j), _mm512_add_ps(vv, _mm512_mul_ps(_mm512_sub_ps(fv, vv), s)));
+                j += 16;
+            }
+            for (((vv, &f), &zv), &b) in vr[full..].iter_mut().zip(&fr[full..]).zip(&zr[full..]).zip(&b0[full..]) {
+                *vv = super::v_mix(*vv, f, zv, b);
+            }
+        }
+    }
+
     /// WKV update of one head (see [`super::wkv_head`]).
     ///
     /// # Safety
@@ -467,6 +654,10 @@ mod avx512 {
             return super::mm_body::<SKIP_ZERO>(x, m, y);
         }
         let mut o = 0;
+        while o + 64 <= no {
+            columns64::<SKIP_ZERO>(x, m, rows, o, y);
+            o += 64;
+        }
         while o + 32 <= no {
             columns::<2, SKIP_ZERO>(x, m, rows, o, y);
             o += 32;
@@ -896,6 +1087,20 @@ fn wkv_head(s: &mut [f32], hv: &WkvHead<'_>, yh: &mut [f32], sa: &mut [f32]) {
     }
 }
 
+/// The per-channel decay `exp(−exp(−softplus(−(w0 + t)) − 0.5))`.
+#[inline(always)]
+fn decay_of(tv: f32, w0: f32) -> f32 {
+    let z = w0 + tv;
+    let w_raw = -math::softplus(-z) - 0.5;
+    math::exp(-math::exp(w_raw))
+}
+
+/// The value residual `v + (f − v) · sigmoid(b0 + z)`.
+#[inline(always)]
+fn v_mix(v: f32, f: f32, z: f32, b0: f32) -> f32 {
+    v + (f - v) * math::sigmoid(b0 + z)
+}
+
 /// Zero state of one stream.
 pub fn zero_state(model: &Model) -> Vec<f32> {
     vec![0f32; model.cfg.state_len()]
@@ -970,6 +1175,8 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
     let mut cb = buf_dirty(chunks);
     let mut sa = buf_dirty(n);
     let wkv512 = simd() == Simd::Avx512;
+    // Explicit 16-lane transcendentals (the compiler keeps the scalar forms scalar).
+    let v512 = cfg!(target_arch = "x86_64") && wkv512;
     for (l, ly) in model.layers.iter().enumerate() {
         let base = l * lsl;
         let u = ln_rows(&x, &ly.ln1, d);
@@ -986,15 +1193,27 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
         let [xr, xw, xk, xv, xa, xg] = &xs;
         let rr = mm(xr, &ly.receptance);
         let mut t1 = mm(xw, &ly.w1);
-        for v in t1.iter_mut() {
-            *v = math::tanh(*v);
+        if v512 {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: AVX-512F is supported (`v512`).
+            unsafe {
+                avx512::tanh_inplace(&mut t1)
+            };
+        } else {
+            for v in t1.iter_mut() {
+                *v = math::tanh(*v);
+            }
         }
         let t2 = mm(&t1, &ly.w2);
-        per_channel!(&t2, &ly.w0, &mut decay, |tv, w0| {
-            let z = w0 + tv;
-            let w_raw = -math::softplus(-z) - 0.5;
-            math::exp(-math::exp(w_raw))
-        });
+        if v512 {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above; t2 and decay hold `rows` rows of d.
+            unsafe {
+                avx512::decay(&t2, &ly.w0, &mut decay)
+            };
+        } else {
+            per_channel!(&t2, &ly.w0, &mut decay, |tv, w0| decay_of(tv, w0));
+        }
         let mut k = mm(xk, &ly.key);
         let mut v = match &ly.v_router {
             Some(rt) => {
@@ -1007,18 +1226,35 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
             None => v_first.copy_from_slice(&v),
             Some((v0, v1, v2)) => {
                 let z = mm(&mm(xv, v1), v2);
-                for ((vr, fr), zr) in v.chunks_exact_mut(d).zip(v_first.chunks_exact(d)).zip(z.chunks_exact(d)) {
-                    for (((vv, &f), &zv), &b0) in vr.iter_mut().zip(fr).zip(zr).zip(v0) {
-                        *vv = *vv + (f - *vv) * math::sigmoid(b0 + zv);
+                if v512 {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: AVX-512F is supported (`v512`); v, v_first and z hold `rows` rows of d.
+                    unsafe {
+                        avx512::v_residual(&mut v, &v_first, &z, v0)
+                    };
+                } else {
+                    for ((vr, fr), zr) in v.chunks_exact_mut(d).zip(v_first.chunks_exact(d)).zip(z.chunks_exact(d)) {
+                        for (((vv, &f), &zv), &b0) in vr.iter_mut().zip(fr).zip(zr).zip(v0) {
+                            *vv = v_mix(*vv, f, zv, b0);
+                        }
                     }
                 }
             }
         }
         let za = mm(&mm(xa, &ly.a1), &ly.a2);
-        per_channel!(&za, &ly.a0, &mut a, |z, a0| math::sigmoid(a0 + z));
         let mut g1 = mm(xg, &ly.g1);
-        for v in g1.iter_mut() {
-            *v = math::sigmoid(*v);
+        if v512 {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: AVX-512F is supported (`v512`); za and a hold `rows` rows of d.
+            unsafe {
+                avx512::sigmoid_bias(&za, &ly.a0, &mut a);
+                avx512::sigmoid_inplace(&mut g1);
+            }
+        } else {
+            per_channel!(&za, &ly.a0, &mut a, |z, a0| math::sigmoid(a0 + z));
+            for v in g1.iter_mut() {
+                *v = math::sigmoid(*v);
+            }
         }
         let g = mm(&g1, &ly.g2);
         per_channel!(&k, &ly.k_k, &mut kk, |kv, kkw| kv * kkw);
