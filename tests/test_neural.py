@@ -144,6 +144,40 @@ def test_mixed_form_roundtrip_invariance_and_damage(tmp_path: Path) -> None:
         assert res.stdout == data
 
 
+def test_cm_mixed_form_roundtrip_invariance_and_damage(tmp_path: Path) -> None:
+    m = _tiny()
+    hint = _core.make_hint("text", None)
+    rng = np.random.default_rng(21)
+    data = bytes(rng.choice(list(b"acgt ACGT,;\n"), size=20_000).astype(np.uint8))
+    for sample in [b"", b"a", bytes(range(256)) * 9, data]:
+        m.batch, m.threads = 64, 2
+        cmx = neural.encode_payload(m, sample, 1, hint, cm_mixed=True)
+        assert cmx[3] == _core.NEURAL_FLAGS_CM_MIX == 2
+        m.batch, m.threads = 1, 1
+        assert neural.encode_payload(m, sample, 1, hint, cm_mixed=True) == cmx
+        plain, mixed, both = neural.encode_all_forms(m, sample, 1, hint)
+        assert both == cmx and mixed == neural.encode_payload(m, sample, 1, hint, mixed=True)
+        assert plain == neural.encode_payload(m, sample, 1, hint)
+        assert neural.decode_payload(m, cmx, len(sample), hint) == sample
+    plain, mixed, cmx = neural.encode_all_forms(m, data, 1, hint)
+    # i.i.d. symbols: both partners learn the 13-symbol alphabet the tiny network does not know.
+    assert cmx is not None and mixed is not None and len(cmx) < 0.8 * len(plain) and len(mixed) < 0.8 * len(plain)
+    bad = bytearray(cmx)
+    bad[len(bad) // 2] ^= 0x20
+    try:
+        assert neural.decode_payload(m, bytes(bad), len(data), hint) != data
+    except _core.MmzCoreError:
+        pass
+    # B = 64 payload (5 streams) decodes at B = 1 with 1 and 2 threads in a fresh process.
+    m.batch, m.threads = 64, 2
+    (tmp_path / "p.bin").write_bytes(neural.encode_payload(m, data, 1, hint, cm_mixed=True))
+    for threads in ("1", "2"):
+        env = {**os.environ, "RAYON_NUM_THREADS": threads}
+        res = subprocess.run([sys.executable, "-c", _CHILD, str(GOLDEN / "make_golden.py"), str(GOLDEN / "tiny.mmznw"),
+                              str(tmp_path / "p.bin"), str(len(data))], env=env, capture_output=True, check=True)
+        assert res.stdout == data
+
+
 def test_b64_encode_decodes_at_b1_in_fresh_process(tmp_path: Path) -> None:
     m = _tiny()
     m.batch = 64

@@ -184,17 +184,27 @@ def decode_chunk(model: Model, header: bytes, payload: bytes) -> bytes:
     return bytes(model.engine.decode_chunk(header, payload, model.batch, model.threads))
 
 
-def encode_payload(model: Model, data: bytes, level: int, hint: bytes, mixed: bool = False) -> bytes:
+def encode_payload(model: Model, data: bytes, level: int, hint: bytes, mixed: bool = False,
+                   cm_mixed: bool = False) -> bytes:
     """Neural payload only (always codec 3, no fallback); ``mixed`` = the network mixed bitwise with
-    online context models of each sub-stream (payload flags 1) instead of the network alone."""
-    return bytes(model.engine.encode_payload(data, level, hint, model.batch, model.threads, mixed))
+    online context models of each sub-stream (payload flags 1) instead of the network alone,
+    ``cm_mixed`` = the network mixed bitwise with the full CM byte model of each sub-stream (flags 2)."""
+    return bytes(model.engine.encode_payload(data, level, hint, model.batch, model.threads, mixed, cm_mixed))
+
+
+def encode_all_forms(model: Model, data: bytes, level: int,
+                     hint: bytes) -> tuple[bytes, bytes | None, bytes | None]:
+    """``(plain, mixed, cm_mixed)`` neural payloads (flags 0, 1, 2) from one run of the network (the
+    mixed forms are None when the model slice is not byte-wide)."""
+    plain, mixed, cmx = model.engine.encode_forms(data, level, hint, model.batch, model.threads)
+    return bytes(plain), (bytes(mixed) if mixed is not None else None), (bytes(cmx) if cmx is not None else None)
 
 
 def encode_forms(model: Model, data: bytes, level: int, hint: bytes) -> tuple[bytes, bytes | None]:
     """``(plain, mixed)`` neural payloads from one run of the network (``mixed`` is None when the
     model slice is not byte-wide)."""
-    plain, mixed = model.engine.encode_forms(data, level, hint, model.batch, model.threads)
-    return bytes(plain), (bytes(mixed) if mixed is not None else None)
+    plain, mixed, _ = encode_all_forms(model, data, level, hint)
+    return plain, mixed
 
 
 def decode_payload(model: Model, payload: bytes, raw_len: int, hint: bytes) -> bytes:
@@ -236,5 +246,6 @@ def estimate(data: bytes, level: int = 5, name: str | None = None, model: Model 
 
 
 __all__ = ["estimate", "Model", "available", "load", "cached", "encode_chunk", "decode_chunk", "encode_payload",
+           "encode_all_forms",
            "encode_forms",
            "decode_payload", "cross_entropy_bits", "find_model_dir", "from_container", "reference_probes"]

@@ -57,26 +57,44 @@ impl NeuralEngine {
         Ok(PyBytes::new(py, &bytes))
     }
 
-    /// Neural payload only (no chunk header): the plain form, or with `mixed`
-    /// the network mixed with online context models (payload flags 1).
-    #[pyo3(signature = (data, level, hint, batch=64, threads=0, mixed=false))]
+    /// Neural payload only (no chunk header): the plain form, with `mixed`
+    /// the network mixed with online context models (payload flags 1), with
+    /// `cm_mixed` the network mixed with the full CM byte model (flags 2).
+    #[pyo3(signature = (data, level, hint, batch=64, threads=0, mixed=false, cm_mixed=false))]
     #[allow(clippy::too_many_arguments)]
-    fn encode_payload<'py>(&self, py: Python<'py>, data: &[u8], level: u8, hint: &[u8], batch: usize, threads: usize, mixed: bool) -> PyResult<Bound<'py, PyBytes>> {
+    fn encode_payload<'py>(&self, py: Python<'py>, data: &[u8], level: u8, hint: &[u8], batch: usize, threads: usize, mixed: bool, cm_mixed: bool) -> PyResult<Bound<'py, PyBytes>> {
         let hint = Hint::from_bytes(hint).map_err(to_py)?;
         let out = py
-            .allow_threads(|| if mixed { self.inner.encode_mixed(data, level, &hint, batch, threads) } else { self.inner.encode(data, level, &hint, batch, threads) })
+            .allow_threads(|| {
+                if cm_mixed {
+                    self.inner.encode_cm_mixed(data, level, &hint, batch, threads)
+                } else if mixed {
+                    self.inner.encode_mixed(data, level, &hint, batch, threads)
+                } else {
+                    self.inner.encode(data, level, &hint, batch, threads)
+                }
+            })
             .map_err(to_py)?;
         Ok(PyBytes::new(py, &out))
     }
 
-    /// `(plain, mixed)` payloads from one network run (`mixed` is None for a
-    /// slice that is not 256 symbols wide).
+    /// `(plain, mixed, cm_mixed)` payloads (flags 0, 1, 2) from one network run
+    /// (the mixed forms are None for a slice that is not 256 symbols wide).
     #[pyo3(signature = (data, level, hint, batch=64, threads=0))]
-    fn encode_forms<'py>(&self, py: Python<'py>, data: &[u8], level: u8, hint: &[u8], batch: usize, threads: usize) -> PyResult<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>)> {
+    #[allow(clippy::type_complexity)]
+    fn encode_forms<'py>(
+        &self,
+        py: Python<'py>,
+        data: &[u8],
+        level: u8,
+        hint: &[u8],
+        batch: usize,
+        threads: usize,
+    ) -> PyResult<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>, Option<Bound<'py, PyBytes>>)> {
         let hint = Hint::from_bytes(hint).map_err(to_py)?;
-        let (p, m) = py.allow_threads(|| self.inner.encode_forms(data, level, &hint, batch, threads, true, true)).map_err(to_py)?;
-        let p = p.unwrap_or_default();
-        Ok((PyBytes::new(py, &p), m.map(|m| PyBytes::new(py, &m))))
+        let f = py.allow_threads(|| self.inner.encode_forms(data, level, &hint, batch, threads, codec::Want::ALL)).map_err(to_py)?;
+        let p = f.plain.unwrap_or_default();
+        Ok((PyBytes::new(py, &p), f.mixed.map(|m| PyBytes::new(py, &m)), f.cm_mixed.map(|m| PyBytes::new(py, &m))))
     }
 
     /// Inverse of `encode_payload`.
@@ -127,5 +145,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NEURAL_ENGINE_VERSION", codec::ENGINE_VERSION)?;
     m.add("NEURAL_PRECISION", codec::PRECISION)?;
     m.add("NEURAL_FLAGS_MIX", codec::FLAGS_MIX)?;
+    m.add("NEURAL_FLAGS_CM_MIX", codec::FLAGS_CM_MIX)?;
     Ok(())
 }

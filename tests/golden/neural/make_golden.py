@@ -89,9 +89,11 @@ def compute(container: bytes) -> dict[str, int]:
     hint = _core.make_hint("text", None)
     payload = eng.encode_payload(GOLDEN_TEXT, 1, hint, 1, 1)
     mixed = eng.encode_payload(GOLDEN_TEXT, 1, hint, 1, 1, True)
+    cm_mixed = eng.encode_payload(GOLDEN_TEXT, 1, hint, 1, 1, False, True)
     return {"probe": int(eng.probe_hash), "logits": _core.xxh3(lg.tobytes()), "cdfs": _core.xxh3(cdfs),
             "payload": _core.xxh3(bytes(payload)), "payload_len": len(payload),
-            "mixed_payload": _core.xxh3(bytes(mixed)), "mixed_payload_len": len(mixed)}
+            "mixed_payload": _core.xxh3(bytes(mixed)), "mixed_payload_len": len(mixed),
+            "cm_mixed_payload_len": len(cm_mixed), "cm_mixed_payload": _core.xxh3(bytes(cm_mixed))}
 
 
 def main() -> None:

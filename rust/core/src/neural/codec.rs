@@ -3,6 +3,7 @@
 //! "Neural codec".
 
 use super::engine::{self, step};
+use super::cmmix::CmMix;
 use super::mix::{NodeProbs, StreamMix};
 use crate::bitcoder::{BitDecoder, BitEncoder};
 use super::weights::Model;
@@ -29,6 +30,22 @@ pub const FLAGS_PLAIN: u8 = 0;
 /// bitwise mix of the network with the sub-stream's own context models
 /// ([`super::mix`], version 1 of that model).
 pub const FLAGS_MIX: u8 = 1;
+/// Payload flags value: each sub-stream is a binary arithmetic code of the
+/// bitwise mix of the network with the full CM byte model of the sub-stream
+/// (and the flags-1 model), see [`super::cmmix`] (version 1 of that model).
+pub const FLAGS_CM_MIX: u8 = 2;
+
+/// Level whose CM byte-model parameters the flags-2 form uses for sub-streams
+/// of `seg` bytes. The CM parameters depend on the level only through the
+/// groups 1-3 / 4-6 / 7-9, which are also the groups of [`segment_len`], so the
+/// decoder recovers them from the payload's segment length.
+pub fn cm_level(seg: usize) -> u8 {
+    match seg {
+        0..=4096 => 1,
+        4097..=16384 => 5,
+        _ => 9,
+    }
+}
 
 /// Segment length (bytes per sub-stream) for a level.
 pub fn segment_len(level: u8) -> usize {
@@ -171,8 +188,33 @@ pub fn run_logits(model: &Model, tokens: &[u32], mods: &[usize], steps: usize) -
     Ok(out)
 }
 
-/// `(plain, mixed)` payloads of [`NeuralCodec::encode_forms`].
-pub type Forms = (Option<Vec<u8>>, Option<Vec<u8>>);
+/// Which payload forms [`NeuralCodec::encode_forms`] produces.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Want {
+    /// Flags 0: the network alone.
+    pub plain: bool,
+    /// Flags 1: network + small per-sub-stream context models.
+    pub mixed: bool,
+    /// Flags 2: network + the full CM byte model (+ the flags-1 model).
+    pub cm_mixed: bool,
+}
+
+impl Want {
+    /// Every form.
+    pub const ALL: Want = Want { plain: true, mixed: true, cm_mixed: true };
+}
+
+/// Payloads of [`NeuralCodec::encode_forms`] (`None` where not requested, or
+/// a mixed form for a slice that is not 256 symbols wide).
+#[derive(Clone, Debug, Default)]
+pub struct Forms {
+    /// Flags 0.
+    pub plain: Option<Vec<u8>>,
+    /// Flags 1.
+    pub mixed: Option<Vec<u8>>,
+    /// Flags 2.
+    pub cm_mixed: Option<Vec<u8>>,
+}
 
 /// How one chunk is cut for the engine (see [`NeuralCodec::plan`]).
 struct Plan {
@@ -219,16 +261,23 @@ impl NeuralCodec {
     /// lockstep group (weights are reused across a group), groups run on rayon
     /// (`threads`, 0 = global pool).
     pub fn encode(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<Vec<u8>> {
-        self.encode_forms(data, level, hint, batch, threads, true, false)?
-            .0
+        self.encode_forms(data, level, hint, batch, threads, Want { plain: true, ..Want::default() })?
+            .plain
             .ok_or_else(|| MmzError::InvalidArgument("plain neural payload not produced".into()))
     }
 
     /// Neural payload of `data` in the mixed form (flags 1, network + online context models).
     pub fn encode_mixed(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<Vec<u8>> {
-        self.encode_forms(data, level, hint, batch, threads, false, true)?
-            .1
+        self.encode_forms(data, level, hint, batch, threads, Want { mixed: true, ..Want::default() })?
+            .mixed
             .ok_or_else(|| MmzError::InvalidArgument("mixed neural payload not produced".into()))
+    }
+
+    /// Neural payload of `data` in the CM-mixed form (flags 2, network + the full CM byte model).
+    pub fn encode_cm_mixed(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<Vec<u8>> {
+        self.encode_forms(data, level, hint, batch, threads, Want { cm_mixed: true, ..Want::default() })?
+            .cm_mixed
+            .ok_or_else(|| MmzError::InvalidArgument("CM-mixed neural payload not produced".into()))
     }
 
     /// Whether the mixed form applies to modality slice `m` (byte slices only).
@@ -236,25 +285,18 @@ impl NeuralCodec {
         self.model.cfg.slices.get(m).is_some_and(|s| s.1 == 256)
     }
 
-    /// The plain and/or mixed payloads of `data` from one run of the network
-    /// (`None` where not requested, or mixed for a slice that is not 256 wide).
-    #[allow(clippy::too_many_arguments)]
-    pub fn encode_forms(
-        &self,
-        data: &[u8],
-        level: u8,
-        hint: &Hint,
-        batch: usize,
-        threads: usize,
-        plain: bool,
-        mixed: bool,
-    ) -> Result<Forms> {
+    /// The requested payload forms of `data` from one run of the network
+    /// (`None` where not requested, or a mixed form for a slice that is not 256 wide).
+    pub fn encode_forms(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize, want: Want) -> Result<Forms> {
         let Plan { m, toks, seg, lens, batch } = self.plan(data, level, hint, batch, threads)?;
-        let mixed = mixed && self.mixable(m);
+        let plain = want.plain;
+        let mixed = want.mixed && self.mixable(m);
+        let cmx = want.cm_mixed && self.mixable(m);
+        let (cml, modality) = (cm_level(seg), hint.modality);
         let groups: Vec<(usize, &[usize])> = lens.chunks(batch).enumerate().map(|(g, l)| (g * batch, l)).collect();
         let model = &self.model;
         let toks = &toks;
-        type Coded = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+        type Coded = (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>);
         let coded: Vec<Result<Coded>> = in_pool(threads, || {
             groups
                 .par_iter()
@@ -263,6 +305,8 @@ impl NeuralCodec {
                     let mut encs = if plain { vec![RangeEncoder::new(); rows] } else { Vec::new() };
                     let mut bencs: Vec<BitEncoder> = if mixed { (0..rows).map(|_| BitEncoder::with_capacity(seg / 2)).collect() } else { Vec::new() };
                     let mut mixes: Vec<StreamMix> = if mixed { (0..rows).map(|_| StreamMix::new(seg)).collect() } else { Vec::new() };
+                    let mut cencs: Vec<BitEncoder> = if cmx { (0..rows).map(|_| BitEncoder::with_capacity(seg / 2)).collect() } else { Vec::new() };
+                    let mut cms: Vec<CmMix> = if cmx { gl.iter().map(|&l| CmMix::new(cml, l, modality)).collect() } else { Vec::new() };
                     let mut freqs = vec![0u32; 256];
                     let mut np = NodeProbs::default();
                     run_group(model, m, gl, |r, t, w| {
@@ -270,23 +314,34 @@ impl NeuralCodec {
                         if plain {
                             encs[r].encode_probs(b as u32, w, PRECISION)?;
                         }
-                        if mixed {
+                        if mixed || cmx {
                             quant::quantize_probs(w, PRECISION, &mut freqs)?;
                             np.load(&freqs);
+                        }
+                        if mixed {
                             mixes[r].code(&mut bencs[r], &np, b);
+                        }
+                        if cmx {
+                            cms[r].code(&mut cencs[r], &np, b);
                         }
                         Ok(b)
                     })?;
-                    Ok((encs.into_iter().map(RangeEncoder::finish).collect(), bencs.into_iter().map(BitEncoder::finish).collect()))
+                    Ok((
+                        encs.into_iter().map(RangeEncoder::finish).collect(),
+                        bencs.into_iter().map(BitEncoder::finish).collect(),
+                        cencs.into_iter().map(BitEncoder::finish).collect(),
+                    ))
                 })
                 .collect()
         })?;
         let mut ps = Vec::with_capacity(lens.len());
         let mut ms = Vec::with_capacity(lens.len());
+        let mut cs = Vec::with_capacity(lens.len());
         for g in coded {
-            let (p, x) = g?;
+            let (p, x, y) = g?;
             ps.extend(p);
             ms.extend(x);
+            cs.extend(y);
         }
         let assemble = |flags: u8, streams: &[Vec<u8>]| {
             let mut out = Vec::with_capacity(PAYLOAD_FIXED + 4 * streams.len() + streams.iter().map(Vec::len).sum::<usize>());
@@ -302,7 +357,11 @@ impl NeuralCodec {
             }
             out
         };
-        Ok((plain.then(|| assemble(FLAGS_PLAIN, &ps)), mixed.then(|| assemble(FLAGS_MIX, &ms))))
+        Ok(Forms {
+            plain: plain.then(|| assemble(FLAGS_PLAIN, &ps)),
+            mixed: mixed.then(|| assemble(FLAGS_MIX, &ms)),
+            cm_mixed: cmx.then(|| assemble(FLAGS_CM_MIX, &cs)),
+        })
     }
 
     /// Inverse of [`NeuralCodec::encode`]; `raw_len` from the chunk header.
@@ -319,14 +378,14 @@ impl NeuralCodec {
             ));
         }
         let flags = payload[3];
-        if payload[1] as u32 != PRECISION || (flags != FLAGS_PLAIN && flags != FLAGS_MIX) {
+        if payload[1] as u32 != PRECISION || !matches!(flags, FLAGS_PLAIN | FLAGS_MIX | FLAGS_CM_MIX) {
             return Err(c("unsupported precision or flags"));
         }
         let m = model_modality(&self.model, hint, &self.modalities)?;
         if payload[2] as usize != m {
             return Err(c("modality differs from the chunk hint"));
         }
-        if flags == FLAGS_MIX && !self.mixable(m) {
+        if flags != FLAGS_PLAIN && !self.mixable(m) {
             return Err(c("mixed form on a slice that is not 256 symbols wide"));
         }
         let mut pb = [0u8; 8];
@@ -390,6 +449,22 @@ impl NeuralCodec {
                         // A stream that needed far more bytes than it holds is damaged.
                         if decs.iter().any(|d| d.overrun() > 8) {
                             return Err(MmzError::corrupt("neural payload", "mixed sub-stream overrun"));
+                        }
+                    } else if flags == FLAGS_CM_MIX {
+                        let mut decs: Vec<BitDecoder> = gs.iter().map(|s| BitDecoder::new(s)).collect();
+                        let (cml, modality) = (cm_level(seg), hint.modality);
+                        let mut cms: Vec<CmMix> = gl.iter().map(|&l| CmMix::new(cml, l, modality)).collect();
+                        let mut freqs = vec![0u32; 256];
+                        let mut np = NodeProbs::default();
+                        run_group(model, m, gl, |r, _t, w| {
+                            quant::quantize_probs(w, PRECISION, &mut freqs)?;
+                            np.load(&freqs);
+                            let b = cms[r].code(&mut decs[r], &np, 0);
+                            outs[r].push(b);
+                            Ok(b)
+                        })?;
+                        if decs.iter().any(|d| d.overrun() > 8) {
+                            return Err(MmzError::corrupt("neural payload", "CM-mixed sub-stream overrun"));
                         }
                     } else {
                         let mut decs: Vec<RangeDecoder> = gs.iter().map(|s| RangeDecoder::new(s.to_vec())).collect();
@@ -481,13 +556,13 @@ impl NeuralCodec {
     }
 
     /// A complete chunk record (64-byte header + payload) holding the cheapest
-    /// of: the mixed neural payload, the plain neural payload (both from one
-    /// network run), the CM codec (or stored, as `codec::compress_chunk` decides).
+    /// of: the CM-mixed, mixed and plain neural payloads (all from one network
+    /// run), the CM codec (or stored, as `codec::compress_chunk` decides).
     pub fn encode_chunk(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<Vec<u8>> {
         let (mut codec, mut payload) = compress_chunk(data, CodecId::Cm, level, hint)?;
         if !data.is_empty() {
-            let (plain, mixed) = self.encode_forms(data, level, hint, batch, threads, true, true)?;
-            for neural in [mixed, plain].into_iter().flatten() {
+            let f = self.encode_forms(data, level, hint, batch, threads, Want::ALL)?;
+            for neural in [f.cm_mixed, f.mixed, f.plain].into_iter().flatten() {
                 if neural.len() < payload.len() {
                     codec = CodecId::Neural;
                     payload = neural;

@@ -230,7 +230,7 @@ impl StreamMix {
     }
 
     /// 16-bit probability of a 1 for the next bit, given the network's 16-bit `nn16`.
-    fn predict(&mut self, nn16: u32, depth: u32) -> u32 {
+    pub(crate) fn predict_bit(&mut self, nn16: u32, depth: u32) -> u32 {
         let t = self.t;
         let c0 = self.c0;
         let nn12 = ((nn16 + 8) >> 4).clamp(1, 4095) as i32;
@@ -289,7 +289,7 @@ impl StreamMix {
         p.clamp(1, 65535)
     }
 
-    fn update(&mut self, bit: u32) {
+    pub(crate) fn update_bit(&mut self, bit: u32) {
         let t = self.t;
         let lim = self.p.limit;
         counter_update(&mut self.o0[self.c0 as usize], bit, lim);
@@ -317,7 +317,7 @@ impl StreamMix {
         self.bits_seen = self.bits_seen.saturating_add(1);
     }
 
-    fn end_byte(&mut self, b: u8) {
+    pub(crate) fn end_byte(&mut self, b: u8) {
         self.hist.push(b);
         self.c4 = (self.c4 << 8) | b as u32;
         self.c0 = 1;
@@ -366,9 +366,9 @@ impl StreamMix {
     pub fn code<I: BitIo, N: NodeSource>(&mut self, io: &mut I, nn: &N, byte: u8) -> u8 {
         for depth in 0..8u32 {
             let prefix = self.c0 & ((1 << depth) - 1);
-            let p = self.predict(nn.p16(prefix, depth), depth);
+            let p = self.predict_bit(nn.p16(prefix, depth), depth);
             let bit = io.bit(p, (byte as u32 >> (7 - depth)) & 1);
-            self.update(bit);
+            self.update_bit(bit);
         }
         let b = (self.c0 & 0xFF) as u8;
         self.end_byte(b);

@@ -4,8 +4,11 @@
 //! * [`math`] — libm-free `exp`/`ln`/`sigmoid`/`tanh`/`softplus`;
 //! * [`weights`] — the `MMZNW001` weight container and the in-memory model;
 //! * [`engine`] — one recurrent step for a group of independent streams;
+//! * [`mix`] — the network mixed with small per-sub-stream context models (payload flags 1);
+//! * [`cmmix`] — the network mixed with the full CM byte model (payload flags 2);
 //! * [`codec`] — chunk payloads, golden probe, chunk records.
 
+pub mod cmmix;
 pub mod codec;
 pub mod engine;
 pub mod math;
