@@ -227,6 +227,7 @@ impl CmMix {
 mod tests {
     use super::*;
     use crate::bitcoder::{BitDecoder, BitEncoder};
+    use crate::neural::mix::tune_io::{dumps, Cost, Path};
     use crate::neural::mix::NodeProbs;
 
     fn roundtrip(data: &[u8], level: u8) -> usize {
@@ -267,27 +268,6 @@ mod tests {
         roundtrip(&[0], 5);
     }
 
-    /// Network probabilities along the coded byte's path only (encoder side).
-    struct Path<'a>(&'a [u16]);
-    impl NodeSource for Path<'_> {
-        fn p16(&self, _prefix: u32, depth: u32) -> u32 {
-            self.0[depth as usize] as u32
-        }
-    }
-    struct Cost(f64);
-    impl BitIo for Cost {
-        fn bit(&mut self, p16: u32, bit: u32) -> u32 {
-            let p = p16 as f64 / 65536.0;
-            self.0 -= if bit != 0 { p } else { 1.0 - p }.log2();
-            bit
-        }
-    }
-    impl Io for Cost {
-        fn bit(&mut self, p16: u32, bit: u32) -> u32 {
-            BitIo::bit(self, p16, bit)
-        }
-    }
-
     /// Offline tuning on dumps of the network's path probabilities
     /// (`MIX_TUNE_DIR`/*.nnp: u32 seg, u32 n, n bytes, 8n u16; the modality is
     /// the file name's text after the first `_`, the level follows `seg`).
@@ -296,15 +276,12 @@ mod tests {
     #[test]
     #[ignore]
     fn tune() {
-        let dir = std::env::var("MIX_TUNE_DIR").unwrap_or_else(|_| "/tmp/mixtune".into());
-        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "nnp")).collect();
-        files.sort();
         let variant = std::env::var("MIX_VARIANT").unwrap_or_default();
         let quick = std::env::var("MIX_QUICK").is_ok();
         let mut tot = [0f64; 5];
         let mut best = 0f64;
-        for f in files {
-            let name = f.file_stem().unwrap().to_string_lossy().to_string();
+        for d in dumps() {
+            let name = d.path.file_stem().unwrap().to_string_lossy().to_string();
             let kind = name.split_once('_').map(|x| x.1).unwrap_or("text").trim_end_matches(|c: char| c.is_ascii_digit());
             let modality = match kind {
                 "structured" => Modality::Structured,
@@ -313,16 +290,13 @@ mod tests {
                 "speech" | "music" | "audio" => Modality::Audio,
                 _ => Modality::Text,
             };
-            let raw = std::fs::read(&f).unwrap();
-            let seg = u32::from_le_bytes(raw[0..4].try_into().unwrap()) as usize;
-            let n = u32::from_le_bytes(raw[4..8].try_into().unwrap()) as usize;
+            let (seg, n) = (d.seg, d.toks.len());
             let level = match seg {
                 0..=4096 => 1,
                 4097..=16384 => 5,
                 _ => 9,
             };
-            let toks = &raw[8..8 + n];
-            let pr: Vec<u16> = raw[8 + n..].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+            let toks = &d.toks[..];
             let mut p = CmMixParams::for_level(level);
             for kv in variant.split(',').filter(|s| !s.is_empty()) {
                 let (k, v) = kv.split_once('=').unwrap();
@@ -338,7 +312,7 @@ mod tests {
                     "wn" => p.w0[0] = v as i32,
                     "wc" => p.w0[1] = v as i32,
                     "small" => p.small = v != 0,
-                                        _ => panic!("{k}"),
+                    _ => panic!("{k}"),
                 }
             }
             let mut c = [0f64; 5];
@@ -356,9 +330,9 @@ mod tests {
                 let mut m = CmMix::with_params(level, chunk.len(), modality, p);
                 let (mut cn, mut cs, mut cc, mut cx) = (Cost(0.0), Cost(0.0), Cost(0.0), Cost(0.0));
                 for (t, &b) in chunk.iter().enumerate() {
-                    let path = &pr[(si * seg + t) * 8..(si * seg + t) * 8 + 8];
-                    for (d, &pd) in path.iter().enumerate() {
-                        BitIo::bit(&mut cn, pd as u32, (b as u32 >> (7 - d)) & 1);
+                    let path = d.node_path(si * seg + t);
+                    for (k, &pk) in path.iter().enumerate() {
+                        BitIo::bit(&mut cn, pk as u32, (b as u32 >> (7 - k)) & 1);
                     }
                     if !quick {
                         sm.code(&mut cs, &Path(path), b);

@@ -148,6 +148,39 @@ mod avx512 {
     /// Software-prefetch distance of the weight stream, in input rows.
     const PF_DIST: usize = 32;
 
+    /// One input step of a register block: `acc[r][v] += x[r][i] · wv[v]` for
+    /// every row `r` (separate multiply and add; zero inputs skipped when `SKIP_ZERO`,
+    /// which adds exactly nothing).
+    #[inline(always)]
+    unsafe fn accumulate<const R: usize, const NV: usize, const SKIP_ZERO: bool>(
+        acc: &mut [[__m512; NV]; R],
+        x: *const f32,
+        ni: usize,
+        i: usize,
+        wv: &[__m512; NV],
+    ) {
+        for (r, ar) in acc.iter_mut().enumerate() {
+            let xi = *x.add(r * ni + i);
+            if SKIP_ZERO && xi == 0.0 {
+                continue;
+            }
+            let bx = _mm512_set1_ps(xi);
+            for (a, &v) in ar.iter_mut().zip(wv) {
+                *a = _mm512_add_ps(*a, _mm512_mul_ps(bx, v));
+            }
+        }
+    }
+
+    /// Store a register block's accumulators: row `r`, vector `v` at `y[r·no + 16v ..]`.
+    #[inline(always)]
+    unsafe fn store_rows<const R: usize, const NV: usize>(acc: &[[__m512; NV]; R], y: *mut f32, no: usize) {
+        for (r, ar) in acc.iter().enumerate() {
+            for (b, &a) in ar.iter().enumerate() {
+                _mm512_storeu_ps(y.add(r * no + 16 * b), a);
+            }
+        }
+    }
+
     #[inline(always)]
     unsafe fn block<const R: usize, const NB: usize, const SKIP_ZERO: bool, const PF: bool>(
         x: *const f32,
@@ -171,22 +204,9 @@ mod avx512 {
             for (b, v) in wv.iter_mut().enumerate() {
                 *v = _mm512_loadu_ps(wi.add(16 * b));
             }
-            for (r, ar) in acc.iter_mut().enumerate() {
-                let xi = *x.add(r * ni + i);
-                if SKIP_ZERO && xi == 0.0 {
-                    continue;
-                }
-                let bx = _mm512_set1_ps(xi);
-                for (a, &v) in ar.iter_mut().zip(&wv) {
-                    *a = _mm512_add_ps(*a, _mm512_mul_ps(bx, v));
-                }
-            }
+            accumulate::<R, NB, SKIP_ZERO>(&mut acc, x, ni, i, &wv);
         }
-        for (r, ar) in acc.iter().enumerate() {
-            for (b, &a) in ar.iter().enumerate() {
-                _mm512_storeu_ps(y.add(r * no + 16 * b), a);
-            }
-        }
+        store_rows(&acc, y, no);
     }
 
     /// Rows per register block of the 64-column kernel [`block64`].
@@ -211,22 +231,9 @@ mod avx512 {
                 }
             }
             let wv = [_mm512_loadu_ps(wa), _mm512_loadu_ps(wa.add(16)), _mm512_loadu_ps(wb), _mm512_loadu_ps(wb.add(16))];
-            for (r, ar) in acc.iter_mut().enumerate() {
-                let xi = *x.add(r * ni + i);
-                if SKIP_ZERO && xi == 0.0 {
-                    continue;
-                }
-                let bx = _mm512_set1_ps(xi);
-                for (a, &v) in ar.iter_mut().zip(&wv) {
-                    *a = _mm512_add_ps(*a, _mm512_mul_ps(bx, v));
-                }
-            }
+            accumulate::<R, 4, SKIP_ZERO>(&mut acc, x, ni, i, &wv);
         }
-        for (r, ar) in acc.iter().enumerate() {
-            for (b, &a) in ar.iter().enumerate() {
-                _mm512_storeu_ps(y.add(r * no + 16 * b), a);
-            }
-        }
+        store_rows(&acc, y, no);
     }
 
     /// Output columns `o .. o + 64` of every row (two 32-column panels), [`ROWS64`] rows at a time.

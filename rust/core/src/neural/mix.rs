@@ -376,9 +376,73 @@ impl StreamMix {
     }
 }
 
+/// Helpers shared by the offline tuning tests of the mixed forms (`mix`, `cmmix`).
+#[cfg(test)]
+pub(crate) mod tune_io {
+    use super::{BitIo, NodeSource};
+
+    /// Network probabilities along the coded byte's path only (encoder side).
+    pub(crate) struct Path<'a>(pub(crate) &'a [u16]);
+    impl NodeSource for Path<'_> {
+        fn p16(&self, _prefix: u32, depth: u32) -> u32 {
+            self.0[depth as usize] as u32
+        }
+    }
+
+    /// Ideal code length in bits of the coded decisions.
+    pub(crate) struct Cost(pub(crate) f64);
+    impl BitIo for Cost {
+        fn bit(&mut self, p16: u32, bit: u32) -> u32 {
+            let p = p16 as f64 / 65536.0;
+            self.0 -= if bit != 0 { p } else { 1.0 - p }.log2();
+            bit
+        }
+    }
+    impl crate::ctxmix::Io for Cost {
+        fn bit(&mut self, p16: u32, bit: u32) -> u32 {
+            BitIo::bit(self, p16, bit)
+        }
+    }
+
+    /// One dump of the network's path probabilities (`*.nnp`: u32 seg, u32 n,
+    /// n bytes, 8n u16 little-endian).
+    pub(crate) struct Dump {
+        pub(crate) path: std::path::PathBuf,
+        pub(crate) seg: usize,
+        pub(crate) toks: Vec<u8>,
+        pub(crate) probs: Vec<u16>,
+    }
+
+    impl Dump {
+        /// The 8 node probabilities of byte `t`.
+        pub(crate) fn node_path(&self, t: usize) -> &[u16] {
+            &self.probs[t * 8..t * 8 + 8]
+        }
+    }
+
+    /// Every `*.nnp` file of `MIX_TUNE_DIR` (default `/tmp/mixtune`), sorted by name.
+    pub(crate) fn dumps() -> Vec<Dump> {
+        let dir = std::env::var("MIX_TUNE_DIR").unwrap_or_else(|_| "/tmp/mixtune".into());
+        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "nnp")).collect();
+        files.sort();
+        files
+            .into_iter()
+            .map(|path| {
+                let raw = std::fs::read(&path).unwrap();
+                let seg = u32::from_le_bytes(raw[0..4].try_into().unwrap()) as usize;
+                let n = u32::from_le_bytes(raw[4..8].try_into().unwrap()) as usize;
+                let toks = raw[8..8 + n].to_vec();
+                let probs = raw[8 + n..].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+                Dump { path, seg, toks, probs }
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use super::tune_io::{dumps, Cost, Path};
 
     fn flat_row() -> Vec<u32> {
         vec![1u32 << 12; 256]
@@ -419,38 +483,15 @@ mod tests {
         out.len()
     }
 
-    /// Network probabilities along the coded byte's path only (encoder side).
-    struct Path<'a>(&'a [u16]);
-    impl NodeSource for Path<'_> {
-        fn p16(&self, _prefix: u32, depth: u32) -> u32 {
-            self.0[depth as usize] as u32
-        }
-    }
-    struct Cost(f64);
-    impl BitIo for Cost {
-        fn bit(&mut self, p16: u32, bit: u32) -> u32 {
-            let p = p16 as f64 / 65536.0;
-            self.0 -= if bit != 0 { p } else { 1.0 - p }.log2();
-            bit
-        }
-    }
-
     /// Offline tuning on dumps of the network's path probabilities
     /// (`MIX_TUNE_DIR`/*.nnp: u32 seg, u32 n, n bytes, 8n u16). Prints bits/byte.
     #[test]
     #[ignore]
     fn tune() {
-        let dir = std::env::var("MIX_TUNE_DIR").unwrap_or_else(|_| "/tmp/mixtune".into());
-        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "nnp")).collect();
-        files.sort();
         let variant = std::env::var("MIX_VARIANT").unwrap_or_default();
         let (mut tn, mut tm, mut tb) = (0f64, 0f64, 0f64);
-        for f in files {
-            let raw = std::fs::read(&f).unwrap();
-            let seg = u32::from_le_bytes(raw[0..4].try_into().unwrap()) as usize;
-            let n = u32::from_le_bytes(raw[4..8].try_into().unwrap()) as usize;
-            let toks = &raw[8..8 + n];
-            let pr: Vec<u16> = raw[8 + n..].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+        for d in dumps() {
+            let (seg, n, toks) = (d.seg, d.toks.len(), &d.toks[..]);
             let (mut nn, mut mx) = (0f64, 0f64);
             for (si, chunk) in toks.chunks(seg).enumerate() {
                 let mut p = MixParams::for_segment(seg);
@@ -474,16 +515,16 @@ mod tests {
                 let mut c = Cost(0.0);
                 let mut cn = Cost(0.0);
                 for (t, &b) in chunk.iter().enumerate() {
-                    let path = &pr[(si * seg + t) * 8..(si * seg + t) * 8 + 8];
-                    for (d, &pd) in path.iter().enumerate() {
-                        cn.bit(pd as u32, (b as u32 >> (7 - d)) & 1);
+                    let path = d.node_path(si * seg + t);
+                    for (k, &pk) in path.iter().enumerate() {
+                        BitIo::bit(&mut cn, pk as u32, (b as u32 >> (7 - k)) & 1);
                     }
                     m.code(&mut c, &Path(path), b);
                 }
                 nn += cn.0;
                 mx += c.0;
             }
-            println!("{:>28} n={n:>7} seg={seg:>6} nn={:.3} mix={:.3} ({:+.1}%)", f.file_name().unwrap().to_string_lossy(), nn / n as f64, mx / n as f64, 100.0 * (mx / nn - 1.0));
+            println!("{:>28} n={n:>7} seg={seg:>6} nn={:.3} mix={:.3} ({:+.1}%)", d.path.file_name().unwrap().to_string_lossy(), nn / n as f64, mx / n as f64, 100.0 * (mx / nn - 1.0));
             tn += nn;
             tm += mx;
             tb += nn.min(mx);
