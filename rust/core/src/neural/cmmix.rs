@@ -17,7 +17,7 @@
 //! arithmetic and a sub-stream sees only its own past, so lockstep groups and
 //! threads do not change the output.
 
-use super::mix::{BitIo, NodeSource, StreamMix};
+use super::mix::{mix_sets, train_sets, BitIo, NodeSource, StreamMix};
 use crate::ctxmix::bytes::{ByteModel, ByteParams};
 use crate::ctxmix::prim::{tables, Apm, Tables};
 use crate::ctxmix::Io;
@@ -98,15 +98,6 @@ impl Final {
         }
     }
 
-    #[inline(always)]
-    fn dot(w: &[i32], x: &[i32]) -> i32 {
-        let mut s: i64 = 0;
-        for (&a, &b) in w.iter().zip(x) {
-            s += a as i64 * b as i64;
-        }
-        (s >> 16).clamp(-2047, 2047) as i32
-    }
-
     /// 16-bit P(1) from the CM's, the network's and the small model's 16-bit
     /// probabilities, at bit `depth` with partial byte `c0` (leading 1).
     fn predict(&mut self, cm16: u32, nn16: u32, sm16: Option<u32>, depth: u32, c0: u32) -> u32 {
@@ -123,14 +114,7 @@ impl Final {
         self.sel[1] = SETS0 + (c0 as usize & 255) * 2 + agree;
         self.sel[2] = SETS0 + SETS1 + d * 16 + dis;
         let ns = self.p.sets.clamp(1, 3);
-        let mut sum = 0;
-        for j in 0..ns {
-            let b = self.sel[j] * N_IN;
-            let v = Self::dot(&self.w[b..b + N_IN], &self.x);
-            self.dots[j] = v;
-            sum += v;
-        }
-        let pmix = t.squash(sum / ns as i32);
+        let pmix = t.squash(mix_sets(&self.w, &self.sel[..ns], &self.x, &mut self.dots));
         let a1 = self.apm_c0.p(t, pmix, c0 as usize & 255);
         let nb = ((st_nn + 2048) as usize >> 8).min(15);
         let a2 = self.apm_nn.p(t, pmix, d * 16 + nb);
@@ -145,14 +129,8 @@ impl Final {
         let target = (bit as i32) << 12;
         let boost = if self.bits_seen < 4096 { 3 } else if self.bits_seen < 32768 { 2 } else { 1 };
         let lr = self.p.lr as i64 * boost;
-        for j in 0..self.p.sets.clamp(1, 3) {
-            let err = (target - t.squash(self.dots[j])) as i64 * lr;
-            let b = self.sel[j] * N_IN;
-            for (wi, &xi) in self.w[b..b + N_IN].iter_mut().zip(&self.x) {
-                let nw = *wi as i64 + ((xi as i64 * err) >> self.p.lr_shift);
-                *wi = nw.clamp(-(1 << 22), 1 << 22) as i32;
-            }
-        }
+        let ns = self.p.sets.clamp(1, 3);
+        train_sets(t, &mut self.w, &self.sel[..ns], &self.x, &self.dots, target, lr, self.p.lr_shift);
         self.apm_c0.update(bit);
         self.apm_nn.update(bit);
         self.bits_seen = self.bits_seen.saturating_add(1);

@@ -220,15 +220,6 @@ impl StreamMix {
         }
     }
 
-    #[inline(always)]
-    fn dot(w: &[i32], x: &[i32]) -> i32 {
-        let mut s: i64 = 0;
-        for (&a, &b) in w.iter().zip(x) {
-            s += a as i64 * b as i64;
-        }
-        (s >> 16).clamp(-2047, 2047) as i32
-    }
-
     /// 16-bit probability of a 1 for the next bit, given the network's 16-bit `nn16`.
     pub(crate) fn predict_bit(&mut self, nn16: u32, depth: u32) -> u32 {
         let t = self.t;
@@ -274,14 +265,7 @@ impl StreamMix {
         self.sel[1] = SETS0 + (c0 as usize) * 2 + (lenb > 0) as usize;
         self.sel[2] = SETS0 + SETS1 + c1 as usize;
         let ns = self.p.sets.clamp(1, 3);
-        let mut sum = 0;
-        for j in 0..ns {
-            let b = self.sel[j] * N_IN;
-            let d = Self::dot(&self.w[b..b + N_IN], &self.x);
-            self.dots[j] = d;
-            sum += d;
-        }
-        let pmix = t.squash(sum / ns as i32);
+        let pmix = t.squash(mix_sets(&self.w, &self.sel[..ns], &self.x, &mut self.dots));
         self.pmix = pmix;
         let a_mix = self.apm_mix.p(t, pmix, c0 as usize);
         let [b0, b1] = self.p.blend;
@@ -304,14 +288,8 @@ impl StreamMix {
         // Faster learning on the first bits of a stream, then the base rate.
         let boost = if self.bits_seen < 4096 { 3 } else if self.bits_seen < 32768 { 2 } else { 1 };
         let lr = self.p.lr as i64 * if self.p.boost { boost } else { 1 };
-        for j in 0..self.p.sets.clamp(1, 3) {
-            let err = (target - t.squash(self.dots[j])) as i64 * lr;
-            let b = self.sel[j] * N_IN;
-            for (wi, &xi) in self.w[b..b + N_IN].iter_mut().zip(&self.x) {
-                let nw = *wi as i64 + ((xi as i64 * err) >> self.p.lr_shift);
-                *wi = nw.clamp(-(1 << 22), 1 << 22) as i32;
-            }
-        }
+        let ns = self.p.sets.clamp(1, 3);
+        train_sets(t, &mut self.w, &self.sel[..ns], &self.x, &self.dots, target, lr, self.p.lr_shift);
         self.apm_mix.update(bit);
         self.c0 = (self.c0 << 1) | bit;
         self.bits_seen = self.bits_seen.saturating_add(1);
@@ -373,6 +351,39 @@ impl StreamMix {
         let b = (self.c0 & 0xFF) as u8;
         self.end_byte(b);
         b
+    }
+}
+
+/// The gated mixer of the mixed forms: for each selected weight set `sel[j]`
+/// (rows of `x.len()` weights in `w`), `dots[j]` = the clamped fixed-point dot
+/// product of its row with `x`; returns their average (stretch domain).
+#[inline(always)]
+pub(crate) fn mix_sets(w: &[i32], sel: &[usize], x: &[i32], dots: &mut [i32]) -> i32 {
+    let n = x.len();
+    let mut sum = 0;
+    for (&row, d) in sel.iter().zip(dots.iter_mut()) {
+        let mut s: i64 = 0;
+        for (&a, &b) in w[row * n..row * n + n].iter().zip(x) {
+            s += a as i64 * b as i64;
+        }
+        *d = (s >> 16).clamp(-2047, 2047) as i32;
+        sum += *d;
+    }
+    sum / sel.len() as i32
+}
+
+/// Online update of the weight sets [`mix_sets`] used: each row moves by
+/// `x · (target − squash(dot)) · lr >> shift`, clamped to ±2^22.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn train_sets(t: &Tables, w: &mut [i32], sel: &[usize], x: &[i32], dots: &[i32], target: i32, lr: i64, shift: u32) {
+    let n = x.len();
+    for (&row, &d) in sel.iter().zip(dots) {
+        let err = (target - t.squash(d)) as i64 * lr;
+        for (wi, &xi) in w[row * n..row * n + n].iter_mut().zip(x) {
+            let nw = *wi as i64 + ((xi as i64 * err) >> shift);
+            *wi = nw.clamp(-(1 << 22), 1 << 22) as i32;
+        }
     }
 }
 
