@@ -274,7 +274,7 @@ mod tests {
 
     /// The original branchy forms (reference for the branch-free rewrite).
     mod reference {
-        use super::super::{floor_i32, pow2i, LN2_HI, LN2_LO, LOG2_E};
+        use super::super::{floor_i32, pow2i, C2, C3, C4, C5, C6, C7, LN2_HI, LN2_LO, LOG2_E};
         pub fn exp(x: f32) -> f32 {
             if x.is_nan() {
                 return x;
@@ -288,12 +288,6 @@ mod tests {
             let n = floor_i32(x * LOG2_E + 0.5);
             let nf = n as f32;
             let r = (x - nf * LN2_HI) - nf * LN2_LO;
-            const C2: f32 = 0.5;
-            const C3: f32 = 1.0 / 6.0;
-            const C4: f32 = 1.0 / 24.0;
-            const C5: f32 = 1.0 / 120.0;
-            const C6: f32 = 1.0 / 720.0;
-            const C7: f32 = 1.0 / 5040.0;
             let p = 1.0 + r * (1.0 + r * (C2 + r * (C3 + r * (C4 + r * (C5 + r * (C6 + r * C7))))));
             if n > 127 {
                 p * pow2i(127) * 2.0
