@@ -269,11 +269,7 @@ mod tests {
                 _ => Modality::Text,
             };
             let (seg, n) = (d.seg, d.toks.len());
-            let level = match seg {
-                0..=4096 => 1,
-                4097..=16384 => 5,
-                _ => 9,
-            };
+            let level = crate::neural::codec::cm_level(seg);
             let toks = &d.toks[..];
             let mut p = CmMixParams::for_level(level);
             for kv in variant.split(',').filter(|s| !s.is_empty()) {
