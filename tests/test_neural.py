@@ -114,6 +114,16 @@ sys.stdout.buffer.write(n.decode_payload(m, payload, int(sys.argv[4]), _core.mak
 """
 
 
+def _assert_fresh_process_decodes(tmp_path: Path, payload: bytes, data: bytes) -> None:
+    """The payload (encoded at any batch size) decodes to `data` at B = 1 in a fresh process, 1 and 2 threads."""
+    (tmp_path / "p.bin").write_bytes(payload)
+    for threads in ("1", "2"):
+        env = {**os.environ, "RAYON_NUM_THREADS": threads}
+        res = subprocess.run([sys.executable, "-c", _CHILD, str(GOLDEN / "make_golden.py"), str(GOLDEN / "tiny.mmznw"),
+                              str(tmp_path / "p.bin"), str(len(data))], env=env, capture_output=True, check=True)
+        assert res.stdout == data
+
+
 def test_mixed_form_roundtrip_invariance_and_damage(tmp_path: Path) -> None:
     m = _tiny()
     hint = _core.make_hint("text", None)
@@ -136,12 +146,7 @@ def test_mixed_form_roundtrip_invariance_and_damage(tmp_path: Path) -> None:
     with pytest.raises(_core.MmzCoreError):
         neural.decode_payload(m, bytes(bad), len(data), hint)
     # B = 64 payload decodes at B = 1 with 1 and 2 threads in a fresh process.
-    (tmp_path / "p.bin").write_bytes(mixed)
-    for threads in ("1", "2"):
-        env = {**os.environ, "RAYON_NUM_THREADS": threads}
-        res = subprocess.run([sys.executable, "-c", _CHILD, str(GOLDEN / "make_golden.py"), str(GOLDEN / "tiny.mmznw"),
-                              str(tmp_path / "p.bin"), str(len(data))], env=env, capture_output=True, check=True)
-        assert res.stdout == data
+    _assert_fresh_process_decodes(tmp_path, mixed, data)
 
 
 def test_cm_mixed_form_roundtrip_invariance_and_damage(tmp_path: Path) -> None:
@@ -170,12 +175,7 @@ def test_cm_mixed_form_roundtrip_invariance_and_damage(tmp_path: Path) -> None:
         pass
     # B = 64 payload (5 streams) decodes at B = 1 with 1 and 2 threads in a fresh process.
     m.batch, m.threads = 64, 2
-    (tmp_path / "p.bin").write_bytes(neural.encode_payload(m, data, 1, hint, cm_mixed=True))
-    for threads in ("1", "2"):
-        env = {**os.environ, "RAYON_NUM_THREADS": threads}
-        res = subprocess.run([sys.executable, "-c", _CHILD, str(GOLDEN / "make_golden.py"), str(GOLDEN / "tiny.mmznw"),
-                              str(tmp_path / "p.bin"), str(len(data))], env=env, capture_output=True, check=True)
-        assert res.stdout == data
+    _assert_fresh_process_decodes(tmp_path, neural.encode_payload(m, data, 1, hint, cm_mixed=True), data)
 
 
 def test_b64_encode_decodes_at_b1_in_fresh_process(tmp_path: Path) -> None:
@@ -187,12 +187,7 @@ def test_b64_encode_decodes_at_b1_in_fresh_process(tmp_path: Path) -> None:
     payload = neural.encode_payload(m, data, 1, hint)  # 4 KiB segments -> 22 streams in one group
     m.batch = 1
     assert neural.encode_payload(m, data, 1, hint) == payload
-    (tmp_path / "p.bin").write_bytes(payload)
-    for threads in ("1", "2"):
-        env = {**os.environ, "RAYON_NUM_THREADS": threads}
-        res = subprocess.run([sys.executable, "-c", _CHILD, str(GOLDEN / "make_golden.py"), str(GOLDEN / "tiny.mmznw"),
-                              str(tmp_path / "p.bin"), str(len(data))], env=env, capture_output=True, check=True)
-        assert res.stdout == data
+    _assert_fresh_process_decodes(tmp_path, payload, data)
 
 
 def test_shipped_probe_and_id() -> None:
