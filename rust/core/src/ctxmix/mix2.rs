@@ -185,11 +185,7 @@ impl Mixer2 {
     fn final_mix(&mut self, t: &Tables) -> i32 {
         // Slots past `k` of `outs` stay 0, so all MAX_SETS lanes give the same sum.
         let fr = self.final_row;
-        let d = match self
-            .final_w
-            .get(fr..)
-            .and_then(|w| w.first_chunk::<MAX_SETS>())
-        {
+        let d = match self.final_w.get(fr..).and_then(|w| w.first_chunk::<MAX_SETS>()) {
             Some(fw) => dot_n(fw, &self.outs),
             None => 0,
         };
@@ -211,11 +207,7 @@ impl Mixer2 {
         let fr = self.final_row;
         let err = ((target - self.pr) * self.lr_final) >> 2;
         // Lanes past `k` see input 0, so training leaves their weights as they are.
-        if let Some(fw) = self
-            .final_w
-            .get_mut(fr..)
-            .and_then(|w| w.first_chunk_mut::<MAX_SETS>())
-        {
+        if let Some(fw) = self.final_w.get_mut(fr..).and_then(|w| w.first_chunk_mut::<MAX_SETS>()) {
             train_n(fw, &self.outs, err);
         }
         // Every bit adds the same inputs, so the slots past them stay zero.
@@ -232,11 +224,7 @@ impl Mixer2 {
         for j in 0..self.k.min(MAX_SETS) {
             let err = ((target - t.squash(self.outs[j])) * self.lr) >> 2;
             let r = self.rows[j];
-            if let Some(w) = self
-                .weights
-                .get_mut(r..)
-                .and_then(|w| w.first_chunk_mut::<S>())
-            {
+            if let Some(w) = self.weights.get_mut(r..).and_then(|w| w.first_chunk_mut::<S>()) {
                 train_n(w, x, err);
             }
         }
@@ -303,10 +291,7 @@ mod tests {
                     let err = ((target - b.pr) * b.lr_final) >> 2;
                     train(&mut b.final_w[fr..fr + k], &b.outs[..k], err);
                     b.nin = 0;
-                    assert!(
-                        a.weights == b.weights && a.final_w == b.final_w,
-                        "n={n} step={step}"
-                    );
+                    assert!(a.weights == b.weights && a.final_w == b.final_w, "n={n} step={step}");
                 }
             }
         }
