@@ -5,7 +5,7 @@
 
 Each run prints the minimum CPU time per token over ``reps`` repetitions inside the process
 (`neural_speed MODEL step ROWS STEPS REPS`); this script alternates old/new for ``rounds`` rounds
-under ``nice -n 10`` and records every figure, the min/median per binary, and whether the
+under ``nice -n NICE`` (``--nice``, default 10) and records every figure, the min/median per binary, and whether the
 logits hashes agree.
 """
 
@@ -22,8 +22,8 @@ from pathlib import Path
 PAT = re.compile(r"cpu ([0-9.]+) us/token = ([0-9.]+) KB/s, ([0-9.]+) GFLOP/s; logits ([0-9a-f]+)")
 
 
-def run(binary: str, model: str, rows: int, steps: int, reps: int) -> dict[str, float | str]:
-    out = subprocess.run(["nice", "-n", "10", binary, model, "step", str(rows), str(steps), str(reps)],
+def run(binary: str, model: str, rows: int, steps: int, reps: int, nice: int = 10) -> dict[str, float | str]:
+    out = subprocess.run(["nice", "-n", str(nice), binary, model, "step", str(rows), str(steps), str(reps)],
                          check=True, capture_output=True, text=True).stdout
     m = PAT.search(out)
     if m is None:
@@ -40,16 +40,18 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--nice", type=int, default=10, help="niceness of the timed runs (0 = normal priority)")
     ap.add_argument("--json", required=True)
     a = ap.parse_args()
     res: dict[str, object] = {"command": "neural_speed MODEL step ROWS STEPS REPS (cpu time per token, min over reps)",
-                              "steps": a.steps, "reps": a.reps, "rounds": a.rounds,
+                              "steps": a.steps, "reps": a.reps, "rounds": a.rounds, "nice": a.nice,
+                              "load_before": Path("/proc/loadavg").read_text().split()[:3],
                               "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": {}}
     for rows in a.rows:
         runs: dict[str, list[dict[str, float | str]]] = {"old": [], "new": []}
         for _ in range(a.rounds):
-            runs["old"].append(run(a.old, a.model, rows, a.steps, a.reps))
-            runs["new"].append(run(a.new, a.model, rows, a.steps, a.reps))
+            runs["old"].append(run(a.old, a.model, rows, a.steps, a.reps, a.nice))
+            runs["new"].append(run(a.new, a.model, rows, a.steps, a.reps, a.nice))
         summ: dict[str, object] = {"runs": runs}
         for k, v in runs.items():
             us = [float(r["us_per_token"]) for r in v]
@@ -62,6 +64,7 @@ def main() -> None:
         summ["speedup_median"] = summ["old"]["us_median"] / summ["new"]["us_median"]  # type: ignore[index]
         res["rows"][str(rows)] = summ  # type: ignore[index]
         print(rows, {k: summ[k] for k in ("old", "new", "logits_identical", "speedup_min", "speedup_median")})
+    res["load_after"] = Path("/proc/loadavg").read_text().split()[:3]
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(res, indent=1))
 
