@@ -471,7 +471,7 @@ mod avx512 {
     /// [`super::wkv_head`] with `sa`, `v` and `y` in registers (`NV` vectors of 16):
     /// the same multiplies and adds per element in the same order. The state of
     /// the next head (`next[0]`, may be null) is prefetched into L1 row by row
-    /// during the update, the one after (`next[1]`) into L2 during the `sa` pass.
+    /// during the update, a later one (`next[1]`, the caller uses four ahead) into L2 during the `sa` pass.
     #[inline(always)]
     unsafe fn wkv<const NV: usize>(s: &mut [f32], hv: &super::WkvHead<'_>, yh: &mut [f32], next: [*const f32; 2]) {
         let n = 16 * NV;
@@ -1413,11 +1413,12 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
         for r in 0..rows {
             for h in 0..nh {
                 let o = r * d + h * n;
-                // The next two (row, head) states, prefetched while this one is updated.
+                // The next (row, head) state is prefetched into L1 while this one is updated, the one
+                // four ahead into L2 (the states come from L3: B × 128 KB per step).
                 let ahead = |q: usize| {
                     states.get(q / nh).map_or(std::ptr::null(), |sn| sn[base + d + (q % nh) * n * n..].as_ptr())
                 };
-                let next = [ahead(r * nh + h + 1), ahead(r * nh + h + 2)];
+                let next = [ahead(r * nh + h + 1), ahead(r * nh + h + 4)];
                 let s = &mut states[r][base + d + h * n * n..base + d + (h + 1) * n * n]; // [j][i]: key-major
                 let hv = WkvHead {
                     kk: &kk[o..o + n],
