@@ -146,7 +146,7 @@ mod avx512 {
     pub const ROWS: usize = 12;
 
     /// Software-prefetch distance of the weight stream, in input rows.
-    const PF_DIST: usize = 64;
+    const PF_DIST: usize = 32;
 
     /// One input step of a register block: `acc[r][v] += x[r][i] · wv[v]` for
     /// every row `r` (separate multiply and add; zero inputs skipped when `SKIP_ZERO`,
