@@ -5,7 +5,7 @@
 
 Each run prints the minimum CPU time per token over ``reps`` repetitions inside the process
 (`neural_speed MODEL step ROWS STEPS REPS`); this script alternates old/new for ``rounds`` rounds
-under ``nice -n 10`` and records every figure, the min/median per binary, and whether the
+under ``nice -n NICE`` (``--nice``, default 10) and records every figure, the min/median per binary, and whether the
 logits hashes agree.
 """
 
@@ -13,17 +13,38 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
 import time
 from pathlib import Path
 
+PEAK_SNIPPET = """
+import time, numpy as np
+a = np.random.default_rng(0).standard_normal((256, 256)).astype(np.float32); b = a.copy()
+best = 0.0
+for _ in range(3):
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < 0.5:
+        a @ b; n += 1
+    best = max(best, 2 * 256 ** 3 * n / (time.perf_counter() - t0) / 1e9)
+print(best)
+"""
+
+
+def peak_gflops(python: str) -> float:
+    """1-thread numpy sgemm rate on 256x256 (the practical fp32 peak of bench/neural_bench.py)."""
+    env = {**os.environ, **{k: "1" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
+    out = subprocess.run([python, "-c", PEAK_SNIPPET], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
 PAT = re.compile(r"cpu ([0-9.]+) us/token = ([0-9.]+) KB/s, ([0-9.]+) GFLOP/s; logits ([0-9a-f]+)")
 
 
-def run(binary: str, model: str, rows: int, steps: int, reps: int) -> dict[str, float | str]:
-    out = subprocess.run(["nice", "-n", "10", binary, model, "step", str(rows), str(steps), str(reps)],
+def run(binary: str, model: str, rows: int, steps: int, reps: int, nice: int = 10) -> dict[str, float | str]:
+    out = subprocess.run(["nice", "-n", str(nice), binary, model, "step", str(rows), str(steps), str(reps)],
                          check=True, capture_output=True, text=True).stdout
     m = PAT.search(out)
     if m is None:
@@ -40,17 +61,30 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--nice", type=int, default=10, help="niceness of the timed runs (0 = normal priority)")
+    ap.add_argument("--peak-python", default="", help="python with numpy: measure the 1-thread sgemm peak "
+                    "once per round (fractions of peak use the same round's peak)")
     ap.add_argument("--json", required=True)
     a = ap.parse_args()
     res: dict[str, object] = {"command": "neural_speed MODEL step ROWS STEPS REPS (cpu time per token, min over reps)",
-                              "steps": a.steps, "reps": a.reps, "rounds": a.rounds,
+                              "steps": a.steps, "reps": a.reps, "rounds": a.rounds, "nice": a.nice,
+                              "load_before": Path("/proc/loadavg").read_text().split()[:3],
                               "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": {}}
     for rows in a.rows:
         runs: dict[str, list[dict[str, float | str]]] = {"old": [], "new": []}
+        peaks: list[float] = []
         for _ in range(a.rounds):
-            runs["old"].append(run(a.old, a.model, rows, a.steps, a.reps))
-            runs["new"].append(run(a.new, a.model, rows, a.steps, a.reps))
+            if a.peak_python:
+                peaks.append(peak_gflops(a.peak_python))
+            runs["old"].append(run(a.old, a.model, rows, a.steps, a.reps, a.nice))
+            runs["new"].append(run(a.new, a.model, rows, a.steps, a.reps, a.nice))
         summ: dict[str, object] = {"runs": runs}
+        if peaks:
+            summ["peak_gflops_per_round"] = peaks
+            summ["peak_gflops_median"] = statistics.median(peaks)
+            for k, v in runs.items():
+                fr = [float(r["gflops"]) / p for r, p in zip(v, peaks, strict=True)]
+                summ[f"{k}_fraction_of_round_peak"] = {"max": max(fr), "median": statistics.median(fr)}
         for k, v in runs.items():
             us = [float(r["us_per_token"]) for r in v]
             gf = [float(r["gflops"]) for r in v]
@@ -61,7 +95,11 @@ def main() -> None:
         summ["speedup_min"] = summ["old"]["us_min"] / summ["new"]["us_min"]  # type: ignore[index]
         summ["speedup_median"] = summ["old"]["us_median"] / summ["new"]["us_median"]  # type: ignore[index]
         res["rows"][str(rows)] = summ  # type: ignore[index]
-        print(rows, {k: summ[k] for k in ("old", "new", "logits_identical", "speedup_min", "speedup_median")})
+        keys = ["old", "new", "logits_identical", "speedup_min", "speedup_median"]
+        extra = ("peak_gflops_median", "old_fraction_of_round_peak", "new_fraction_of_round_peak")
+        keys += [k for k in extra if k in summ]
+        print(rows, {k: summ[k] for k in keys})
+    res["load_after"] = Path("/proc/loadavg").read_text().split()[:3]
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(res, indent=1))
 

@@ -471,7 +471,7 @@ mod avx512 {
     /// [`super::wkv_head`] with `sa`, `v` and `y` in registers (`NV` vectors of 16):
     /// the same multiplies and adds per element in the same order. The state of
     /// the next head (`next[0]`, may be null) is prefetched into L1 row by row
-    /// during the update, the one after (`next[1]`) into L2 during the `sa` pass.
+    /// during the update, a later one (`next[1]`, the caller uses four ahead) into L2 during the `sa` pass.
     #[inline(always)]
     unsafe fn wkv<const NV: usize>(s: &mut [f32], hv: &super::WkvHead<'_>, yh: &mut [f32], next: [*const f32; 2]) {
         let n = 16 * NV;
@@ -680,6 +680,119 @@ mod avx512 {
                 super::mm_tail::<SKIP_ZERO>(x, m, o, y);
             }
         }
+    }
+
+    /// Router gates of every row (see [`super::route`]) with 16 rows in the
+    /// lanes, for `E ≤ 8` experts: per lane the same operations in the same
+    /// order as the scalar form (`z = Σ_i x[i] · w[i][e]` from `+0`, `+ bias`,
+    /// running max by `>`, `exp(z − max)` summed in expert order, division,
+    /// top-k by `>` with ties to the lower index, the selected sum in expert
+    /// order, division or `+0`).
+    #[inline(always)]
+    unsafe fn route_lanes<const E: usize>(x: &[f32], r: &super::Router, mods: &[usize], top_k: usize, out: &mut [f32]) {
+        let ni = r.w.n_in;
+        let rows = x.len() / ni;
+        let wp = r.w.w.as_ptr();
+        let lane_off = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(ni as i32),
+        );
+        let mut r0 = 0;
+        while r0 < rows {
+            let nr = (rows - r0).min(16);
+            let km: __mmask16 = if nr == 16 { 0xffff } else { (1u16 << nr) - 1 };
+            let xp = x.as_ptr().add(r0 * ni);
+            let mut z = [_mm512_setzero_ps(); E];
+            for i in 0..ni {
+                let xv = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), km, lane_off, xp.add(i));
+                let wi = wp.add(i * E);
+                for (c, a) in z.iter_mut().enumerate() {
+                    *a = _mm512_add_ps(*a, _mm512_mul_ps(xv, _mm512_set1_ps(*wi.add(c))));
+                }
+            }
+            let mut bias = [[0f32; 16]; E];
+            for l in 0..nr {
+                let m = *mods.get_unchecked(r0 + l);
+                for (c, b) in bias.iter_mut().enumerate() {
+                    b[l] = *r.mod_bias.get_unchecked(m * E + c);
+                }
+            }
+            let mut mx = _mm512_set1_ps(f32::NEG_INFINITY);
+            for (a, b) in z.iter_mut().zip(&bias) {
+                *a = _mm512_add_ps(*a, _mm512_loadu_ps(b.as_ptr()));
+                let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(*a, mx);
+                mx = _mm512_mask_blend_ps(gt, mx, *a);
+            }
+            let mut s = _mm512_setzero_ps();
+            for a in z.iter_mut() {
+                *a = v16::exp(_mm512_sub_ps(*a, mx));
+                s = _mm512_add_ps(s, *a);
+            }
+            for a in z.iter_mut() {
+                *a = _mm512_div_ps(*a, s);
+            }
+            let mut sel = [0u16; E];
+            for _ in 0..top_k {
+                let (mut have, mut best_v, mut best_c): (u16, __m512, __m512i) = (0, _mm512_setzero_ps(), _mm512_setzero_si512());
+                for (c, (&a, &sc)) in z.iter().zip(&sel).enumerate() {
+                    let better = !have | _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, best_v);
+                    let take = !sc & better;
+                    best_v = _mm512_mask_blend_ps(take, best_v, a);
+                    best_c = _mm512_mask_mov_epi32(best_c, take, _mm512_set1_epi32(c as i32));
+                    have |= take;
+                }
+                for (c, sc) in sel.iter_mut().enumerate() {
+                    *sc |= have & _mm512_cmpeq_epi32_mask(best_c, _mm512_set1_epi32(c as i32));
+                }
+            }
+            let mut tot = _mm512_setzero_ps();
+            for (&a, &sc) in z.iter().zip(&sel) {
+                tot = _mm512_mask_add_ps(tot, sc, tot, a);
+            }
+            let op = out.as_mut_ptr().add(r0 * E);
+            for (c, (&a, &sc)) in z.iter().zip(&sel).enumerate() {
+                let mut g = [0f32; 16];
+                _mm512_storeu_ps(g.as_mut_ptr(), _mm512_maskz_div_ps(sc, a, tot));
+                for (l, &gv) in g.iter().enumerate().take(nr) {
+                    *op.add(l * E + c) = gv;
+                }
+            }
+            r0 += nr;
+        }
+    }
+
+    /// Router gates `[rows, E]` into `out` with the rows in the lanes (see
+    /// [`route_lanes`]); false (nothing written) unless `1 ≤ E ≤ 8`, the
+    /// weights are `[n_in][E]` and the biases cover every modality in `mods`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn route(x: &[f32], r: &super::Router, mods: &[usize], top_k: usize, out: &mut [f32]) -> bool {
+        let (ni, e) = (r.w.n_in, r.w.n_out);
+        let rows = x.len() / ni;
+        if ni == 0
+            || e == 0
+            || e > 8
+            || r.w.w.len() < ni * e
+            || x.len() < rows * ni
+            || mods.len() < rows
+            || out.len() < rows * e
+            || mods[..rows].iter().any(|&m| (m + 1) * e > r.mod_bias.len())
+        {
+            return false;
+        }
+        match e {
+            1 => route_lanes::<1>(x, r, mods, top_k, out),
+            2 => route_lanes::<2>(x, r, mods, top_k, out),
+            3 => route_lanes::<3>(x, r, mods, top_k, out),
+            4 => route_lanes::<4>(x, r, mods, top_k, out),
+            5 => route_lanes::<5>(x, r, mods, top_k, out),
+            6 => route_lanes::<6>(x, r, mods, top_k, out),
+            7 => route_lanes::<7>(x, r, mods, top_k, out),
+            _ => route_lanes::<8>(x, r, mods, top_k, out),
+        }
+        true
     }
 
     /// Columns `o0..n_out` (at most 8, the router products) with the rows in the
@@ -990,6 +1103,21 @@ fn ln_rows(x: &[f32], wb: &(Vec<f32>, Vec<f32>), d: usize) -> Buf {
 #[inline(always)]
 fn route(x: &[f32], r: &Router, mods: &[usize], top_k: usize) -> Buf {
     let e = r.w.n_out;
+    #[cfg(target_arch = "x86_64")]
+    if simd() == Simd::Avx512 {
+        let mut g = buf_dirty(x.len() / r.w.n_in * e);
+        // SAFETY: the CPU supports AVX-512F (checked by `simd`).
+        if unsafe { avx512::route(x, r, mods, top_k, &mut g) } {
+            return g;
+        }
+    }
+    route_scalar(x, r, mods, top_k)
+}
+
+/// [`route`] one row at a time (every build; the reference for the lane form).
+#[inline(always)]
+fn route_scalar(x: &[f32], r: &Router, mods: &[usize], top_k: usize) -> Buf {
+    let e = r.w.n_out;
     let mut z = mm(x, &r.w);
     for (zr, &m) in z.chunks_exact_mut(e).zip(mods) {
         let bias = &r.mod_bias[m * e..(m + 1) * e];
@@ -1285,11 +1413,12 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
         for r in 0..rows {
             for h in 0..nh {
                 let o = r * d + h * n;
-                // The next two (row, head) states, prefetched while this one is updated.
+                // The next (row, head) state is prefetched into L1 while this one is updated, the one
+                // four ahead into L2 (the states come from L3: B × 128 KB per step).
                 let ahead = |q: usize| {
                     states.get(q / nh).map_or(std::ptr::null(), |sn| sn[base + d + (q % nh) * n * n..].as_ptr())
                 };
-                let next = [ahead(r * nh + h + 1), ahead(r * nh + h + 2)];
+                let next = [ahead(r * nh + h + 1), ahead(r * nh + h + 4)];
                 let s = &mut states[r][base + d + h * n * n..base + d + (h + 1) * n * n]; // [j][i]: key-major
                 let hv = WkvHead {
                     kk: &kk[o..o + n],
@@ -1465,6 +1594,47 @@ mod tests {
                     unsafe { avx512::wkv_head(&mut s_simd, &hv, &mut y_simd, nx) };
                     assert_eq!(bits(&y_ref), bits(&y_simd), "wkv y n={n} step {step}");
                     assert_eq!(bits(&s_ref), bits(&s_simd), "wkv state n={n} step {step}");
+                }
+            }
+        }
+    }
+
+    /// The AVX-512 router (rows in lanes) equals the scalar one bit for bit for
+    /// 1–8 experts, every top-k, all 16-row remainders, several modalities,
+    /// ties (duplicate expert columns) and a NaN logit.
+    #[test]
+    fn route_avx512_equals_scalar() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if !std::is_x86_feature_detected!("avx512f") {
+                return;
+            }
+            let mut rnd = lcg_uniform(0x5eed_1234);
+            let ni = 40;
+            for e in 1usize..=8 {
+                let mut w: Vec<f32> = (0..ni * e).map(|_| rnd() * 3.0).collect();
+                if e >= 3 {
+                    for i in 0..ni {
+                        w[i * e + 2] = w[i * e];
+                    }
+                }
+                let n_mod = 3;
+                let mod_bias: Vec<f32> = (0..n_mod * e).map(|q| if q % 4 == 1 { 0.0 } else { rnd() }).collect();
+                let rt = Router { w: Mat::new(w, ni, e), mod_bias };
+                for rows in [1usize, 7, 16, 17, 33] {
+                    let mut x: Vec<f32> = (0..rows * ni).map(|_| rnd()).collect();
+                    if rows > 7 {
+                        x[5 * ni + 3] = f32::NAN;
+                        x[6 * ni..7 * ni].fill(0.0);
+                    }
+                    let mods: Vec<usize> = (0..rows).map(|r| r % n_mod).collect();
+                    for top_k in 1..=e + 1 {
+                        let want = route_scalar(&x, &rt, &mods, top_k);
+                        let mut got = vec![7f32; rows * e];
+                        // SAFETY: AVX-512F checked above.
+                        assert!(unsafe { avx512::route(&x, &rt, &mods, top_k, &mut got) });
+                        assert_eq!(bits(&got), bits(&want), "route e={e} rows={rows} top_k={top_k}");
+                    }
                 }
             }
         }
