@@ -65,6 +65,12 @@ impl Tables {
     pub fn squash(&self, d: i32) -> i32 {
         self.squash[((d.clamp(-2047, 2047) + 2047) & 4095) as usize] as i32
     }
+    /// [`Tables::squash`] of a value already in `-2047..=2047` (no clamp needed).
+    #[inline(always)]
+    pub fn squash_in_range(&self, d: i32) -> i32 {
+        debug_assert!((-2047..=2047).contains(&d));
+        self.squash[((d + 2047) & 4095) as usize] as i32
+    }
     /// Inverse of [`Tables::squash`] for a 12-bit probability.
     #[inline(always)]
     pub fn stretch(&self, p: i32) -> i32 {
@@ -281,13 +287,21 @@ impl Apm {
     /// Refine 12-bit probability `pr` in context `cx`; returns a 16-bit probability.
     #[inline(always)]
     pub fn p(&mut self, t: &Tables, pr: i32, cx: usize) -> u32 {
-        let s = t.stretch(pr) + 2048; // 1..4095
+        self.p_stretched(t.stretch(pr), cx)
+    }
+
+    /// [`Apm::p`] given `st = t.stretch(pr)` (several APMs refining one probability share it).
+    #[inline(always)]
+    pub fn p_stretched(&mut self, st: i32, cx: usize) -> u32 {
+        let s = (st + 2048) & 4095; // 1..4095
         let lo = (s >> 7) as usize; // 0..31
         let w = (s & 127) as u32;
         let base = (cx & (self.n - 1)) * 33 + lo;
         self.idx = base + ((w >> 6) as usize);
-        let a = self.t.get(base).copied().unwrap_or(32768) as u32;
-        let b = self.t.get(base + 1).copied().unwrap_or(32768) as u32;
+        let (a, b) = match self.t.get(base..base + 2) {
+            Some(&[a, b]) => (a as u32, b as u32),
+            _ => (32768, 32768),
+        };
         (a * (128 - w) + b * w) >> 7
     }
 
@@ -295,18 +309,16 @@ impl Apm {
     #[inline(always)]
     pub fn prefetch(&self, cx: usize, rows: usize) {
         let base = (cx & (self.n - 1)) * 33;
-        let end = (base + rows * 33).min(self.t.len());
-        // 33 u16 per row: 66 bytes, so lines at base, base + 32, base + 64 cover a row pair.
-        if let Some(s) = self.t.get(base..end) {
-            let p = s.as_ptr();
-            let last = s.len().saturating_sub(1);
-            let mut i = 0;
-            while i < last {
-                prefetch_ptr(p.wrapping_add(i));
-                i += 32;
-            }
-            prefetch_ptr(p.wrapping_add(last));
+        // 33 u16 per row (66 bytes): lines at base, base + 32 and the last entry
+        // cover one row, and base + 64 the rest of a row pair.
+        let p = self.t.as_ptr().wrapping_add(base);
+        let last = (rows.clamp(1, 2) * 33 - 1).min(self.t.len().saturating_sub(base + 1));
+        prefetch_ptr(p);
+        prefetch_ptr(p.wrapping_add(32.min(last)));
+        if rows > 1 {
+            prefetch_ptr(p.wrapping_add(64.min(last)));
         }
+        prefetch_ptr(p.wrapping_add(last));
     }
 
     /// Update the bucket nearest to the last query.
