@@ -251,13 +251,16 @@ impl Mixer2 {
             Some(x) => x,
             None => return self.update(t, bit),
         };
+        // Local copies: the compiler then knows the inputs do not alias the weights.
+        let x: [i32; S] = *x;
+        let outs = self.outs;
         let target = (bit as i32) << 12;
         let (rows, _) = self.weights.as_chunks_mut::<S>();
         for j in 0..K {
             // `outs` are clamped dot products, so squash needs no clamp.
-            let err = ((target - t.squash_in_range(self.outs[j])) * self.lr) >> 2;
+            let err = ((target - t.squash_in_range(outs[j])) * self.lr) >> 2;
             if let Some(w) = rows.get_mut(self.rows[j]) {
-                train_n(w, x, err);
+                train_n(w, &x, err);
             }
         }
         self.update_final(bit);
@@ -268,9 +271,10 @@ impl Mixer2 {
         let target = (bit as i32) << 12;
         let err = ((target - self.pr) * self.lr_final) >> 2;
         // Lanes past `k` see input 0, so training leaves their weights as they are.
+        let outs = self.outs;
         let (f, _) = self.final_w.as_chunks_mut::<FINAL_LANES>();
         if let Some(fw) = f.get_mut(self.final_row) {
-            train_n(fw, &self.outs, err);
+            train_n(fw, &outs, err);
         }
         // Every bit adds the same inputs, so the slots past them stay zero.
         self.nin = 0;
