@@ -10,7 +10,7 @@
 //! time); both are the same integer code, so they code identical bits.
 
 use super::mix2::{Mixer2, MAX_IN};
-use super::prim::{big_vec, counter_p, counter_update, prefetch, hash2, tables, Apm, CounterMap, Tables, COUNTER_INIT};
+use super::prim::{big_vec, counter_p, counter_update, prefetch, prefetch_ptr, hash2, tables, Apm, CounterMap, Tables, COUNTER_INIT};
 use super::Io;
 use crate::hint::Modality;
 
@@ -469,15 +469,13 @@ impl ByteModel {
     #[inline(always)]
     fn prefetch_nibble<const N: usize>(&self, ctx: &[u64; MAX_CTX], c0: u32) {
         let shift = 64 - (self.p.table_bits - 4);
+        let t = self.tab.as_ptr();
         for (i, &c) in ctx.iter().enumerate().take(self.cnt::<N>()) {
             let h = hash2(c, c0 as u64);
             let b0 = i * self.size + ((h >> shift) as usize & self.mask);
-            if let Some(b) = self.tab.get(b0) {
-                prefetch(b);
-            }
-            if let Some(b) = self.tab.get(b0 ^ 1) {
-                prefetch(b);
-            }
+            // Both buckets of the pair (a hint that never faults, so no bounds check).
+            prefetch_ptr(t.wrapping_add(b0));
+            prefetch_ptr(t.wrapping_add(b0 ^ 1));
         }
     }
 
@@ -524,12 +522,8 @@ impl ByteModel {
             let b0 = i * self.size + ((h >> shift) as usize & self.mask);
             self.cand[i] = b0;
             self.chk[i] = (h as u32 & 0xFFFF_FF00) | 0xAB;
-            if let Some(b) = self.tab.get(b0) {
-                prefetch(b);
-            }
-            if let Some(b) = self.tab.get(b0 ^ 1) {
-                prefetch(b);
-            }
+            prefetch_ptr(self.tab.as_ptr().wrapping_add(b0));
+            prefetch_ptr(self.tab.as_ptr().wrapping_add(b0 ^ 1));
         }
     }
 

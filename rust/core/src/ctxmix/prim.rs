@@ -309,16 +309,16 @@ impl Apm {
     #[inline(always)]
     pub fn prefetch(&self, cx: usize, rows: usize) {
         let base = (cx & (self.n - 1)) * 33;
-        // 33 u16 per row (66 bytes): lines at base, base + 32 and the last entry
-        // cover one row, and base + 64 the rest of a row pair.
+        // 33 u16 per row (66 bytes, at most 2 lines apart from a rare third):
+        // entries 0 and 32 cover one row, entries 64 and 65 the rest of a row
+        // pair. Prefetching never faults, so the addresses need no bounds check.
         let p = self.t.as_ptr().wrapping_add(base);
-        let last = (rows.clamp(1, 2) * 33 - 1).min(self.t.len().saturating_sub(base + 1));
         prefetch_ptr(p);
-        prefetch_ptr(p.wrapping_add(32.min(last)));
+        prefetch_ptr(p.wrapping_add(32));
         if rows > 1 {
-            prefetch_ptr(p.wrapping_add(64.min(last)));
+            prefetch_ptr(p.wrapping_add(64));
+            prefetch_ptr(p.wrapping_add(65));
         }
-        prefetch_ptr(p.wrapping_add(last));
     }
 
     /// Update the bucket nearest to the last query.
