@@ -277,6 +277,11 @@ pub struct ByteModel {
     chk: [u32; MAX_CTX],
     /// Chosen bucket (absolute index into `tab`) per context.
     base: [usize; MAX_CTX],
+    /// Working copies of the chosen buckets: the bits of a nibble read and
+    /// update these; [`ByteModel::nibble_select`] writes them back to `base`
+    /// before it picks the next ones (each context has its own table, so no
+    /// two copies are of the same bucket).
+    cur: [Bucket; MAX_CTX],
     o0: CounterMap,
     o1: CounterMap,
     c0: u32,
@@ -331,7 +336,8 @@ impl ByteModel {
             ctx_hash: [0; MAX_CTX],
             cand: [0; MAX_CTX],
             chk: [0; MAX_CTX],
-            base: [0; MAX_CTX],
+            base: std::array::from_fn(|i| if i < n { i * size } else { 0 }),
+            cur: [EMPTY; MAX_CTX],
             o0: CounterMap::new(8, 1023),
             o1: CounterMap::new(16, 1023),
             c0: 1,
@@ -530,6 +536,12 @@ impl ByteModel {
     /// Pick (or claim) each context's bucket among its two candidates.
     #[inline(always)]
     fn nibble_select<const N: usize>(&mut self) {
+        // Write back the last nibble's buckets (a fresh model's copies equal the table).
+        for i in 0..self.cnt::<N>() {
+            if let Some(b) = self.tab.get_mut(self.base[i]) {
+                *b = self.cur[i];
+            }
+        }
         for i in 0..self.cnt::<N>() {
             let b0 = self.cand[i];
             let b1 = b0 ^ 1;
@@ -549,6 +561,7 @@ impl ByteModel {
                 }
                 v
             };
+            self.cur[i] = self.tab.get(self.base[i]).copied().unwrap_or(EMPTY);
         }
     }
 
@@ -589,12 +602,11 @@ impl ByteModel {
         }
         // The inputs in the lanes `Mixer2::add_in_range` calls would fill (every
         // value is in -2047..=2047: stretch outputs, 0, a bounded confidence, the bias).
-        let tab = &self.tab;
-        let base = &self.base;
+        let cur = &self.cur;
         let x = self.mixer.slots();
         let mut k = 0usize;
         for i in 0..n {
-            let v = base.get(i).and_then(|&b| tab.get(b)).map(|b| b.0[node]).unwrap_or(COUNTER_INIT);
+            let v = cur.get(i).map(|b| b.0[node]).unwrap_or(COUNTER_INIT);
             let st = t.stretch(counter_p(v));
             x[k & (MAX_IN - 1)] = st;
             k += 1;
@@ -647,7 +659,7 @@ impl ByteModel {
         let lim = self.p.limit;
         let node = self.node;
         for i in 0..self.cnt::<N>() {
-            if let Some(b) = self.tab.get_mut(self.base[i]) {
+            if let Some(b) = self.cur.get_mut(i) {
                 counter_update(&mut b.0[node], bit, lim);
             }
         }
