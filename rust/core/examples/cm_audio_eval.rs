@@ -42,15 +42,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let level: u8 = args.first().and_then(|a| a.parse().ok()).unwrap_or(5);
     let verify = args.iter().any(|a| a == "--verify");
-    let json = args.iter().position(|a| a == "--json").and_then(|i| args.get(i + 1)).cloned();
+    let json = args
+        .iter()
+        .position(|a| a == "--json")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let (mut raw, mut comp) = (0usize, 0usize);
     let mut rows = Vec::new();
     let t0 = std::time::Instant::now();
-    let files = args.iter().skip(1).filter(|a| !a.starts_with("--") && Some(*a) != json.as_ref());
+    let files = args
+        .iter()
+        .skip(1)
+        .filter(|a| !a.starts_with("--") && Some(*a) != json.as_ref());
     for f in files {
         let data = std::fs::read(f)?;
         let Some(l) = layout(&data) else { continue };
-        let hint = Hint { modality: Modality::Audio, layout: Some(l) };
+        let hint = Hint {
+            modality: Modality::Audio,
+            layout: Some(l),
+        };
         let c = ctxmix::compress(&data, level, &hint)?;
         if verify && ctxmix::decompress(&c, data.len(), level, &hint)? != data {
             return Err(format!("{f}: round trip differs").into());
@@ -60,11 +70,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         comp += c.len();
         let name = f.rsplit('/').next().unwrap_or(f);
         println!("{name}\t{pcm}\t{}", c.len());
-        rows.push(format!("{{\"file\": \"{}\", \"pcm_bytes\": {pcm}, \"cm_bytes\": {}}}", name.replace(['"', '\\'], "_"), c.len()));
+        rows.push(format!(
+            "{{\"file\": \"{}\", \"pcm_bytes\": {pcm}, \"cm_bytes\": {}}}",
+            name.replace(['"', '\\'], "_"),
+            c.len()
+        ));
     }
     let s = t0.elapsed().as_secs_f64();
     let bpb = 8.0 * comp as f64 / raw.max(1) as f64;
-    println!("TOTAL\t{raw}\t{comp}\t{bpb:.4}\t{:.3} MB/s", raw as f64 / 1e6 / s);
+    println!(
+        "TOTAL\t{raw}\t{comp}\t{bpb:.4}\t{:.3} MB/s",
+        raw as f64 / 1e6 / s
+    );
     if let Some(out) = json {
         let body = format!(
             "{{\"level\": {level}, \"verified\": {verify}, \"pcm_bytes\": {raw}, \"cm_bytes\": {comp}, \"bits_per_byte\": {bpb:.4}, \"wall_s\": {s:.2}, \"files\": [\n{}\n]}}\n",

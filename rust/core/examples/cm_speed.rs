@@ -5,7 +5,10 @@
 
 /// CPU seconds of this thread (the machine is shared, wall time is not per core).
 fn cpu() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the valid timespec we pass.
     unsafe {
         libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
@@ -25,10 +28,16 @@ fn main() {
     let level: u8 = args[0].parse().unwrap_or(5);
     let runs: usize = args[1].parse().unwrap_or(1);
     // CM_MOD=name: the chunks' modality (default text).
-    let modality = std::env::var("CM_MOD").ok().and_then(|m| Modality::from_name(&m).ok()).unwrap_or(Modality::Text);
+    let modality = std::env::var("CM_MOD")
+        .ok()
+        .and_then(|m| Modality::from_name(&m).ok())
+        .unwrap_or(Modality::Text);
     let hint = Hint::bytes(modality);
     // CM_HEAD=n: only the first n bytes of each file; CM_NODEC=1: skip decoding (ratio only).
-    let head: usize = std::env::var("CM_HEAD").ok().and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
+    let head: usize = std::env::var("CM_HEAD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(usize::MAX);
     let nodec = std::env::var_os("CM_NODEC").is_some();
     let (mut tot_raw, mut tot_comp) = (0usize, 0usize);
     for f in &args[2..] {
@@ -48,7 +57,11 @@ fn main() {
             let t0 = cpu();
             let c = ctxmix::compress(&data, level, &hint).unwrap_or_default();
             let t1 = cpu();
-            let d = if nodec { data.clone() } else { ctxmix::decompress(&c, data.len(), level, &hint).unwrap_or_default() };
+            let d = if nodec {
+                data.clone()
+            } else {
+                ctxmix::decompress(&c, data.len(), level, &hint).unwrap_or_default()
+            };
             let t2 = cpu();
             if d != data {
                 eprintln!("{f}: round trip failed");
@@ -69,5 +82,8 @@ fn main() {
             mb / td
         );
     }
-    println!("{{\"total_bytes\": {tot_raw}, \"total_comp\": {tot_comp}, \"bpb\": {:.4}}}", 8.0 * tot_comp as f64 / tot_raw.max(1) as f64);
+    println!(
+        "{{\"total_bytes\": {tot_raw}, \"total_comp\": {tot_comp}, \"bpb\": {:.4}}}",
+        8.0 * tot_comp as f64 / tot_raw.max(1) as f64
+    );
 }

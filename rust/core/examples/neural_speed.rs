@@ -3,12 +3,15 @@
 //! Prints process CPU seconds and wall seconds of one encode and one decode.
 
 use mmz_core::hint::{Hint, Modality};
-use mmz_core::neural::NeuralCodec;
 use mmz_core::neural::Model;
+use mmz_core::neural::NeuralCodec;
 use std::time::Instant;
 
 fn cpu_seconds() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid pointer to a timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
@@ -17,14 +20,19 @@ fn cpu_seconds() -> f64 {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a: Vec<String> = std::env::args().collect();
     let model = Model::from_container(&std::fs::read(&a[1])?)?;
-    let names = ["text", "structured", "gene", "image", "audio"].iter().map(|s| s.to_string()).collect();
+    let names = ["text", "structured", "gene", "image", "audio"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let c = NeuralCodec::new(model, names)?;
     if a[2] == "step" {
         // Engine only: `step ROWS STEPS REPS`, minimum wall time per token over REPS runs.
         let rows: usize = a[3].parse()?;
         let steps: usize = a[4].parse()?;
         let reps: usize = a[5].parse()?;
-        let toks: Vec<u32> = (0..rows * steps).map(|i| ((i * 7919) % 256) as u32).collect();
+        let toks: Vec<u32> = (0..rows * steps)
+            .map(|i| ((i * 7919) % 256) as u32)
+            .collect();
         let mods = vec![0usize; rows];
         let mut best = f64::INFINITY;
         let mut best_cpu = f64::INFINITY;
@@ -34,7 +42,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let lg = mmz_core::neural::codec::run_logits(&c.model, &toks, &mods, steps)?;
             best = best.min(t0.elapsed().as_secs_f64());
             best_cpu = best_cpu.min(cpu_seconds() - c0);
-            h = mmz_core::checksum::xxh3(&lg.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
+            h = mmz_core::checksum::xxh3(
+                &lg.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
+            );
         }
         let per_tok = best / (rows * steps) as f64;
         let gf = 2.0 * c.model.macs_per_token() as f64 / per_tok / 1e9;

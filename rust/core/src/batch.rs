@@ -39,6 +39,8 @@ pub struct BatchEncoder {
     precision: u32,
     encs: Vec<RangeEncoder>,
     scratch: Vec<Vec<f32>>,
+    /// Quantizer working memory shared by the streams on the sequential path.
+    quant_scratch: Vec<u32>,
 }
 
 impl BatchEncoder {
@@ -48,7 +50,12 @@ impl BatchEncoder {
         if batch == 0 {
             return Err(MmzError::InvalidArgument("batch must be at least 1".into()));
         }
-        Ok(BatchEncoder { precision, encs: vec![RangeEncoder::new(); batch], scratch: vec![Vec::new(); batch] })
+        Ok(BatchEncoder {
+            precision,
+            encs: vec![RangeEncoder::new(); batch],
+            scratch: vec![Vec::new(); batch],
+            quant_scratch: Vec::new(),
+        })
     }
 
     /// Number of streams.
@@ -62,30 +69,42 @@ impl BatchEncoder {
     }
 
     /// Code `symbols[b]` in stream `b` under row `b` of `rows` (`B x V`, row-major).
-    pub fn encode_step(&mut self, rows: &[f32], v: usize, symbols: &[u32], kind: RowKind) -> Result<()> {
+    pub fn encode_step(
+        &mut self,
+        rows: &[f32],
+        v: usize,
+        symbols: &[u32],
+        kind: RowKind,
+    ) -> Result<()> {
         let b = self.encs.len();
         check_shape(rows.len(), b, v, "probability matrix")?;
         quant::check_params(self.precision, v)?;
         if symbols.len() != b {
-            return Err(MmzError::InvalidArgument(format!("got {} symbols for a batch of {b}", symbols.len())));
+            return Err(MmzError::InvalidArgument(format!(
+                "got {} symbols for a batch of {b}",
+                symbols.len()
+            )));
         }
         if let Some(&s) = symbols.iter().find(|&&s| s as usize >= v) {
-            return Err(MmzError::InvalidArgument(format!("symbol {s} out of range for alphabet of {v}")));
+            return Err(MmzError::InvalidArgument(format!(
+                "symbol {s} out of range for alphabet of {v}"
+            )));
         }
         let p = self.precision;
-        let one = |enc: &mut RangeEncoder, row: &[f32], s: u32, scratch: &mut Vec<f32>| -> Result<()> {
-            let row = match kind {
-                RowKind::Probs => row,
-                RowKind::Logits => {
-                    scratch.clear();
-                    scratch.resize(row.len(), 0.0);
-                    quant::logits_to_weights(row, scratch)?;
-                    &scratch[..]
-                }
+        let one =
+            |enc: &mut RangeEncoder, row: &[f32], s: u32, scratch: &mut Vec<f32>| -> Result<()> {
+                let row = match kind {
+                    RowKind::Probs => row,
+                    RowKind::Logits => {
+                        scratch.clear();
+                        scratch.resize(row.len(), 0.0);
+                        quant::logits_to_weights(row, scratch)?;
+                        &scratch[..]
+                    }
+                };
+                enc.encode_probs(s, row, p)?;
+                Ok(())
             };
-            enc.encode_probs(s, row, p)?;
-            Ok(())
-        };
         if use_par(b, v) {
             self.encs
                 .par_iter_mut()
@@ -93,6 +112,14 @@ impl BatchEncoder {
                 .zip(symbols.par_iter())
                 .zip(self.scratch.par_iter_mut())
                 .try_for_each(|(((e, r), &s), sc)| one(e, r, s, sc))
+        } else if kind == RowKind::Probs {
+            // One quantizer buffer for all streams (it stays in the L1 cache).
+            let sc = &mut self.quant_scratch;
+            self.encs
+                .iter_mut()
+                .zip(rows.chunks(v))
+                .zip(symbols)
+                .try_for_each(|((e, r), &s)| e.encode_probs_in(s, r, p, sc))
         } else {
             self.encs
                 .iter_mut()
@@ -138,15 +165,28 @@ impl BatchDecoder {
     }
 
     /// Decode one symbol per stream under row `b` of `rows` into `out[b]`.
-    pub fn decode_step(&mut self, rows: &[f32], v: usize, out: &mut [u32], kind: RowKind) -> Result<()> {
+    pub fn decode_step(
+        &mut self,
+        rows: &[f32],
+        v: usize,
+        out: &mut [u32],
+        kind: RowKind,
+    ) -> Result<()> {
         let b = self.decs.len();
         check_shape(rows.len(), b, v, "probability matrix")?;
         quant::check_params(self.precision, v)?;
         if out.len() != b {
-            return Err(MmzError::InvalidArgument(format!("output has {} slots for a batch of {b}", out.len())));
+            return Err(MmzError::InvalidArgument(format!(
+                "output has {} slots for a batch of {b}",
+                out.len()
+            )));
         }
         let p = self.precision;
-        let one = |d: &mut RangeDecoder, row: &[f32], o: &mut u32, sc: &mut (Vec<u32>, Vec<f32>)| -> Result<()> {
+        let one = |d: &mut RangeDecoder,
+                   row: &[f32],
+                   o: &mut u32,
+                   sc: &mut (Vec<u32>, Vec<f32>)|
+         -> Result<()> {
             let (freqs, w) = sc;
             let row = match kind {
                 RowKind::Probs => row,
@@ -167,6 +207,9 @@ impl BatchDecoder {
                 .zip(out.par_iter_mut())
                 .zip(self.scratch.par_iter_mut())
                 .try_for_each(|(((d, r), o), sc)| one(d, r, o, sc))
+        } else if kind == RowKind::Probs {
+            // Row b + 1's preparation overlaps row b's search (same symbols).
+            crate::coder::decode_rows_pipelined(&mut self.decs, rows, v, p, out).map_err(|(_, e)| e)
         } else {
             self.decs
                 .iter_mut()
@@ -190,8 +233,12 @@ mod tests {
             st = st.wrapping_mul(6364136223846793005).wrapping_add(1);
             (st >> 40) as u32
         };
-        let rows: Vec<Vec<f32>> = (0..n).map(|_| (0..b * v).map(|_| (next() % 500) as f32 * 0.01).collect()).collect();
-        let syms: Vec<Vec<u32>> = (0..n).map(|_| (0..b).map(|_| next() % v as u32).collect()).collect();
+        let rows: Vec<Vec<f32>> = (0..n)
+            .map(|_| (0..b * v).map(|_| (next() % 500) as f32 * 0.01).collect())
+            .collect();
+        let syms: Vec<Vec<u32>> = (0..n)
+            .map(|_| (0..b).map(|_| next() % v as u32).collect())
+            .collect();
         for kind in [RowKind::Probs, RowKind::Logits] {
             let mut be = BatchEncoder::new(b, 20).unwrap();
             for t in 0..n {
@@ -201,7 +248,8 @@ mod tests {
             for (i, stream) in streams.iter().enumerate() {
                 let mut one = BatchEncoder::new(1, 20).unwrap();
                 for t in 0..n {
-                    one.encode_step(&rows[t][i * v..(i + 1) * v], v, &syms[t][i..i + 1], kind).unwrap();
+                    one.encode_step(&rows[t][i * v..(i + 1) * v], v, &syms[t][i..i + 1], kind)
+                        .unwrap();
                 }
                 assert_eq!(&one.finish()[0], stream);
             }

@@ -25,12 +25,20 @@ fn split(x1: u32, x2: u32, p1: u32) -> u32 {
 impl BitEncoder {
     /// A fresh encoder.
     pub fn new() -> Self {
-        BitEncoder { x1: 0, x2: u32::MAX, out: Vec::new() }
+        BitEncoder {
+            x1: 0,
+            x2: u32::MAX,
+            out: Vec::new(),
+        }
     }
 
     /// A fresh encoder with reserved output capacity.
     pub fn with_capacity(n: usize) -> Self {
-        BitEncoder { x1: 0, x2: u32::MAX, out: Vec::with_capacity(n) }
+        BitEncoder {
+            x1: 0,
+            x2: u32::MAX,
+            out: Vec::with_capacity(n),
+        }
     }
 
     /// Code one bit with P(bit = 1) = `p1` / 65536; `p1` must be in `1..=65535`.
@@ -69,7 +77,13 @@ pub struct BitDecoder<'a> {
 impl<'a> BitDecoder<'a> {
     /// Start decoding `data`.
     pub fn new(data: &'a [u8]) -> Self {
-        let mut d = BitDecoder { x1: 0, x2: u32::MAX, x: 0, data, pos: 0 };
+        let mut d = BitDecoder {
+            x1: 0,
+            x2: u32::MAX,
+            x: 0,
+            data,
+            pos: 0,
+        };
         for _ in 0..4 {
             d.x = (d.x << 8) | d.next_byte();
         }

@@ -47,10 +47,15 @@ impl CodecId {
 
     /// Parse a user-facing name.
     pub fn from_name(name: &str) -> Result<Self> {
-        [CodecId::Store, CodecId::Order2, CodecId::Cm, CodecId::Neural]
-            .into_iter()
-            .find(|c| c.name() == name)
-            .ok_or_else(|| MmzError::InvalidArgument(format!("unknown codec {name:?}")))
+        [
+            CodecId::Store,
+            CodecId::Order2,
+            CodecId::Cm,
+            CodecId::Neural,
+        ]
+        .into_iter()
+        .find(|c| c.name() == name)
+        .ok_or_else(|| MmzError::InvalidArgument(format!("unknown codec {name:?}")))
     }
 
     /// Whether this build can encode and decode chunks with this codec.
@@ -61,12 +66,22 @@ impl CodecId {
 
 /// Compress one chunk with `codec` at `level` (1..=9). Returns the codec actually
 /// used: a chunk the codec would expand is stored instead.
-pub fn compress_chunk(data: &[u8], codec: CodecId, level: u8, hint: &Hint) -> Result<(CodecId, Vec<u8>)> {
+pub fn compress_chunk(
+    data: &[u8],
+    codec: CodecId,
+    level: u8,
+    hint: &Hint,
+) -> Result<(CodecId, Vec<u8>)> {
     if data.len() > MAX_CHUNK {
-        return Err(MmzError::InvalidArgument(format!("chunk of {} bytes exceeds {MAX_CHUNK}", data.len())));
+        return Err(MmzError::InvalidArgument(format!(
+            "chunk of {} bytes exceeds {MAX_CHUNK}",
+            data.len()
+        )));
     }
     if !(1..=9).contains(&level) {
-        return Err(MmzError::InvalidArgument(format!("level {level} outside 1..=9")));
+        return Err(MmzError::InvalidArgument(format!(
+            "level {level} outside 1..=9"
+        )));
     }
     hint.validate(data.len())?;
     let payload = match codec {
@@ -74,7 +89,10 @@ pub fn compress_chunk(data: &[u8], codec: CodecId, level: u8, hint: &Hint) -> Re
         CodecId::Order2 => order2::compress(data),
         CodecId::Cm => crate::ctxmix::compress(data, level, hint)?,
         CodecId::Neural => {
-            return Err(MmzError::InvalidArgument(format!("codec {} is not available in this build", codec.name())))
+            return Err(MmzError::InvalidArgument(format!(
+                "codec {} is not available in this build",
+                codec.name()
+            )))
         }
     };
     if payload.len() >= data.len() {
@@ -85,15 +103,28 @@ pub fn compress_chunk(data: &[u8], codec: CodecId, level: u8, hint: &Hint) -> Re
 }
 
 /// Decompress one chunk payload back to `raw_len` bytes.
-pub fn decompress_chunk(payload: &[u8], raw_len: usize, codec: CodecId, level: u8, hint: &Hint) -> Result<Vec<u8>> {
+pub fn decompress_chunk(
+    payload: &[u8],
+    raw_len: usize,
+    codec: CodecId,
+    level: u8,
+    hint: &Hint,
+) -> Result<Vec<u8>> {
     if raw_len > MAX_CHUNK {
-        return Err(MmzError::corrupt("chunk header", format!("raw length {raw_len} exceeds {MAX_CHUNK}")));
+        return Err(MmzError::corrupt(
+            "chunk header",
+            format!("raw length {raw_len} exceeds {MAX_CHUNK}"),
+        ));
     }
-    hint.validate(raw_len).map_err(|e| MmzError::corrupt("chunk hint", e.to_string()))?;
+    hint.validate(raw_len)
+        .map_err(|e| MmzError::corrupt("chunk hint", e.to_string()))?;
     let out = match codec {
         CodecId::Store => {
             if payload.len() != raw_len {
-                return Err(MmzError::corrupt("stored chunk", "payload length differs from raw length"));
+                return Err(MmzError::corrupt(
+                    "stored chunk",
+                    "payload length differs from raw length",
+                ));
             }
             payload.to_vec()
         }
@@ -103,7 +134,10 @@ pub fn decompress_chunk(payload: &[u8], raw_len: usize, codec: CodecId, level: u
     };
     let _ = level;
     if out.len() != raw_len {
-        return Err(MmzError::corrupt("chunk payload", "decoded length differs from header"));
+        return Err(MmzError::corrupt(
+            "chunk payload",
+            "decoded length differs from header",
+        ));
     }
     Ok(out)
 }

@@ -35,7 +35,12 @@ impl Default for RangeEncoder {
 impl RangeEncoder {
     /// A fresh encoder.
     pub fn new() -> Self {
-        RangeEncoder { low: 0, range: u64::MAX, out: Vec::new(), scratch: Vec::new() }
+        RangeEncoder {
+            low: 0,
+            range: u64::MAX,
+            out: Vec::new(),
+            scratch: Vec::new(),
+        }
     }
 
     #[cold]
@@ -64,6 +69,19 @@ impl RangeEncoder {
     fn put(&mut self, r: u64, start: u32, freq: u32) {
         self.add_low(r * start as u64);
         self.range = r * freq as u64;
+        // Branch-free renormalisation (the loop below, done at once; see the
+        // decoder's `take`): with range >= 2^32 at most 3 bytes move. Four are
+        // appended, then the surplus is cut, so no data-dependent branch remains.
+        if self.range >= 1 << 32 {
+            let sh = self.range.leading_zeros() & !7; // 8 x whole zero bytes, <= 24
+            let len = self.out.len();
+            let b = self.low.to_be_bytes();
+            self.out.extend_from_slice(&[b[0], b[1], b[2], b[3]]);
+            self.out.truncate(len + (sh / 8) as usize);
+            self.low <<= sh;
+            self.range <<= sh;
+            return;
+        }
         while self.range < TOP {
             self.out.push((self.low >> 56) as u8);
             self.low <<= 8;
@@ -79,7 +97,8 @@ impl RangeEncoder {
 
     /// Code the interval `[start, start + freq)` of a distribution with total `total`.
     pub fn encode_interval(&mut self, start: u32, freq: u32, total: u32) -> Result<()> {
-        if total == 0 || total > MAX_TOTAL || freq == 0 || start as u64 + freq as u64 > total as u64 {
+        if total == 0 || total > MAX_TOTAL || freq == 0 || start as u64 + freq as u64 > total as u64
+        {
             return Err(MmzError::InvalidArgument(format!(
                 "bad interval: start {start}, freq {freq}, total {total} (need freq >= 1, start + freq <= total <= 2^24)"
             )));
@@ -91,7 +110,23 @@ impl RangeEncoder {
     /// Code `symbol` under float32 probabilities `probs` quantized at `precision` bits.
     #[inline]
     pub fn encode_probs(&mut self, symbol: u32, probs: &[f32], precision: u32) -> Result<()> {
-        let (start, freq) = quant::row_interval_in(probs, precision, symbol as usize, &mut self.scratch)?;
+        let (start, freq) =
+            quant::row_interval_in(probs, precision, symbol as usize, &mut self.scratch)?;
+        self.put_pow2(start, freq, precision);
+        Ok(())
+    }
+
+    /// [`Self::encode_probs`] with the caller's quantizer working memory (one
+    /// buffer shared by many encoders stays in the L1 cache).
+    #[inline]
+    pub fn encode_probs_in(
+        &mut self,
+        symbol: u32,
+        probs: &[f32],
+        precision: u32,
+        scratch: &mut Vec<u32>,
+    ) -> Result<()> {
+        let (start, freq) = quant::row_interval_in(probs, precision, symbol as usize, scratch)?;
         self.put_pow2(start, freq, precision);
         Ok(())
     }
@@ -100,8 +135,14 @@ impl RangeEncoder {
     pub fn encode_freqs(&mut self, symbol: u32, freqs: &[u32]) -> Result<()> {
         let total = quant::check_freqs(freqs)?;
         let s = symbol as usize;
-        let start: u32 = freqs.get(..s).map(|f| f.iter().sum()).ok_or_else(|| bad_symbol(symbol, freqs.len()))?;
-        let freq = freqs.get(s).copied().ok_or_else(|| bad_symbol(symbol, freqs.len()))?;
+        let start: u32 = freqs
+            .get(..s)
+            .map(|f| f.iter().sum())
+            .ok_or_else(|| bad_symbol(symbol, freqs.len()))?;
+        let freq = freqs
+            .get(s)
+            .copied()
+            .ok_or_else(|| bad_symbol(symbol, freqs.len()))?;
         self.encode_interval(start, freq, total)
     }
 
@@ -147,7 +188,12 @@ pub struct RangeDecoder {
 impl RangeDecoder {
     /// Start decoding `data`.
     pub fn new(data: Vec<u8>) -> Self {
-        let mut d = RangeDecoder { code: 0, range: u64::MAX, data, pos: 0 };
+        let mut d = RangeDecoder {
+            code: 0,
+            range: u64::MAX,
+            data,
+            pos: 0,
+        };
         for _ in 0..8 {
             d.code = (d.code << 8) | d.next_byte();
         }
@@ -175,6 +221,20 @@ impl RangeDecoder {
     fn take(&mut self, r: u64, start: u32, freq: u32) {
         self.code = self.code.wrapping_sub(r.wrapping_mul(start as u64));
         self.range = r.wrapping_mul(freq as u64);
+        // Branch-free renormalisation (the loop below, done at once): the
+        // number of bytes to shift in is data-dependent, so a loop mispredicts
+        // often. With range >= 2^32 (always after a valid step: r >= 2^32,
+        // freq >= 1) at most 3 bytes move, and 8 readable bytes make it exact.
+        if self.range >= 1 << 32 {
+            if let Some(w) = self.data.get(self.pos..self.pos + 8) {
+                let word = u64::from_be_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+                let sh = self.range.leading_zeros() & !7; // 8 x whole zero bytes, <= 24
+                self.code = (self.code << sh) | ((word >> (63 - sh)) >> 1);
+                self.range <<= sh;
+                self.pos += (sh / 8) as usize;
+                return;
+            }
+        }
         while self.range < TOP {
             if self.range == 0 {
                 // Only reachable if a caller-supplied interval was empty; keep going safely.
@@ -193,13 +253,17 @@ impl RangeDecoder {
         F: FnOnce(u32) -> Result<(u32, u32, u32)>,
     {
         if total == 0 || total > MAX_TOTAL {
-            return Err(MmzError::InvalidArgument(format!("total must be in 1..=2^24, got {total}")));
+            return Err(MmzError::InvalidArgument(format!(
+                "total must be in 1..=2^24, got {total}"
+            )));
         }
         let r = self.range / total as u64;
         let q = self.target(r, total)?;
         let (sym, start, freq) = find(q)?;
         if freq == 0 || start > q || q - start >= freq {
-            return Err(corrupt("symbol lookup returned an interval not containing the target"));
+            return Err(corrupt(
+                "symbol lookup returned an interval not containing the target",
+            ));
         }
         self.take(r, start, freq);
         Ok(sym)
@@ -208,16 +272,75 @@ impl RangeDecoder {
     /// Decode one symbol under float32 probabilities quantized at `precision`;
     /// `scratch` is working memory reused between calls (resized as needed).
     #[inline]
-    pub fn decode_probs(&mut self, probs: &[f32], precision: u32, scratch: &mut Vec<u32>) -> Result<u32> {
+    pub fn decode_probs(
+        &mut self,
+        probs: &[f32],
+        precision: u32,
+        scratch: &mut Vec<u32>,
+    ) -> Result<u32> {
         quant::check_params(precision, probs.len())?;
         let r = self.range >> precision;
         let q = self.target(r, 1 << precision)?;
         let (sym, start, freq) = quant::row_locate(probs, precision, q, scratch)?;
         if freq == 0 || start > q || q - start >= freq {
-            return Err(corrupt("symbol lookup returned an interval not containing the target"));
+            return Err(corrupt(
+                "symbol lookup returned an interval not containing the target",
+            ));
         }
         self.take(r, start, freq);
         Ok(sym)
+    }
+
+    /// Decode one symbol under a row prepared by [`quant::row_prepare`] (kernel
+    /// `k`, the same `probs` and `precision`); the same result as [`Self::decode_probs`].
+    #[inline]
+    pub fn decode_prepared(
+        &mut self,
+        k: quant::Kernel,
+        prep: &quant::RowPrep,
+        probs: &[f32],
+        precision: u32,
+        scratch: &mut Vec<u32>,
+    ) -> Result<u32> {
+        let r = self.range >> precision;
+        let q = self.target(r, 1 << precision)?;
+        let (sym, start, freq) = quant::row_search(k, prep, probs, precision, q, scratch)?;
+        if freq == 0 || start > q || q - start >= freq {
+            return Err(corrupt(
+                "symbol lookup returned an interval not containing the target",
+            ));
+        }
+        self.take(r, start, freq);
+        Ok(sym)
+    }
+
+    /// Decode one symbol per row of `rows` (whole rows of `v` floats) into `out`
+    /// (cleared first): the same symbols as [`Self::decode_probs`] row by row,
+    /// with the rows' preparation pipelined (see [`decode_rows_pipelined`]).
+    pub fn decode_probs_rows(
+        &mut self,
+        rows: &[f32],
+        v: usize,
+        precision: u32,
+        out: &mut Vec<u32>,
+    ) -> Result<()> {
+        quant::check_params(precision, v)?;
+        if !rows.len().is_multiple_of(v) {
+            return Err(MmzError::InvalidArgument(format!(
+                "{} floats are not whole rows of {v}",
+                rows.len()
+            )));
+        }
+        out.clear();
+        out.resize(rows.len() / v, 0);
+        let n = decode_rows_pipelined(std::slice::from_mut(self), rows, v, precision, out);
+        match n {
+            Ok(()) => Ok(()),
+            Err((done, e)) => {
+                out.truncate(done);
+                Err(e)
+            }
+        }
     }
 
     /// Decode one symbol under integer frequencies (any total in `1..=2^24`).
@@ -328,14 +451,25 @@ impl RangeEncoder {
     }
 
     /// Append `symbols`, all under one static float32 distribution.
-    pub fn encode_all_probs(&mut self, symbols: &[u32], probs: &[f32], precision: u32) -> Result<()> {
+    pub fn encode_all_probs(
+        &mut self,
+        symbols: &[u32],
+        probs: &[f32],
+        precision: u32,
+    ) -> Result<()> {
         let freqs = quant::quantize_probs_vec(probs, precision)?;
         self.encode_all_freqs(symbols, &freqs)
     }
 
     /// A copy of the bytes [`RangeEncoder::finish`] would return now; the encoder stays usable.
     pub fn snapshot(&self) -> Vec<u8> {
-        RangeEncoder { low: self.low, range: self.range, out: self.out.clone(), scratch: Vec::new() }.finish()
+        RangeEncoder {
+            low: self.low,
+            range: self.range,
+            out: self.out.clone(),
+            scratch: Vec::new(),
+        }
+        .finish()
     }
 }
 
@@ -352,7 +486,12 @@ impl RangeDecoder {
     }
 
     /// Decode `n` symbols under one static float32 distribution.
-    pub fn decode_all_probs(&mut self, n: usize, probs: &[f32], precision: u32) -> Result<Vec<u32>> {
+    pub fn decode_all_probs(
+        &mut self,
+        n: usize,
+        probs: &[f32],
+        precision: u32,
+    ) -> Result<Vec<u32>> {
         let freqs = quant::quantize_probs_vec(probs, precision)?;
         self.decode_all_freqs(n, &freqs)
     }
@@ -452,7 +591,11 @@ impl AdaptiveModel {
             }
             step >>= 1;
         }
-        let f = self.counts.get(pos).copied().ok_or_else(|| corrupt("adaptive model lookup"))?;
+        let f = self
+            .counts
+            .get(pos)
+            .copied()
+            .ok_or_else(|| corrupt("adaptive model lookup"))?;
         Ok((pos as u32, q - rem, f))
     }
 
@@ -482,7 +625,11 @@ pub fn encode_adaptive(symbols: &[u32], v: usize) -> Result<Vec<u8>> {
     let mut enc = RangeEncoder::new();
     for &s in symbols {
         let su = s as usize;
-        let freq = model.counts.get(su).copied().ok_or_else(|| bad_symbol(s, v))?;
+        let freq = model
+            .counts
+            .get(su)
+            .copied()
+            .ok_or_else(|| bad_symbol(s, v))?;
         let start = model.cum(su);
         enc.put(enc.range / model.total as u64, start, freq);
         model.update(su);
@@ -503,15 +650,98 @@ pub fn decode_adaptive(data: &[u8], n: usize, v: usize) -> Result<Vec<u32>> {
     Ok(out)
 }
 
+/// Decode `out.len()` symbols, symbol `i` under row `i` of `rows` (`v` floats
+/// each) with decoder `decs[i % decs.len()]`: one decoder for the rows of one
+/// stream, or B decoders for one lockstep step of B streams. The same symbols
+/// as calling [`RangeDecoder::decode_probs`] in that order. For 256-entry rows
+/// on AVX-512 the rows' preparation runs as a software pipeline: while row `i`
+/// is searched, row `i + 1` gets stage 3, row `i + 2` stage 2 and row `i + 3`
+/// stage 1 (see [`quant::RowPrep`]); none of that depends on the coded bits,
+/// so the CPU overlaps the chains. On error returns how many symbols were
+/// decoded before it. `precision`, `v` and the shapes must be checked by the caller.
+pub(crate) fn decode_rows_pipelined(
+    decs: &mut [RangeDecoder],
+    rows: &[f32],
+    v: usize,
+    precision: u32,
+    out: &mut [u32],
+) -> std::result::Result<(), (usize, MmzError)> {
+    let n = out.len();
+    let nd = decs.len().max(1);
+    let mut scratch = Vec::new();
+    let k = quant::Kernel::best();
+    let row = |i: usize| rows.get(i * v..(i + 1) * v);
+    let missing = |i: usize| {
+        (
+            i,
+            MmzError::InvalidArgument("fewer rows than symbols".into()),
+        )
+    };
+    if v != quant::SMALL || !quant::prep_stages(k) {
+        for (i, o) in out.iter_mut().enumerate() {
+            let (p, d) = (
+                row(i).ok_or_else(|| missing(i))?,
+                decs.get_mut(i % nd).ok_or_else(|| missing(i))?,
+            );
+            *o = d
+                .decode_probs(p, precision, &mut scratch)
+                .map_err(|e| (i, e))?;
+        }
+        return Ok(());
+    }
+    let mut ring: [quant::RowPrep; 4] = Default::default();
+    // Fill the pipeline: row 0 fully, row 1 to stage 2, row 2 to stage 1.
+    for (i, prep) in ring.iter_mut().enumerate().take(3.min(n)) {
+        let p = row(i).ok_or_else(|| missing(i))?;
+        quant::prep_stage1(p, prep);
+        if i < 2 {
+            quant::prep_stage2(p, precision, prep).map_err(|e| (0, e))?;
+        }
+        if i < 1 {
+            quant::prep_stage3(precision, prep).map_err(|e| (0, e))?;
+        }
+    }
+    for i in 0..n {
+        let p = row(i).ok_or_else(|| missing(i))?;
+        let [r0, r1, r2, r3] = &mut ring;
+        // Row j lives in slot j % 4; rotate the four borrows instead of the data.
+        let (now, s3, s2, s1) = match i % 4 {
+            0 => (r0, r1, r2, r3),
+            1 => (r1, r2, r3, r0),
+            2 => (r2, r3, r0, r1),
+            _ => (r3, r0, r1, r2),
+        };
+        let d = decs.get_mut(i % nd).ok_or_else(|| missing(i))?;
+        let o = out.get_mut(i).ok_or_else(|| missing(i))?;
+        *o = d
+            .decode_prepared(k, now, p, precision, &mut scratch)
+            .map_err(|e| (i, e))?;
+        if i + 1 < n {
+            quant::prep_stage3(precision, s3).map_err(|e| (i + 1, e))?;
+        }
+        if i + 2 < n {
+            quant::prep_stage2(row(i + 2).ok_or_else(|| missing(i + 2))?, precision, s2)
+                .map_err(|e| (i + 1, e))?;
+        }
+        if i + 3 < n {
+            quant::prep_stage1(row(i + 3).ok_or_else(|| missing(i + 3))?, s1);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// Carries seen by the encoder (checks that tests reach the carry path).
-    pub(super) static CARRIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    pub(super) static CARRIES: std::sync::atomic::AtomicUsize =
+        std::sync::atomic::AtomicUsize::new(0);
 
     fn lcg(state: &mut u64) -> u32 {
-        *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (*state >> 33) as u32
     }
 
@@ -523,7 +753,9 @@ mod tests {
         let mut syms = Vec::new();
         let mut enc = RangeEncoder::new();
         for _ in 0..5000 {
-            let row: Vec<f32> = (0..v).map(|_| (lcg(&mut st) % 1000) as f32 / 1000.0).collect();
+            let row: Vec<f32> = (0..v)
+                .map(|_| (lcg(&mut st) % 1000) as f32 / 1000.0)
+                .collect();
             let s = lcg(&mut st) % v as u32;
             enc.encode_probs(s, &row, 16).unwrap();
             rows.push(row);
@@ -542,20 +774,40 @@ mod tests {
         // Alternate near-certain and near-impossible symbols to force long 0xFF runs and carries.
         let freqs = [1u32, (1 << 24) - 2, 1];
         let mut st = 3u64;
-        let syms: Vec<u32> = (0..20000).map(|i| if i % 97 == 0 { [0, 2][(lcg(&mut st) & 1) as usize] } else { 1 }).collect();
+        let syms: Vec<u32> = (0..20000)
+            .map(|i| {
+                if i % 97 == 0 {
+                    [0, 2][(lcg(&mut st) & 1) as usize]
+                } else {
+                    1
+                }
+            })
+            .collect();
         let before = CARRIES.load(std::sync::atomic::Ordering::Relaxed);
         let data = encode_static_freqs(&syms, &freqs).unwrap();
-        assert!(CARRIES.load(std::sync::atomic::Ordering::Relaxed) > before, "no carry exercised");
-        assert_eq!(decode_static_freqs(&data, syms.len(), &freqs).unwrap(), syms);
+        assert!(
+            CARRIES.load(std::sync::atomic::Ordering::Relaxed) > before,
+            "no carry exercised"
+        );
+        assert_eq!(
+            decode_static_freqs(&data, syms.len(), &freqs).unwrap(),
+            syms
+        );
     }
 
     #[test]
     fn adaptive_roundtrip() {
         let mut st = 11u64;
         for v in [2usize, 3, 256, 1000, 65536] {
-            let syms: Vec<u32> = (0..20000).map(|_| (lcg(&mut st) % 7).min(v as u32 - 1) * ((v as u32 - 1) / 7).max(1)).collect();
+            let syms: Vec<u32> = (0..20000)
+                .map(|_| (lcg(&mut st) % 7).min(v as u32 - 1) * ((v as u32 - 1) / 7).max(1))
+                .collect();
             let data = encode_adaptive(&syms, v).unwrap();
-            assert_eq!(decode_adaptive(&data, syms.len(), v).unwrap(), syms, "v={v}");
+            assert_eq!(
+                decode_adaptive(&data, syms.len(), v).unwrap(),
+                syms,
+                "v={v}"
+            );
         }
     }
 

@@ -37,8 +37,14 @@ pub struct DeflateParams {
 
 impl DeflateParams {
     fn validate(&self) -> Result<()> {
-        if self.level > 9 || !(1..=9).contains(&self.mem_level) || self.strategy > 4 || !(9..=15).contains(&self.window_bits) {
-            return Err(MmzError::InvalidArgument(format!("invalid deflate parameters {self:?}")));
+        if self.level > 9
+            || !(1..=9).contains(&self.mem_level)
+            || self.strategy > 4
+            || !(9..=15).contains(&self.window_bits)
+        {
+            return Err(MmzError::InvalidArgument(format!(
+                "invalid deflate parameters {self:?}"
+            )));
         }
         Ok(())
     }
@@ -69,7 +75,9 @@ impl Deflater {
             )
         };
         if rc != z::Z_OK {
-            return Err(MmzError::InvalidArgument(format!("deflateInit2 failed ({rc}) for {p:?}")));
+            return Err(MmzError::InvalidArgument(format!(
+                "deflateInit2 failed ({rc}) for {p:?}"
+            )));
         }
         Ok(Deflater { strm })
     }
@@ -93,11 +101,18 @@ impl Deflater {
                 s.avail_out = OUT_STEP as z::uInt;
                 let last = pos + feed == input.len();
                 let rc = z::deflate(s, if last { z::Z_FINISH } else { z::Z_NO_FLUSH });
-                (rc, feed - s.avail_in as usize, OUT_STEP - s.avail_out as usize)
+                (
+                    rc,
+                    feed - s.avail_in as usize,
+                    OUT_STEP - s.avail_out as usize,
+                )
             };
             pos += used;
             if rc != z::Z_OK && rc != z::Z_STREAM_END && rc != z::Z_BUF_ERROR {
-                return Err(MmzError::corrupt("deflate", format!("zlib deflate returned {rc}")));
+                return Err(MmzError::corrupt(
+                    "deflate",
+                    format!("zlib deflate returned {rc}"),
+                ));
             }
             if produced > 0 && !sink(&out[..produced]) {
                 return Ok(false);
@@ -190,7 +205,12 @@ pub fn candidates(target: &[u8]) -> Vec<DeflateParams> {
                 if (2..=3).contains(&strategy) && level > 1 {
                     continue;
                 }
-                out.push(DeflateParams { level, mem_level, strategy, window_bits: wbits });
+                out.push(DeflateParams {
+                    level,
+                    mem_level,
+                    strategy,
+                    window_bits: wbits,
+                });
             }
         }
     }
@@ -234,14 +254,19 @@ fn paeth(a: u8, b: u8, c: u8) -> u8 {
 
 fn check_geometry(len: usize, row_bytes: usize, bpp: usize, rows: usize) -> Result<()> {
     if bpp == 0 || bpp > 8 || row_bytes == 0 {
-        return Err(MmzError::InvalidArgument(format!("bad PNG geometry: row_bytes={row_bytes} bpp={bpp}")));
+        return Err(MmzError::InvalidArgument(format!(
+            "bad PNG geometry: row_bytes={row_bytes} bpp={bpp}"
+        )));
     }
     let need = row_bytes
         .checked_add(1)
         .and_then(|r| r.checked_mul(rows))
         .ok_or_else(|| MmzError::corrupt("png", "image size overflows"))?;
     if len != need {
-        return Err(MmzError::corrupt("png", format!("filtered data is {len} bytes, expected {need}")));
+        return Err(MmzError::corrupt(
+            "png",
+            format!("filtered data is {len} bytes, expected {need}"),
+        ));
     }
     Ok(())
 }
@@ -260,7 +285,11 @@ pub fn png_unfilter(data: &[u8], row_bytes: usize, bpp: usize) -> Result<(Vec<u8
         let src = &src[1..];
         filters.push(ft);
         let (done, rest) = raw.split_at_mut(y * row_bytes);
-        let prev: &[u8] = if y == 0 { &zero } else { &done[(y - 1) * row_bytes..] };
+        let prev: &[u8] = if y == 0 {
+            &zero
+        } else {
+            &done[(y - 1) * row_bytes..]
+        };
         let cur = &mut rest[..row_bytes];
         match ft {
             0 => cur.copy_from_slice(src),
@@ -283,11 +312,20 @@ pub fn png_unfilter(data: &[u8], row_bytes: usize, bpp: usize) -> Result<(Vec<u8
             }
             4 => {
                 for i in 0..row_bytes {
-                    let (a, c) = if i >= bpp { (cur[i - bpp], prev[i - bpp]) } else { (0, 0) };
+                    let (a, c) = if i >= bpp {
+                        (cur[i - bpp], prev[i - bpp])
+                    } else {
+                        (0, 0)
+                    };
                     cur[i] = src[i].wrapping_add(paeth(a, prev[i], c));
                 }
             }
-            _ => return Err(MmzError::corrupt("png", format!("row {y} has invalid filter type {ft}"))),
+            _ => {
+                return Err(MmzError::corrupt(
+                    "png",
+                    format!("row {y} has invalid filter type {ft}"),
+                ))
+            }
         }
     }
     Ok((filters, raw))
@@ -297,28 +335,50 @@ pub fn png_unfilter(data: &[u8], row_bytes: usize, bpp: usize) -> Result<(Vec<u8
 pub fn png_filter(raw: &[u8], filters: &[u8], row_bytes: usize, bpp: usize) -> Result<Vec<u8>> {
     let rows = filters.len();
     if raw.len() != rows.saturating_mul(row_bytes) {
-        return Err(MmzError::corrupt("png", format!("{} raw bytes do not fill {rows} rows of {row_bytes}", raw.len())));
+        return Err(MmzError::corrupt(
+            "png",
+            format!(
+                "{} raw bytes do not fill {rows} rows of {row_bytes}",
+                raw.len()
+            ),
+        ));
     }
     check_geometry(rows * (row_bytes + 1), row_bytes, bpp, rows)?;
     let mut out = Vec::with_capacity(rows * (row_bytes + 1));
     let zero = vec![0u8; row_bytes];
     for (y, &ft) in filters.iter().enumerate() {
         let cur = &raw[y * row_bytes..(y + 1) * row_bytes];
-        let prev: &[u8] = if y == 0 { &zero } else { &raw[(y - 1) * row_bytes..y * row_bytes] };
+        let prev: &[u8] = if y == 0 {
+            &zero
+        } else {
+            &raw[(y - 1) * row_bytes..y * row_bytes]
+        };
         out.push(ft);
         match ft {
             0 => out.extend_from_slice(cur),
-            1 => out.extend((0..row_bytes).map(|i| cur[i].wrapping_sub(if i >= bpp { cur[i - bpp] } else { 0 }))),
+            1 => out.extend(
+                (0..row_bytes)
+                    .map(|i| cur[i].wrapping_sub(if i >= bpp { cur[i - bpp] } else { 0 })),
+            ),
             2 => out.extend((0..row_bytes).map(|i| cur[i].wrapping_sub(prev[i]))),
             3 => out.extend((0..row_bytes).map(|i| {
                 let a = if i >= bpp { cur[i - bpp] } else { 0 };
                 cur[i].wrapping_sub(((u16::from(a) + u16::from(prev[i])) >> 1) as u8)
             })),
             4 => out.extend((0..row_bytes).map(|i| {
-                let (a, c) = if i >= bpp { (cur[i - bpp], prev[i - bpp]) } else { (0, 0) };
+                let (a, c) = if i >= bpp {
+                    (cur[i - bpp], prev[i - bpp])
+                } else {
+                    (0, 0)
+                };
                 cur[i].wrapping_sub(paeth(a, prev[i], c))
             })),
-            _ => return Err(MmzError::corrupt("png", format!("row {y} has invalid filter type {ft}"))),
+            _ => {
+                return Err(MmzError::corrupt(
+                    "png",
+                    format!("row {y} has invalid filter type {ft}"),
+                ))
+            }
         }
     }
     Ok(out)
@@ -342,7 +402,12 @@ mod tests {
     fn deflate_search_finds_own_params() {
         let data = sample(200_000);
         for &(level, mem_level, strategy) in &[(6u8, 9u8, 1u8), (9, 8, 0), (1, 8, 0), (3, 9, 1)] {
-            let p = DeflateParams { level, mem_level, strategy, window_bits: 15 };
+            let p = DeflateParams {
+                level,
+                mem_level,
+                strategy,
+                window_bits: 15,
+            };
             let z = zlib_deflate(&data, &p).unwrap();
             let found = zlib_search(&data, &z, 1000).unwrap().unwrap();
             assert_eq!(zlib_deflate(&data, &found).unwrap(), z);
@@ -371,6 +436,15 @@ mod tests {
         assert!(png_unfilter(&[0, 1], 2, 1).is_err());
         assert!(png_filter(&[0; 4], &[0], 2, 1).is_err());
         assert!(candidates(&[0, 0]).is_empty());
-        assert!(zlib_deflate(b"x", &DeflateParams { level: 10, mem_level: 8, strategy: 0, window_bits: 15 }).is_err());
+        assert!(zlib_deflate(
+            b"x",
+            &DeflateParams {
+                level: 10,
+                mem_level: 8,
+                strategy: 0,
+                window_bits: 15
+            }
+        )
+        .is_err());
     }
 }

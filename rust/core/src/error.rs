@@ -30,11 +30,17 @@ pub enum MmzError {
 impl MmzError {
     /// Shorthand for a [`MmzError::Corrupt`] error.
     pub fn corrupt(what: impl Into<String>, detail: impl Into<String>) -> Self {
-        MmzError::Corrupt { what: what.into(), detail: detail.into() }
+        MmzError::Corrupt {
+            what: what.into(),
+            detail: detail.into(),
+        }
     }
     /// True for errors that mean the data (not the caller) is bad.
     pub fn is_data_error(&self) -> bool {
-        matches!(self, MmzError::Corrupt { .. } | MmzError::Truncated(_) | MmzError::NotMmz(_))
+        matches!(
+            self,
+            MmzError::Corrupt { .. } | MmzError::Truncated(_) | MmzError::NotMmz(_)
+        )
     }
 }
 

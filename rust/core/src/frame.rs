@@ -95,7 +95,10 @@ impl FrameHeader {
             return Err(MmzError::Truncated("frame header".into()));
         }
         if b[4] > FORMAT_VERSION || b[4] == 0 {
-            return Err(MmzError::UnsupportedVersion { found: b[4], supported: FORMAT_VERSION });
+            return Err(MmzError::UnsupportedVersion {
+                found: b[4],
+                supported: FORMAT_VERSION,
+            });
         }
         if b.len() < FRAME_HEADER_LEN {
             return Err(MmzError::Truncated("frame header".into()));
@@ -163,7 +166,10 @@ impl ChunkHeader {
             return Err(MmzError::Truncated("chunk header".into()));
         }
         if b[0] != TAG_CHUNK {
-            return Err(MmzError::corrupt("chunk header", format!("bad record tag 0x{:02x}", b[0])));
+            return Err(MmzError::corrupt(
+                "chunk header",
+                format!("bad record tag 0x{:02x}", b[0]),
+            ));
         }
         if u32_at(b, 60) != xxh3_32(&b[..60]) {
             return Err(MmzError::corrupt("chunk header", "checksum mismatch"));
@@ -186,7 +192,13 @@ impl ChunkHeader {
 
 /// A complete chunk record for `data` coded by `codec` as `payload`: the
 /// 64-byte header (with the raw and payload checksums), then the payload.
-pub fn chunk_record(data: &[u8], codec: CodecId, level: u8, hint: &Hint, payload: &[u8]) -> Vec<u8> {
+pub fn chunk_record(
+    data: &[u8],
+    codec: CodecId,
+    level: u8,
+    hint: &Hint,
+    payload: &[u8],
+) -> Vec<u8> {
     let header = ChunkHeader {
         codec,
         level,
@@ -224,7 +236,10 @@ pub fn decode_chunk_with(
     }
     let out = decode(payload)?;
     if xxh3(&out) != header.raw_hash {
-        return Err(MmzError::corrupt("chunk data", "decoded bytes fail their checksum"));
+        return Err(MmzError::corrupt(
+            "chunk data",
+            "decoded bytes fail their checksum",
+        ));
     }
     Ok(out)
 }
@@ -232,7 +247,13 @@ pub fn decode_chunk_with(
 /// Verify and decode one chunk payload described by `header` (built-in codecs).
 pub fn decode_chunk(header: &ChunkHeader, payload: &[u8]) -> Result<Vec<u8>> {
     decode_chunk_with(header, payload, |p| {
-        decompress_chunk(p, header.raw_len as usize, header.codec, header.level, &header.hint)
+        decompress_chunk(
+            p,
+            header.raw_len as usize,
+            header.codec,
+            header.level,
+            &header.hint,
+        )
     })
 }
 
@@ -295,11 +316,17 @@ impl Trailer {
             return Err(MmzError::Truncated("frame trailer".into()));
         }
         if fixed[0] != TAG_TRAILER {
-            return Err(MmzError::corrupt("frame trailer", format!("bad record tag 0x{:02x}", fixed[0])));
+            return Err(MmzError::corrupt(
+                "frame trailer",
+                format!("bad record tag 0x{:02x}", fixed[0]),
+            ));
         }
         let n = u32_at(fixed, 4);
         if n > MAX_CHUNKS {
-            return Err(MmzError::corrupt("frame trailer", "chunk count out of range"));
+            return Err(MmzError::corrupt(
+                "frame trailer",
+                "chunk count out of range",
+            ));
         }
         Ok(Self::len_for(n as usize))
     }
@@ -322,10 +349,19 @@ impl Trailer {
         let chunks = (0..n)
             .map(|i| {
                 let o = TRAILER_FIXED_LEN + i * TABLE_ENTRY_LEN;
-                ChunkEntry { offset: u64_at(b, o), payload_len: u32_at(b, o + 8), raw_len: u32_at(b, o + 12) }
+                ChunkEntry {
+                    offset: u64_at(b, o),
+                    payload_len: u32_at(b, o + 8),
+                    raw_len: u32_at(b, o + 12),
+                }
             })
             .collect();
-        Ok(Trailer { content_len: u64_at(b, 8), content_hash: u64_at(b, 16), stream_len: u64_at(b, 24), chunks })
+        Ok(Trailer {
+            content_len: u64_at(b, 8),
+            content_hash: u64_at(b, 16),
+            stream_len: u64_at(b, 24),
+            chunks,
+        })
     }
 }
 
@@ -351,13 +387,21 @@ pub struct FrameWriter {
 impl FrameWriter {
     /// Start a frame with `header`.
     pub fn new(header: &FrameHeader) -> Self {
-        FrameWriter { out: header.to_bytes().to_vec(), entries: Vec::new(), stream_len: 0 }
+        FrameWriter {
+            out: header.to_bytes().to_vec(),
+            entries: Vec::new(),
+            stream_len: 0,
+        }
     }
 
     /// Append an already encoded chunk record.
     pub fn push_record(&mut self, record: &[u8]) -> Result<()> {
         let h = ChunkHeader::parse(record)?;
-        self.entries.push(ChunkEntry { offset: self.out.len() as u64, payload_len: h.payload_len, raw_len: h.raw_len });
+        self.entries.push(ChunkEntry {
+            offset: self.out.len() as u64,
+            payload_len: h.payload_len,
+            raw_len: h.raw_len,
+        });
         self.stream_len += h.raw_len as u64;
         self.out.extend_from_slice(record);
         Ok(())
@@ -365,7 +409,12 @@ impl FrameWriter {
 
     /// Close the frame with the content length and checksum.
     pub fn finish(mut self, content_len: u64, content_hash: u64) -> Vec<u8> {
-        let t = Trailer { content_len, content_hash, stream_len: self.stream_len, chunks: self.entries };
+        let t = Trailer {
+            content_len,
+            content_hash,
+            stream_len: self.stream_len,
+            chunks: self.entries,
+        };
         self.out.extend_from_slice(&t.to_bytes());
         self.out
     }
@@ -373,9 +422,17 @@ impl FrameWriter {
 
 /// Compress `data` into one frame with no transform, cutting it into
 /// `chunk_size` pieces that all get `hint`'s modality.
-pub fn compress_frame(data: &[u8], codec: CodecId, level: u8, modality: Modality, chunk_size: usize) -> Result<Vec<u8>> {
+pub fn compress_frame(
+    data: &[u8],
+    codec: CodecId,
+    level: u8,
+    modality: Modality,
+    chunk_size: usize,
+) -> Result<Vec<u8>> {
     if chunk_size == 0 || chunk_size > MAX_CHUNK {
-        return Err(MmzError::InvalidArgument(format!("chunk size {chunk_size} outside 1..={MAX_CHUNK}")));
+        return Err(MmzError::InvalidArgument(format!(
+            "chunk size {chunk_size} outside 1..={MAX_CHUNK}"
+        )));
     }
     let header = FrameHeader {
         modality,
@@ -414,32 +471,57 @@ pub fn decode_frames(data: &[u8]) -> Result<Vec<DecodedFrame>> {
         let mut chunk = 0usize;
         let mut entries = Vec::new();
         let trailer = loop {
-            let tag = *data.get(pos).ok_or_else(|| annotate(MmzError::Truncated("record".into()), index, Some(chunk)))?;
+            let tag = *data.get(pos).ok_or_else(|| {
+                annotate(MmzError::Truncated("record".into()), index, Some(chunk))
+            })?;
             if tag == TAG_TRAILER {
                 let t = Trailer::parse(&data[pos..]).map_err(|e| annotate(e, index, None))?;
                 pos += Trailer::len_for(t.chunks.len());
                 break t;
             }
-            let h = ChunkHeader::parse(&data[pos..]).map_err(|e| annotate(e, index, Some(chunk)))?;
+            let h =
+                ChunkHeader::parse(&data[pos..]).map_err(|e| annotate(e, index, Some(chunk)))?;
             let start = pos + CHUNK_HEADER_LEN;
             let end = start + h.payload_len as usize;
-            let payload = data
-                .get(start..end)
-                .ok_or_else(|| annotate(MmzError::Truncated("chunk payload".into()), index, Some(chunk)))?;
+            let payload = data.get(start..end).ok_or_else(|| {
+                annotate(
+                    MmzError::Truncated("chunk payload".into()),
+                    index,
+                    Some(chunk),
+                )
+            })?;
             let out = decode_chunk(&h, payload).map_err(|e| annotate(e, index, Some(chunk)))?;
-            entries.push(ChunkEntry { offset: (pos - frame_start) as u64, payload_len: h.payload_len, raw_len: h.raw_len });
+            entries.push(ChunkEntry {
+                offset: (pos - frame_start) as u64,
+                payload_len: h.payload_len,
+                raw_len: h.raw_len,
+            });
             hash.update(&out);
             stream.extend_from_slice(&out);
             pos = end;
             chunk += 1;
         };
         if trailer.chunks != entries || trailer.stream_len != stream.len() as u64 {
-            return Err(annotate(MmzError::corrupt("frame trailer", "chunk table disagrees with the chunks"), index, None));
+            return Err(annotate(
+                MmzError::corrupt("frame trailer", "chunk table disagrees with the chunks"),
+                index,
+                None,
+            ));
         }
-        if header.transform == 0 && (trailer.content_len != stream.len() as u64 || trailer.content_hash != hash.digest()) {
-            return Err(annotate(MmzError::corrupt("frame content", "whole-content checksum mismatch"), index, None));
+        if header.transform == 0
+            && (trailer.content_len != stream.len() as u64 || trailer.content_hash != hash.digest())
+        {
+            return Err(annotate(
+                MmzError::corrupt("frame content", "whole-content checksum mismatch"),
+                index,
+                None,
+            ));
         }
-        frames.push(DecodedFrame { header, stream, trailer });
+        frames.push(DecodedFrame {
+            header,
+            stream,
+            trailer,
+        });
         index += 1;
     }
     Ok(frames)
@@ -467,7 +549,10 @@ fn annotate(e: MmzError, frame: usize, chunk: Option<usize>) -> MmzError {
         None => format!("frame {frame}"),
     };
     match e {
-        MmzError::Corrupt { what, detail } => MmzError::Corrupt { what: format!("{place}: {what}"), detail },
+        MmzError::Corrupt { what, detail } => MmzError::Corrupt {
+            what: format!("{place}: {what}"),
+            detail,
+        },
         MmzError::Truncated(what) => MmzError::Truncated(format!("{place}: {what}")),
         other => other,
     }
@@ -503,7 +588,10 @@ mod tests {
         for i in 0..frame.len() * 8 {
             let mut bad = frame.clone();
             bad[i / 8] ^= 1 << (i % 8);
-            assert!(decompress_frames(&bad).is_err(), "flip of bit {i} undetected");
+            assert!(
+                decompress_frames(&bad).is_err(),
+                "flip of bit {i} undetected"
+            );
         }
     }
 
@@ -512,7 +600,10 @@ mod tests {
         let data = b"truncate me ".repeat(50);
         let frame = compress_frame(&data, CodecId::Order2, 5, Modality::Text, 128).unwrap();
         for n in 0..frame.len() {
-            assert!(decompress_frames(&frame[..n]).is_err(), "truncation at {n} undetected");
+            assert!(
+                decompress_frames(&frame[..n]).is_err(),
+                "truncation at {n} undetected"
+            );
         }
     }
 
@@ -520,6 +611,9 @@ mod tests {
     fn newer_version_is_refused() {
         let mut frame = compress_frame(b"x", CodecId::Store, 5, Modality::Binary, 16).unwrap();
         frame[4] = 9;
-        assert!(matches!(decompress_frames(&frame), Err(MmzError::UnsupportedVersion { found: 9, .. })));
+        assert!(matches!(
+            decompress_frames(&frame),
+            Err(MmzError::UnsupportedVersion { found: 9, .. })
+        ));
     }
 }

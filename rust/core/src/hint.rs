@@ -102,7 +102,10 @@ pub const HINT_BYTES: usize = 28;
 impl Hint {
     /// A hint for plain bytes of the given modality.
     pub fn bytes(modality: Modality) -> Self {
-        Hint { modality, layout: None }
+        Hint {
+            modality,
+            layout: None,
+        }
     }
 
     /// Serialize to the fixed 28-byte on-disk form (see docs/FORMAT.md).
@@ -125,7 +128,10 @@ impl Hint {
     /// Parse the on-disk form, validating every field.
     pub fn from_bytes(b: &[u8]) -> Result<Self> {
         if b.len() != HINT_BYTES {
-            return Err(MmzError::corrupt("chunk hint", format!("length {} != {HINT_BYTES}", b.len())));
+            return Err(MmzError::corrupt(
+                "chunk hint",
+                format!("length {} != {HINT_BYTES}", b.len()),
+            ));
         }
         let modality = Modality::from_id(b[0])?;
         let layout = match b[1] {
@@ -144,12 +150,21 @@ impl Hint {
                     data_end: u32_at(16),
                     first_sample: u64::from_le_bytes(fs),
                 };
-                if l.channels == 0 || l.channels > 16 || !(1..=3).contains(&l.bytes_per_sample) || l.data_start > l.data_end {
+                if l.channels == 0
+                    || l.channels > 16
+                    || !(1..=3).contains(&l.bytes_per_sample)
+                    || l.data_start > l.data_end
+                {
                     return Err(MmzError::corrupt("chunk hint", "invalid sample layout"));
                 }
                 Some(l)
             }
-            k => return Err(MmzError::corrupt("chunk hint", format!("unknown layout kind {k}"))),
+            k => {
+                return Err(MmzError::corrupt(
+                    "chunk hint",
+                    format!("unknown layout kind {k}"),
+                ))
+            }
         };
         Ok(Hint { modality, layout })
     }

@@ -17,7 +17,12 @@ struct Model {
 
 impl Model {
     fn new() -> Self {
-        Model { o1: vec![32768; 1 << 16], o2: vec![32768; 1 << O2_BITS], c1: 0, c2: 0 }
+        Model {
+            o1: vec![32768; 1 << 16],
+            o2: vec![32768; 1 << O2_BITS],
+            c1: 0,
+            c2: 0,
+        }
     }
 
     #[inline(always)]

@@ -79,6 +79,8 @@ const L: usize = 16;
 
 /// Entries per block of the decoder's two-level search (block totals, then one block).
 pub(crate) const BLOCK: usize = 64;
+/// Row length of the prepared-row decoder path ([`RowPrep`]: 16 vectors of 16 lanes).
+pub const SMALL: usize = 256;
 
 /// Largest sanitized entry, as bits (monotone for non-negative floats).
 #[inline(always)]
@@ -210,7 +212,14 @@ trait Kern {
     /// Within one block (`u.len() <= BLOCK`), with `g_i = 1 + f_i` (plus `r` at
     /// index `kk`): the first `i` whose inclusive running sum of `g` exceeds `t`,
     /// with the sum before it and `g_i`; `None` if the block's total is `<= t`.
-    unsafe fn search(u: &[u32], inv: u64, sh: u32, t: u64, kk: usize, r: u32) -> Option<(usize, u64, u32)>;
+    unsafe fn search(
+        u: &[u32],
+        inv: u64,
+        sh: u32,
+        t: u64,
+        kk: usize,
+        r: u32,
+    ) -> Option<(usize, u64, u32)>;
 }
 
 /// Plain Rust kernels (any CPU).
@@ -228,7 +237,12 @@ impl Kern for Portable {
             *d = weight_f32(x, s);
             total += *d as u64;
         }
-        (total, p.iter().position(|x| x.to_bits() == mb).unwrap_or(usize::MAX))
+        (
+            total,
+            p.iter()
+                .position(|x| x.to_bits() == mb)
+                .unwrap_or(usize::MAX),
+        )
     }
     #[inline(always)]
     unsafe fn sum_f(u: &[u32], inv: u64, sh: u32) -> u64 {
@@ -239,7 +253,11 @@ impl Kern for Portable {
                 *a += f_of_u(w, inv, sh);
             }
         }
-        acc.iter().sum::<u64>() + it.remainder().iter().map(|&w| f_of_u(w, inv, sh)).sum::<u64>()
+        acc.iter().sum::<u64>()
+            + it.remainder()
+                .iter()
+                .map(|&w| f_of_u(w, inv, sh))
+                .sum::<u64>()
     }
     #[inline(always)]
     unsafe fn fill(u: &mut [u32], inv: u64, sh: u32) -> u64 {
@@ -252,7 +270,14 @@ impl Kern for Portable {
         sum
     }
     #[inline(always)]
-    unsafe fn search(u: &[u32], inv: u64, sh: u32, t: u64, kk: usize, r: u32) -> Option<(usize, u64, u32)> {
+    unsafe fn search(
+        u: &[u32],
+        inv: u64,
+        sh: u32,
+        t: u64,
+        kk: usize,
+        r: u32,
+    ) -> Option<(usize, u64, u32)> {
         let mut cum = 0u64;
         for (i, &w) in u.iter().enumerate() {
             let g = 1 + f_of_u(w, inv, sh) + if i == kk { r as u64 } else { 0 };
@@ -294,7 +319,14 @@ macro_rules! simd_kern {
                 x86::$m::fill(u, inv, sh)
             }
             #[inline(always)]
-            unsafe fn search(u: &[u32], inv: u64, sh: u32, t: u64, kk: usize, r: u32) -> Option<(usize, u64, u32)> {
+            unsafe fn search(
+                u: &[u32],
+                inv: u64,
+                sh: u32,
+                t: u64,
+                kk: usize,
+                r: u32,
+            ) -> Option<(usize, u64, u32)> {
                 x86::$m::search(u, inv, sh, t, kk, r)
             }
         }
@@ -322,11 +354,19 @@ struct RowQuant {
     v: usize,
 }
 
-fn bad_row() -> MmzError {
+/// The f32 scale `2^e` for a non-zero maximum `mb`, if it is an f32 one.
+pub(crate) fn f32_scale(mb: u32) -> Option<f32> {
+    match RowQuant::scale_of(mb) {
+        Scale::F32(s) if mb != 0 => Some(s),
+        _ => None,
+    }
+}
+
+pub(crate) fn bad_row() -> MmzError {
     MmzError::corrupt("range-coded stream", "frequency row inconsistent")
 }
 
-fn beyond_total() -> MmzError {
+pub(crate) fn beyond_total() -> MmzError {
     MmzError::corrupt("range-coded stream", "target beyond the frequency total")
 }
 
@@ -341,18 +381,35 @@ impl RowQuant {
         let m = ((1u64 << precision) - v as u64) as u32;
         let mb = K::max_bits(p);
         if mb == 0 {
-            return Ok(RowQuant { scale: Scale::Uniform, mb: 0, first: 0, m, inv: 0, sh: 0, v });
+            return Ok(RowQuant {
+                scale: Scale::Uniform,
+                mb: 0,
+                first: 0,
+                m,
+                inv: 0,
+                sh: 0,
+                v,
+            });
         }
         let scale = Self::scale_of(mb);
         let (total, first) = match scale {
             Scale::F32(s) => K::weights(p, s, mb, u.get_mut(..v).ok_or_else(bad_row)?),
-            Scale::F64(s) => {
-                (sum_w(p, |x| weight_f64(x, s)), p.iter().position(|&x| sbits(x) == mb).unwrap_or(usize::MAX))
-            }
+            Scale::F64(s) => (
+                sum_w(p, |x| weight_f64(x, s)),
+                p.iter().position(|&x| sbits(x) == mb).unwrap_or(usize::MAX),
+            ),
             Scale::Uniform => (0, 0),
         };
         let (inv, sh) = inv_sh(m, total);
-        Ok(RowQuant { scale, mb, first, m, inv, sh, v })
+        Ok(RowQuant {
+            scale,
+            mb,
+            first,
+            m,
+            inv,
+            sh,
+            v,
+        })
     }
 
     /// Sum of `f_i` over indices `range` (`u` as filled by `with`).
@@ -362,7 +419,9 @@ impl RowQuant {
         match self.scale {
             Scale::Uniform => (self.m as u64 / self.v as u64) * range.len() as u64,
             Scale::F32(_) => u.get(range).map_or(0, |u| K::sum_f(u, inv, sh)),
-            Scale::F64(s) => p.get(range).map_or(0, |xs| sum_f_kernel(xs, |x| weight_f64(x, s), inv, sh, self.mb).0),
+            Scale::F64(s) => p.get(range).map_or(0, |xs| {
+                sum_f_kernel(xs, |x| weight_f64(x, s), inv, sh, self.mb).0
+            }),
         }
     }
 
@@ -378,7 +437,12 @@ impl RowQuant {
 
     /// `(start, freq)` of `symbol` without materialising the row.
     #[inline(always)]
-    unsafe fn interval_with<K: Kern>(&self, p: &[f32], u: &[u32], symbol: usize) -> Result<(u32, u32)> {
+    unsafe fn interval_with<K: Kern>(
+        &self,
+        p: &[f32],
+        u: &[u32],
+        symbol: usize,
+    ) -> Result<(u32, u32)> {
         if symbol >= p.len() {
             return Err(MmzError::InvalidArgument(format!(
                 "symbol {symbol} out of range for alphabet of {}",
@@ -391,7 +455,9 @@ impl RowQuant {
         // The remainder goes to the first index holding the maximum.
         if self.first <= symbol {
             let sum_hi = self.sum_f::<K>(p, u, symbol + 1..p.len());
-            let r = (self.m as u64).checked_sub(sum_lo + fs as u64 + sum_hi).ok_or_else(bad_row)?;
+            let r = (self.m as u64)
+                .checked_sub(sum_lo + fs as u64 + sum_hi)
+                .ok_or_else(bad_row)?;
             if self.first < symbol {
                 Ok(((start + r) as u32, 1 + fs))
             } else {
@@ -407,7 +473,9 @@ impl RowQuant {
     #[inline(always)]
     unsafe fn fill_with<K: Kern>(p: &[f32], precision: u32, out: &mut [u32]) -> Result<()> {
         if out.len() != p.len() {
-            return Err(MmzError::InvalidArgument("output length differs from row length".into()));
+            return Err(MmzError::InvalidArgument(
+                "output length differs from row length".into(),
+            ));
         }
         // The weights go straight into `out` (the f32-scale case overwrites them with freq_i).
         let rq = Self::with::<K>(p, precision, out)?;
@@ -428,9 +496,13 @@ impl RowQuant {
         Ok(())
     }
 
-    fn scale_of(mb: u32) -> Scale {
+    pub(crate) fn scale_of(mb: u32) -> Scale {
         let exp_field = (mb >> 23) as i32;
-        let big_e = if exp_field == 0 { (31 - (mb & 0x7F_FFFF).leading_zeros() as i32) - 149 } else { exp_field - 127 };
+        let big_e = if exp_field == 0 {
+            (31 - (mb & 0x7F_FFFF).leading_zeros() as i32) - 149
+        } else {
+            exp_field - 127
+        };
         let e = 30 - big_e;
         if (0..=127).contains(&e) {
             Scale::F32(f32::from_bits(((e + 127) as u32) << 23))
@@ -487,7 +559,8 @@ impl RowQuant {
         let before = match walk::<K>(head, inv, sh, q) {
             Ok((b0, before)) => {
                 let blk = &u[b0..v.min(b0 + BLOCK)];
-                let (j, st, f) = K::search(blk, inv, sh, q - before, usize::MAX, 0).ok_or_else(bad_row)?;
+                let (j, st, f) =
+                    K::search(blk, inv, sh, q - before, usize::MAX, 0).ok_or_else(bad_row)?;
                 return Ok(((b0 + j) as u32, (before + st) as u32, f));
             }
             Err(before) => before,
@@ -501,7 +574,8 @@ impl RowQuant {
         let t = q - before;
         let wk = K::sum_f(kblk, inv, sh) + kblk.len() as u64 + r;
         if t < wk {
-            let (j, st, f) = K::search(kblk, inv, sh, t, self.first - kb0, r as u32).ok_or_else(bad_row)?;
+            let (j, st, f) =
+                K::search(kblk, inv, sh, t, self.first - kb0, r as u32).ok_or_else(bad_row)?;
             return Ok(((kb0 + j) as u32, (before + st) as u32, f));
         }
         let t2 = t - wk;
@@ -509,7 +583,8 @@ impl RowQuant {
             Ok((b1, before2)) => {
                 let s0 = kend + b1;
                 let blk = &u[s0..v.min(s0 + BLOCK)];
-                let (j, st, f) = K::search(blk, inv, sh, t2 - before2, usize::MAX, 0).ok_or_else(bad_row)?;
+                let (j, st, f) =
+                    K::search(blk, inv, sh, t2 - before2, usize::MAX, 0).ok_or_else(bad_row)?;
                 Ok(((s0 + j) as u32, (before + wk + before2 + st) as u32, f))
             }
             Err(_) => Err(beyond_total()),
@@ -521,7 +596,12 @@ impl RowQuant {
 /// block whose inclusive running total exceeds `t` and the total before it, or
 /// `Err(total)` if there is none.
 #[inline(always)]
-unsafe fn walk<K: Kern>(u: &[u32], inv: u64, sh: u32, t: u64) -> std::result::Result<(usize, u64), u64> {
+unsafe fn walk<K: Kern>(
+    u: &[u32],
+    inv: u64,
+    sh: u32,
+    t: u64,
+) -> std::result::Result<(usize, u64), u64> {
     let mut cum = 0u64;
     for (b, c) in u.chunks(BLOCK).enumerate() {
         let w = K::sum_f(c, inv, sh) + c.len() as u64;
@@ -598,14 +678,19 @@ impl Kernel {
 
     /// All kernels this CPU can run.
     pub fn available() -> Vec<Kernel> {
-        [Kernel::Portable, Kernel::Avx2, Kernel::Avx512].into_iter().filter(|k| k.is_available()).collect()
+        [Kernel::Portable, Kernel::Avx2, Kernel::Avx512]
+            .into_iter()
+            .filter(|k| k.is_available())
+            .collect()
     }
 
     fn check(self) -> Result<()> {
         if self.is_available() {
             Ok(())
         } else {
-            Err(MmzError::InvalidArgument(format!("kernel {self:?} is not supported by this CPU")))
+            Err(MmzError::InvalidArgument(format!(
+                "kernel {self:?} is not supported by this CPU"
+            )))
         }
     }
 }
@@ -642,18 +727,45 @@ entry_points!(Portable, interval_portable, fill_portable, locate_portable);
 #[cfg(target_arch = "x86_64")]
 entry_points!(Avx2, interval_avx2, fill_avx2, locate_avx2, "avx2");
 #[cfg(target_arch = "x86_64")]
-entry_points!(Avx512, interval_avx512, fill_avx512, locate_avx512, "avx512f");
+entry_points!(
+    Avx512,
+    interval_avx512,
+    fill_avx512,
+    locate_avx512,
+    "avx512f"
+);
 
 /// `(inv, S - 32)` for free slots `m` and weight total `total` (step 4 of the rule).
 #[inline(always)]
-fn inv_sh(m: u32, total: u64) -> (u64, u32) {
+pub(crate) fn inv_sh(m: u32, total: u64) -> (u64, u32) {
     if m == 0 || total == 0 {
         return (0, 0);
     }
     let bu = 64 - total.leading_zeros();
     let bm = 32 - m.leading_zeros();
     let s = 31 + bu - bm; // in [38, 78] (U in [2^30, 2^47], M < 2^24)
-    ((((m as u128) << s) / total as u128) as u64, s - 32)
+    (div_wide((m as u128) << s, total), s - 32)
+}
+
+/// `floor(n / d)` for `d > 0` and a quotient below 2^64 (here below 2^32).
+/// On x86-64 one hardware 128-by-64 `div` (exact integer division, the same
+/// result as the u128 operator, which compiles to a much slower library call).
+#[inline(always)]
+fn div_wide(n: u128, d: u64) -> u64 {
+    let (hi, lo) = ((n >> 64) as u64, n as u64);
+    #[cfg(target_arch = "x86_64")]
+    if hi < d {
+        let q: u64;
+        // SAFETY: `div` faults only for d = 0 or a quotient >= 2^64, both excluded
+        // by `hi < d` (which implies d > 0 and n / d < 2^64).
+        unsafe {
+            std::arch::asm!("div {d}", d = in(reg) d, inout("rax") lo => q, inout("rdx") hi => _,
+                            options(pure, nomem, nostack));
+        }
+        return q;
+    }
+    let _ = (hi, lo);
+    (n / d as u128) as u64
 }
 
 /// `(start, freq)` of `symbol` under the quantized row `p`, without
@@ -672,13 +784,24 @@ pub fn row_interval(p: &[f32], precision: u32, symbol: usize) -> Result<(u32, u3
 
 /// [`row_interval`] with working memory `scratch` (reused between calls).
 #[inline]
-pub fn row_interval_in(p: &[f32], precision: u32, symbol: usize, scratch: &mut Vec<u32>) -> Result<(u32, u32)> {
+pub fn row_interval_in(
+    p: &[f32],
+    precision: u32,
+    symbol: usize,
+    scratch: &mut Vec<u32>,
+) -> Result<(u32, u32)> {
     row_interval_with(Kernel::best(), p, precision, symbol, scratch)
 }
 
 /// [`row_interval`] with a chosen kernel (errors if the CPU lacks it).
 #[inline]
-pub fn row_interval_with(k: Kernel, p: &[f32], precision: u32, symbol: usize, scratch: &mut Vec<u32>) -> Result<(u32, u32)> {
+pub fn row_interval_with(
+    k: Kernel,
+    p: &[f32],
+    precision: u32,
+    symbol: usize,
+    scratch: &mut Vec<u32>,
+) -> Result<(u32, u32)> {
     check_params(precision, p.len())?;
     // SAFETY (all arms): the kernel's CPU features were detected (best() or check()).
     match k {
@@ -691,7 +814,10 @@ pub fn row_interval_with(k: Kernel, p: &[f32], precision: u32, symbol: usize, sc
             interval_avx2(p, precision, symbol, scratch)
         },
         Kernel::Portable => unsafe { interval_portable(p, precision, symbol, scratch) },
-        _ => Err(k.check().err().unwrap_or_else(|| MmzError::InvalidArgument("kernel unavailable".into()))),
+        _ => Err(k
+            .check()
+            .err()
+            .unwrap_or_else(|| MmzError::InvalidArgument("kernel unavailable".into()))),
     }
 }
 
@@ -704,16 +830,30 @@ pub fn row_interval_portable(p: &[f32], precision: u32, symbol: usize) -> Result
 /// as `(symbol, start, freq)`, without materialising the frequencies (the
 /// decoder's fast path). `scratch` is reused between calls.
 #[inline]
-pub fn row_locate(p: &[f32], precision: u32, q: u32, scratch: &mut Vec<u32>) -> Result<(u32, u32, u32)> {
+pub fn row_locate(
+    p: &[f32],
+    precision: u32,
+    q: u32,
+    scratch: &mut Vec<u32>,
+) -> Result<(u32, u32, u32)> {
     row_locate_with(Kernel::best(), p, precision, q, scratch)
 }
 
 /// [`row_locate`] with a chosen kernel (errors if the CPU lacks it).
 #[inline]
-pub fn row_locate_with(k: Kernel, p: &[f32], precision: u32, q: u32, scratch: &mut Vec<u32>) -> Result<(u32, u32, u32)> {
+pub fn row_locate_with(
+    k: Kernel,
+    p: &[f32],
+    precision: u32,
+    q: u32,
+    scratch: &mut Vec<u32>,
+) -> Result<(u32, u32, u32)> {
     check_params(precision, p.len())?;
     if q as u64 >= 1u64 << precision {
-        return Err(MmzError::corrupt("range-coded stream", "target beyond the frequency total"));
+        return Err(MmzError::corrupt(
+            "range-coded stream",
+            "target beyond the frequency total",
+        ));
     }
     // SAFETY (all arms): the kernel's CPU features were detected (best() or check()).
     match k {
@@ -722,10 +862,152 @@ pub fn row_locate_with(k: Kernel, p: &[f32], precision: u32, q: u32, scratch: &m
             locate_avx512(p, precision, q, scratch)
         },
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 if k == Kernel::best() || k.check().is_ok() => unsafe { locate_avx2(p, precision, q, scratch) },
+        Kernel::Avx2 if k == Kernel::best() || k.check().is_ok() => unsafe {
+            locate_avx2(p, precision, q, scratch)
+        },
         Kernel::Portable => unsafe { locate_portable(p, precision, q, scratch) },
-        _ => Err(k.check().err().unwrap_or_else(|| MmzError::InvalidArgument("kernel unavailable".into()))),
+        _ => Err(k
+            .check()
+            .err()
+            .unwrap_or_else(|| MmzError::InvalidArgument("kernel unavailable".into()))),
     }
+}
+
+/// A probability row prepared for the decoder's search, split from it so that
+/// a decoder can prepare the next row (which does not depend on the coded
+/// bits) while it searches the current one: the two dependency chains then
+/// overlap in the CPU. Only 256-entry rows on AVX-512 take the fast form
+/// (integer frequencies without the remainder, block sums); for any other
+/// row [`row_search`] falls back to [`row_locate_with`]. Results are identical
+/// either way.
+#[derive(Clone, Debug)]
+#[repr(C, align(64))]
+pub struct RowPrep {
+    /// `f_i` (so `g_i = 1 + f_i`, the remainder not included).
+    f: [u32; SMALL],
+    /// Inclusive running sums of the 16 vector sums of `g`, with `R` counted
+    /// from the vector of `first` on.
+    pre: [u32; 16],
+    /// First index of the maximum (receives `R`).
+    first: u32,
+    /// The remainder `R`.
+    r: u32,
+    /// Stage 1's maximum bit pattern.
+    mb: u32,
+    /// Stage 2's `inv` and `S - 32`.
+    inv: u64,
+    sh: u32,
+    /// Whether the fields above describe the row (else: the general path).
+    ready: bool,
+}
+
+impl Default for RowPrep {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RowPrep {
+    /// An empty preparation (searching it uses the general path).
+    pub fn new() -> Self {
+        RowPrep {
+            f: [0; SMALL],
+            pre: [0; 16],
+            first: 0,
+            r: 0,
+            mb: 0,
+            inv: 0,
+            sh: 0,
+            ready: false,
+        }
+    }
+}
+
+/// Prepare row `p` for [`row_search`] with kernel `k` (see [`RowPrep`]).
+#[inline]
+pub fn row_prepare(k: Kernel, p: &[f32], precision: u32, prep: &mut RowPrep) -> Result<()> {
+    check_params(precision, p.len())?;
+    prep.ready = false;
+    if prep_stages(k) {
+        prep_stage1(p, prep);
+        prep_stage2(p, precision, prep)?;
+        prep_stage3(precision, prep)?;
+    }
+    Ok(())
+}
+
+/// Whether kernel `k` prepares rows in stages (AVX-512, detected); the
+/// stages below must only be called when this is true.
+#[inline]
+pub(crate) fn prep_stages(k: Kernel) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if k == Kernel::Avx512 && (k == Kernel::best() || k.check().is_ok()) {
+        return true;
+    }
+    let _ = k;
+    false
+}
+
+/// Stage 1 of [`row_prepare`] (the maximum); clears `ready`. A decoder may run
+/// the three stages of different rows interleaved (each row's stages in order),
+/// so that their dependency chains overlap.
+#[inline]
+pub(crate) fn prep_stage1(p: &[f32], prep: &mut RowPrep) {
+    prep.ready = false;
+    prep.mb = INF_BITS;
+    #[cfg(target_arch = "x86_64")]
+    if let Ok(p) = <&[f32; SMALL]>::try_from(p) {
+        // SAFETY: callers check `prep_stages` (AVX-512 F detected) first.
+        prep.mb = unsafe { x86::avx512::stage_max(p) };
+    }
+}
+
+/// Stage 2 of [`row_prepare`] (weights, total, first maximum, `inv`).
+#[inline]
+pub(crate) fn prep_stage2(p: &[f32], precision: u32, prep: &mut RowPrep) -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    if let Ok(p) = <&[f32; SMALL]>::try_from(p) {
+        let m = ((1u64 << precision) - SMALL as u64) as u32;
+        // SAFETY: as in stage 1.
+        prep.ready = unsafe { x86::avx512::stage_weights(p, prep.mb, m, prep)? };
+    }
+    let _ = (p, precision);
+    Ok(())
+}
+
+/// Stage 3 of [`row_prepare`] (frequencies, block sums, remainder).
+#[inline]
+pub(crate) fn prep_stage3(precision: u32, prep: &mut RowPrep) -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    if prep.ready {
+        let m = ((1u64 << precision) - SMALL as u64) as u32;
+        // SAFETY: as in stage 1.
+        return unsafe { x86::avx512::stage_f(m, prep) };
+    }
+    let _ = precision;
+    Ok(())
+}
+
+/// The decoder's search (as [`row_locate_with`]) in row `p` as prepared by
+/// [`row_prepare`] with the same kernel, precision and row.
+#[inline]
+pub fn row_search(
+    k: Kernel,
+    prep: &RowPrep,
+    p: &[f32],
+    precision: u32,
+    q: u32,
+    scratch: &mut Vec<u32>,
+) -> Result<(u32, u32, u32)> {
+    #[cfg(target_arch = "x86_64")]
+    if prep.ready && k == Kernel::Avx512 && p.len() == SMALL {
+        if q as u64 >= 1u64 << precision {
+            return Err(beyond_total());
+        }
+        // SAFETY: `ready` is only set after AVX-512 F was detected.
+        return unsafe { x86::avx512::search_small(prep, q) };
+    }
+    row_locate_with(k, p, precision, q, scratch)
 }
 
 /// Quantize one row of probabilities to frequencies summing to `2^precision`.
@@ -741,11 +1023,18 @@ pub fn quantize_probs_with(k: Kernel, p: &[f32], precision: u32, out: &mut [u32]
     // SAFETY (all arms): the kernel's CPU features were detected (best() or check()).
     match k {
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx512 if k == Kernel::best() || k.check().is_ok() => unsafe { fill_avx512(p, precision, out) },
+        Kernel::Avx512 if k == Kernel::best() || k.check().is_ok() => unsafe {
+            fill_avx512(p, precision, out)
+        },
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 if k == Kernel::best() || k.check().is_ok() => unsafe { fill_avx2(p, precision, out) },
+        Kernel::Avx2 if k == Kernel::best() || k.check().is_ok() => unsafe {
+            fill_avx2(p, precision, out)
+        },
         Kernel::Portable => unsafe { fill_portable(p, precision, out) },
-        _ => Err(k.check().err().unwrap_or_else(|| MmzError::InvalidArgument("kernel unavailable".into()))),
+        _ => Err(k
+            .check()
+            .err()
+            .unwrap_or_else(|| MmzError::InvalidArgument("kernel unavailable".into()))),
     }
 }
 
@@ -762,7 +1051,16 @@ pub fn quantize_probs_reference(p: &[f32], precision: u32) -> Result<Vec<u32>> {
     let v = p.len() as u64;
     let big_m = (1u64 << precision) - v;
     // Step 1: sanitized bits; positive finite floats order like their bits.
-    let bits: Vec<u32> = p.iter().map(|x| if x.to_bits() < INF_BITS { x.to_bits() } else { 0 }).collect();
+    let bits: Vec<u32> = p
+        .iter()
+        .map(|x| {
+            if x.to_bits() < INF_BITS {
+                x.to_bits()
+            } else {
+                0
+            }
+        })
+        .collect();
     let mb = bits.iter().copied().max().unwrap_or(0);
     let mut out = vec![1u32; p.len()];
     if mb == 0 {
@@ -846,7 +1144,7 @@ pub fn exp2_neg(x: f32) -> f32 {
     let ti = x as i32; // trunc toward zero, in [-125, 0]
     let n = if (ti as f32) > x { ti - 1 } else { ti };
     let t = x - n as f32; // correctly rounded, in [0, 1]
-    // Taylor coefficients (ln 2)^k / k! of 2^t = e^(t ln 2); ~2e-7 relative on [0, 1].
+                          // Taylor coefficients (ln 2)^k / k! of 2^t = e^(t ln 2); ~2e-7 relative on [0, 1].
     const C1: f32 = std::f32::consts::LN_2;
     const C2: f32 = 0.240_226_5;
     const C3: f32 = 0.055_504_11;
@@ -855,7 +1153,8 @@ pub fn exp2_neg(x: f32) -> f32 {
     const C6: f32 = 0.000_154_035_3;
     const C7: f32 = 0.000_015_252_73;
     const C8: f32 = 0.000_001_321_55;
-    let p = 1.0 + t * (C1 + t * (C2 + t * (C3 + t * (C4 + t * (C5 + t * (C6 + t * (C7 + t * C8)))))));
+    let p =
+        1.0 + t * (C1 + t * (C2 + t * (C3 + t * (C4 + t * (C5 + t * (C6 + t * (C7 + t * C8)))))));
     // p in [1, 2]; multiply by 2^n (n >= -126, normal).
     p * f32::from_bits(((n + 127) as u32) << 23)
 }
@@ -864,7 +1163,9 @@ pub fn exp2_neg(x: f32) -> f32 {
 /// logits get weight 0 (all non-finite: all 0, which quantizes to uniform).
 pub fn logits_to_weights(logits: &[f32], out: &mut [f32]) -> Result<()> {
     if out.len() != logits.len() {
-        return Err(MmzError::InvalidArgument("output length differs from logits length".into()));
+        return Err(MmzError::InvalidArgument(
+            "output length differs from logits length".into(),
+        ));
     }
     let mut mx = f32::NEG_INFINITY;
     for &l in logits {
@@ -873,13 +1174,22 @@ pub fn logits_to_weights(logits: &[f32], out: &mut [f32]) -> Result<()> {
         }
     }
     for (o, &l) in out.iter_mut().zip(logits) {
-        *o = if l.is_finite() { exp2_neg((l - mx) * LOG2_E) } else { 0.0 };
+        *o = if l.is_finite() {
+            exp2_neg((l - mx) * LOG2_E)
+        } else {
+            0.0
+        };
     }
     Ok(())
 }
 
 /// Quantize one row of logits (softmax implied) to frequencies summing to `2^precision`.
-pub fn quantize_logits(logits: &[f32], precision: u32, out: &mut [u32], scratch: &mut Vec<f32>) -> Result<()> {
+pub fn quantize_logits(
+    logits: &[f32],
+    precision: u32,
+    out: &mut [u32],
+    scratch: &mut Vec<f32>,
+) -> Result<()> {
     check_params(precision, logits.len())?;
     scratch.clear();
     scratch.resize(logits.len(), 0.0);
@@ -913,7 +1223,9 @@ pub fn cdf_to_freqs(cdf: &[u32]) -> Result<Vec<u32>> {
     let mut out = Vec::with_capacity(cdf.len().saturating_sub(1));
     for w in cdf.windows(2) {
         if w[1] < w[0] {
-            return Err(MmzError::InvalidArgument("a CDF must be non-decreasing".into()));
+            return Err(MmzError::InvalidArgument(
+                "a CDF must be non-decreasing".into(),
+            ));
         }
         out.push(w[1] - w[0]);
     }
@@ -927,7 +1239,16 @@ mod tests {
 
     #[test]
     fn sums_and_floor() {
-        let p = [0.5f32, 0.25, 0.0, f32::NAN, -1.0, f32::INFINITY, 0.25, 1e-30];
+        let p = [
+            0.5f32,
+            0.25,
+            0.0,
+            f32::NAN,
+            -1.0,
+            f32::INFINITY,
+            0.25,
+            1e-30,
+        ];
         for prec in [12, 16, 24] {
             let f = quantize_probs_vec(&p, prec).unwrap();
             assert_eq!(f.iter().map(|&x| x as u64).sum::<u64>(), 1 << prec);
@@ -938,12 +1259,18 @@ mod tests {
 
     #[test]
     fn interval_matches_fill() {
-        let p: Vec<f32> = (0..300).map(|i| ((i * 37) % 101) as f32 / 7.0 + if i == 5 { 100.0 } else { 0.0 }).collect();
+        let p: Vec<f32> = (0..300)
+            .map(|i| ((i * 37) % 101) as f32 / 7.0 + if i == 5 { 100.0 } else { 0.0 })
+            .collect();
         for prec in [12, 20, 24] {
             let f = quantize_probs_vec(&p, prec).unwrap();
             let mut start = 0;
             for (s, &fs) in f.iter().enumerate() {
-                assert_eq!(row_interval_portable(&p, prec, s).unwrap(), (start, fs), "symbol {s}");
+                assert_eq!(
+                    row_interval_portable(&p, prec, s).unwrap(),
+                    (start, fs),
+                    "symbol {s}"
+                );
                 start += fs;
             }
         }
@@ -951,7 +1278,12 @@ mod tests {
 
     #[test]
     fn uniform_and_extreme_scales() {
-        for p in [vec![0.0f32; 10], vec![1e-44f32, 3e-45, 0.0], vec![3e38f32, 1e38, 1.0], vec![f32::NAN; 3]] {
+        for p in [
+            vec![0.0f32; 10],
+            vec![1e-44f32, 3e-45, 0.0],
+            vec![3e38f32, 1e38, 1.0],
+            vec![f32::NAN; 3],
+        ] {
             let f = quantize_probs_vec(&p, 16).unwrap();
             assert_eq!(f.iter().sum::<u32>(), 1 << 16);
             let mut start = 0;
@@ -968,7 +1300,10 @@ mod tests {
         while x <= 0.0 {
             let got = exp2_neg(x) as f64;
             let want = (x as f64).exp2();
-            assert!(((got - want) / want).abs() < 1e-6, "x={x} got={got} want={want}");
+            assert!(
+                ((got - want) / want).abs() < 1e-6,
+                "x={x} got={got} want={want}"
+            );
             x += 0.0137;
         }
         assert_eq!(exp2_neg(0.0), 1.0);
@@ -980,7 +1315,10 @@ mod tests {
 mod timing {
     use super::*;
     fn cpu() -> f64 {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: valid pointer.
         unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
         ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
@@ -992,7 +1330,9 @@ mod timing {
     fn kernel_timing() {
         for v in [256usize, 16384] {
             let rows = (1 << 18) / (4 * v);
-            let pool: Vec<f32> = (0..rows * v).map(|i| (((i * 2654435761) % 10007) as f32 / 10007.0).powi(4) + 1e-7).collect();
+            let pool: Vec<f32> = (0..rows * v)
+                .map(|i| (((i * 2654435761) % 10007) as f32 / 10007.0).powi(4) + 1e-7)
+                .collect();
             let iters = 8_000_000 / v;
             let row = |i: usize| &pool[(i % rows) * v..(i % rows + 1) * v];
             let mut acc = 0u64;
@@ -1000,11 +1340,15 @@ mod timing {
             let mut out = vec![0u32; v];
             let t0 = cpu();
             for i in 0..iters {
-                acc += row_interval_in(row(i), 24, (i * 7919) % v, &mut sc).unwrap().0 as u64;
+                acc += row_interval_in(row(i), 24, (i * 7919) % v, &mut sc)
+                    .unwrap()
+                    .0 as u64;
             }
             let t1 = cpu();
             for i in 0..iters {
-                acc += row_locate(row(i), 24, ((i * 7919) % (1 << 24)) as u32, &mut sc).unwrap().0 as u64;
+                acc += row_locate(row(i), 24, ((i * 7919) % (1 << 24)) as u32, &mut sc)
+                    .unwrap()
+                    .0 as u64;
             }
             let t2 = cpu();
             for i in 0..iters {
@@ -1030,9 +1374,36 @@ mod timing {
                     acc += unsafe { x86::avx512::sum_f(&u, 3_000_000_000, 20) };
                 }
                 let c3 = cpu();
-                println!("  max {:.1} weights {:.1} sum_f {:.1}", ns(c0, c1), ns(c1, c2), ns(c2, c3));
+                let mut prep = RowPrep::new();
+                for i in 0..iters {
+                    let t = ((i * 7919) % (1 << 24)) as u32;
+                    row_prepare(Kernel::Avx512, row(i), 24, &mut prep).unwrap();
+                    acc += row_search(Kernel::Avx512, &prep, row(i), 24, t, &mut sc)
+                        .unwrap()
+                        .1 as u64;
+                }
+                let c4 = cpu();
+                for i in 0..iters {
+                    row_prepare(Kernel::Avx512, row(i), 24, &mut prep).unwrap();
+                    acc += prep.pre[3] as u64;
+                }
+                let c5 = cpu();
+                println!("  prep {:.1}", ns(c4, c5));
+                println!(
+                    "  max {:.1} weights {:.1} sum_f {:.1} prep+search {:.1}",
+                    ns(c0, c1),
+                    ns(c1, c2),
+                    ns(c2, c3),
+                    ns(c3, c4)
+                );
             }
-            println!("V={v} {:?}: interval {:.1} ns, locate {:.1} ns, fill {:.1} ns ({acc})", Kernel::best(), ns(t0, t1), ns(t1, t2), ns(t2, t3));
+            println!(
+                "V={v} {:?}: interval {:.1} ns, locate {:.1} ns, fill {:.1} ns ({acc})",
+                Kernel::best(),
+                ns(t0, t1),
+                ns(t1, t2),
+                ns(t2, t3)
+            );
         }
     }
 }

@@ -11,7 +11,31 @@
 //! Safety: every function here requires the CPU features named in its
 //! `target_feature` attribute; `quant.rs` only calls them after run-time detection.
 
-use super::{f_of_u, BLOCK, INF_BITS};
+use super::{f_of_u, RowPrep, BLOCK, INF_BITS, SMALL};
+use crate::error::Result;
+
+/// Expands `$m!(0); ... $m!(15);` (straight-line code over 16 vectors with
+/// constant indices, which the compiler keeps in registers).
+macro_rules! rep16 {
+    ($m:ident) => {
+        $m!(0);
+        $m!(1);
+        $m!(2);
+        $m!(3);
+        $m!(4);
+        $m!(5);
+        $m!(6);
+        $m!(7);
+        $m!(8);
+        $m!(9);
+        $m!(10);
+        $m!(11);
+        $m!(12);
+        $m!(13);
+        $m!(14);
+        $m!(15);
+    };
+}
 
 pub(super) mod avx512 {
     use super::*;
@@ -46,7 +70,10 @@ pub(super) mod avx512 {
     #[target_feature(enable = "avx512f")]
     unsafe fn f_vec(u: __m512i, invv: __m512i, cnt: __m128i) -> (__m512i, __m512i) {
         let (e, o) = f_pair(u, invv, cnt);
-        (_mm512_or_si512(e, _mm512_slli_epi64::<32>(o)), _mm512_add_epi64(e, o))
+        (
+            _mm512_or_si512(e, _mm512_slli_epi64::<32>(o)),
+            _mm512_add_epi64(e, o),
+        )
     }
 
     #[inline]
@@ -79,7 +106,10 @@ pub(super) mod avx512 {
             a0 = _mm512_mask_max_epu32(a0, _mm512_cmplt_epu32_mask(x, inf), a0, x);
             i += 16;
         }
-        _mm512_reduce_max_epu32(_mm512_max_epu32(_mm512_max_epu32(a0, a1), _mm512_max_epu32(a2, a3)))
+        _mm512_reduce_max_epu32(_mm512_max_epu32(
+            _mm512_max_epu32(a0, a1),
+            _mm512_max_epu32(a2, a3),
+        ))
     }
 
     /// Writes `u_i` for every entry; returns `(sum u_i, first index with bits mb)`.
@@ -106,7 +136,11 @@ pub(super) mod avx512 {
             a0 = _mm512_add_epi64(a0, _mm512_and_si512(w, lo));
             a1 = _mm512_add_epi64(a1, _mm512_srli_epi64::<32>(w));
             let m = _mm512_cmpeq_epi32_mask(x, mbv);
-            hit_at = if m != 0 && hit_at == usize::MAX { i } else { hit_at };
+            hit_at = if m != 0 && hit_at == usize::MAX {
+                i
+            } else {
+                hit_at
+            };
             i += 16;
         }
         if i < n {
@@ -126,7 +160,10 @@ pub(super) mod avx512 {
             let m = _mm512_mask_cmpeq_epi32_mask(k, load(ptr.add(hit_at), k), mbv);
             first = hit_at + m.trailing_zeros() as usize;
         }
-        (_mm512_reduce_add_epi64(_mm512_add_epi64(a0, a1)) as u64, first)
+        (
+            _mm512_reduce_add_epi64(_mm512_add_epi64(a0, a1)) as u64,
+            first,
+        )
     }
 
     #[inline]
@@ -178,7 +215,6 @@ pub(super) mod avx512 {
         _mm512_reduce_add_epi64(acc) as u64
     }
 
-
     /// Inclusive prefix sum of 16 u32 lanes.
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -190,9 +226,251 @@ pub(super) mod avx512 {
         _mm512_add_epi32(x, _mm512_alignr_epi32::<8>(x, z))
     }
 
+    /// `permutex2var` indices of one level of [`hsum16`]: the inputs hold `16 / w`
+    /// partial sums of width `w` each; `lo` takes the first half of every group
+    /// (those of `a`, then those of `b`), `hi` the second half.
+    const fn halves(w: usize) -> ([i32; 16], [i32; 16]) {
+        let (mut lo, mut hi) = ([0i32; 16], [0i32; 16]);
+        let h = w / 2;
+        let mut k = 0;
+        while k < 16 {
+            // Output lane k: group k / h (of a when < 16 / w, then of b), offset k % h.
+            let (g, o) = (k / h, k % h);
+            let per = 16 / w;
+            let base = if g < per { g * w } else { 16 + (g - per) * w };
+            lo[k] = (base + o) as i32;
+            hi[k] = (base + h + o) as i32;
+            k += 1;
+        }
+        (lo, hi)
+    }
+
+    const H16: ([i32; 16], [i32; 16]) = halves(16);
+    const H8: ([i32; 16], [i32; 16]) = halves(8);
+    const H4: ([i32; 16], [i32; 16]) = halves(4);
+    const H2: ([i32; 16], [i32; 16]) = halves(2);
+
+    /// One level of [`hsum16`]: `lo(a, b) + hi(a, b)`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn fold(a: __m512i, b: __m512i, idx: &([i32; 16], [i32; 16])) -> __m512i {
+        let lo = _mm512_loadu_epi32(idx.0.as_ptr());
+        let hi = _mm512_loadu_epi32(idx.1.as_ptr());
+        _mm512_add_epi32(
+            _mm512_permutex2var_epi32(a, lo, b),
+            _mm512_permutex2var_epi32(a, hi, b),
+        )
+    }
+
+    /// Lane `j` = the sum of the 16 lanes of `v[j]` (a transpose-and-add tree:
+    /// 15 folds instead of 16 separate reductions). Sums must fit in u32.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn hsum16(v: &[__m512i; 16]) -> __m512i {
+        let mut c = [_mm512_setzero_si512(); 8];
+        for (k, ck) in c.iter_mut().enumerate() {
+            *ck = fold(v[2 * k], v[2 * k + 1], &H16);
+        }
+        let d = [
+            fold(c[0], c[1], &H8),
+            fold(c[2], c[3], &H8),
+            fold(c[4], c[5], &H8),
+            fold(c[6], c[7], &H8),
+        ];
+        let e = [fold(d[0], d[1], &H4), fold(d[2], d[3], &H4)];
+        fold(e[0], e[1], &H2)
+    }
+
+    /// `f` as 16 u32 lanes, in 6 operations: the odd lanes' products are
+    /// shifted by `S - 32` and their high halves merged over the even lanes'
+    /// `f` by one ternary-logic operation (the same integers as [`f_vec`]).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn f_vec6(u: __m512i, invv: __m512i, cnt: __m128i, cnt_hi: __m128i) -> __m512i {
+        let e = _mm512_srl_epi64(_mm512_mul_epu32(u, invv), cnt);
+        let o = _mm512_srl_epi64(_mm512_mul_epu32(_mm512_srli_epi64::<32>(u), invv), cnt_hi);
+        // (o & 0xFFFFFFFF_00000000) | e
+        _mm512_ternarylogic_epi64::<0xEA>(o, _mm512_set1_epi64(-1i64 << 32), e)
+    }
+
+    /// Stage 1 of the decoder's row preparation for a row of exactly [`SMALL`]
+    /// = 256 entries (see `quant::RowPrep`): the largest bit pattern as a signed
+    /// integer, so negative entries (sign bit set) never win. A result at or
+    /// above `INF_BITS` (an infinity or NaN in the row) sends the row to the
+    /// general path in stage 2.
+    #[target_feature(enable = "avx512f")]
+    pub(crate) unsafe fn stage_max(p: &[f32; SMALL]) -> u32 {
+        let ptr = p.as_ptr();
+        let z = _mm512_setzero_si512();
+        let mut amax = [z; 4];
+        macro_rules! pass1 {
+            ($j:literal) => {
+                amax[$j % 4] = _mm512_max_epi32(amax[$j % 4], load(ptr.add(16 * $j), 0xFFFF));
+            };
+        }
+        rep16!(pass1);
+        _mm512_reduce_max_epi32(_mm512_max_epi32(
+            _mm512_max_epi32(amax[0], amax[1]),
+            _mm512_max_epi32(amax[2], amax[3]),
+        )) as u32
+    }
+
+    /// Stage 2: the weights `u_i` (into `out.f`), their total, the first index
+    /// of the maximum `mb` (from stage 1), and `inv`/`sh` for `m` free slots.
+    /// Negative entries give a negative or zero product, clamped to 0.
+    /// `Ok(false)` (row for the general path): an infinity or NaN, all weights
+    /// zero, or a maximum outside the f32 scale range.
+    #[target_feature(enable = "avx512f")]
+    pub(crate) unsafe fn stage_weights(
+        p: &[f32; SMALL],
+        mb: u32,
+        m: u32,
+        out: &mut RowPrep,
+    ) -> Result<bool> {
+        if mb >= INF_BITS {
+            return Ok(false);
+        }
+        let Some(s) = crate::quant::f32_scale(mb) else {
+            return Ok(false);
+        };
+        let ptr = p.as_ptr();
+        let z = _mm512_setzero_si512();
+        let sv = _mm512_set1_ps(s);
+        let mbv = _mm512_set1_epi32(mb as i32);
+        let lo = _mm512_set1_epi64(0xFFFF_FFFF);
+        let (mut a0, mut a1) = (z, z);
+        let mut hits = [0u64; 4];
+        let wp = out.f.as_mut_ptr() as *mut __m512i;
+        let mut w = [z; 16];
+        macro_rules! pass2 {
+            ($j:literal) => {
+                let x = load(ptr.add(16 * $j), 0xFFFF);
+                w[$j] = _mm512_max_epi32(
+                    _mm512_cvttps_epi32(_mm512_mul_ps(_mm512_castsi512_ps(x), sv)),
+                    z,
+                );
+                _mm512_storeu_si512(wp.add($j), w[$j]);
+                if $j % 2 == 1 {
+                    // Two weights below 2^31 each fit a u32 lane; widen the pair sum.
+                    let pair = _mm512_add_epi32(w[$j - 1], w[$j]);
+                    a0 = _mm512_add_epi64(a0, _mm512_and_si512(pair, lo));
+                    a1 = _mm512_add_epi64(a1, _mm512_srli_epi64::<32>(pair));
+                }
+                hits[$j / 4] |= (_mm512_cmpeq_epi32_mask(x, mbv) as u64) << (16 * ($j % 4));
+            };
+        }
+        rep16!(pass2);
+        let total_u = _mm512_reduce_add_epi64(_mm512_add_epi64(a0, a1)) as u64;
+        out.first = match hits.iter().position(|&h| h != 0) {
+            Some(k) => 64 * k as u32 + hits[k].trailing_zeros(),
+            None => return Err(crate::quant::bad_row()),
+        };
+        (out.inv, out.sh) = crate::quant::inv_sh(m, total_u);
+        Ok(true)
+    }
+
+    /// Stage 3: `u_i -> f_i` in `out.f`, the inclusive running sums of the 16
+    /// vector sums of `g_i = 1 + f_i` ([`hsum16`]) with the remainder `R`
+    /// counted from the vector of the first maximum on, and `R`.
+    #[target_feature(enable = "avx512f")]
+    pub(crate) unsafe fn stage_f(m: u32, out: &mut RowPrep) -> Result<()> {
+        let z = _mm512_setzero_si512();
+        let invv = _mm512_set1_epi64(out.inv as i64);
+        let (cnt, cnt_hi) = (count(out.sh), _mm_cvtsi64_si128(out.sh as i64));
+        let mut f = [z; 16];
+        let fp = out.f.as_mut_ptr() as *mut __m512i;
+        macro_rules! pass3 {
+            ($j:literal) => {
+                f[$j] = f_vec6(
+                    _mm512_loadu_si512(fp.add($j) as *const __m512i),
+                    invv,
+                    cnt,
+                    cnt_hi,
+                );
+                _mm512_storeu_si512(fp.add($j), f[$j]);
+            };
+        }
+        rep16!(pass3);
+        // Inclusive running sums of g = 1 + f: 16 more per vector.
+        let lanes1 = _mm512_setr_epi32(
+            16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256,
+        );
+        let pre = _mm512_add_epi32(prefix16(hsum16(&f)), lanes1);
+        // R = 2^P - sum g (the last inclusive sum) belongs to vector first / 16:
+        // it shifts the inclusive sums of that vector and of all later ones.
+        let total = m + SMALL as u32;
+        let Some(r) = total
+            .checked_sub(
+                _mm512_cvtsi512_si32(_mm512_permutexvar_epi32(_mm512_set1_epi32(15), pre)) as u32,
+            )
+        else {
+            return Err(crate::quant::bad_row());
+        };
+        let pre = _mm512_mask_add_epi32(
+            pre,
+            0xFFFFu16 << (out.first / 16).min(15),
+            pre,
+            _mm512_set1_epi32(r as i32),
+        );
+        _mm512_storeu_si512(out.pre.as_mut_ptr() as *mut __m512i, pre);
+        out.r = r;
+        Ok(())
+    }
+
+    /// The decoder's search in a row prepared by the three stages: the vector
+    /// whose inclusive running sum first exceeds `t`, then the lane; returns
+    /// `(symbol, start, freq)`.
+    #[target_feature(enable = "avx512f")]
+    pub(crate) unsafe fn search_small(prep: &RowPrep, t: u32) -> Result<(u32, u32, u32)> {
+        let tv = _mm512_set1_epi32(t as i32);
+        let pre = _mm512_loadu_si512(prep.pre.as_ptr() as *const __m512i);
+        // Vectors whose inclusive running sum is still <= t come before the symbol.
+        let j = _mm512_cmple_epu32_mask(pre, tv).count_ones() as usize;
+        let (Some(fs), Some(&before)) = (
+            prep.f.get(16 * j..16 * j + 16),
+            if j == 0 {
+                Some(&0)
+            } else {
+                prep.pre.get(j - 1)
+            },
+        ) else {
+            return Err(crate::quant::beyond_total());
+        };
+        let gj = _mm512_add_epi32(
+            _mm512_loadu_si512(fs.as_ptr() as *const __m512i),
+            _mm512_set1_epi32(1),
+        );
+        let first = prep.first as usize;
+        let at_r = ((first / 16 == j) as u16) << (first % 16);
+        let gj = _mm512_mask_add_epi32(gj, at_r, gj, _mm512_set1_epi32(prep.r as i32));
+        let pv = _mm512_add_epi32(prefix16(gj), _mm512_set1_epi32(before as i32));
+        let lane = _mm512_cmple_epu32_mask(pv, tv).count_ones() as usize;
+        let (i, Some(&fi)) = (16 * j + lane, fs.get(lane)) else {
+            return Err(crate::quant::bad_row());
+        };
+        let gl = 1 + fi + if i == first { prep.r } else { 0 };
+        let end = _mm512_cvtsi512_si32(lane_at(pv, lane)) as u32;
+        Ok((i as u32, end.wrapping_sub(gl), gl))
+    }
+
+    /// Lane `k` (< 16) of `x`, broadcast (a register permute instead of a store
+    /// and a narrow reload, which would stall on store forwarding).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn lane_at(x: __m512i, k: usize) -> __m512i {
+        _mm512_permutexvar_epi32(_mm512_set1_epi32(k as i32), x)
+    }
+
     /// Branch-free search within one block (see `Kern::search`).
     #[target_feature(enable = "avx512f")]
-    pub(crate) unsafe fn search(u: &[u32], inv: u64, sh: u32, t: u64, kk: usize, r: u32) -> Option<(usize, u64, u32)> {
+    pub(crate) unsafe fn search(
+        u: &[u32],
+        inv: u64,
+        sh: u32,
+        t: u64,
+        kk: usize,
+        r: u32,
+    ) -> Option<(usize, u64, u32)> {
         let invv = _mm512_set1_epi64(inv as i64);
         let cnt = count(sh);
         let one = _mm512_set1_epi32(1);
@@ -212,7 +490,8 @@ pub(super) mod avx512 {
             let k = tail_mask(n - i);
             let (f, _) = f_vec(load(ptr.add(i), k), invv, cnt);
             let mut g = _mm512_maskz_add_epi32(k, f, one);
-            let at = _mm512_cmpeq_epi32_mask(_mm512_add_epi32(lanes, _mm512_set1_epi32(i as i32)), kkv);
+            let at =
+                _mm512_cmpeq_epi32_mask(_mm512_add_epi32(lanes, _mm512_set1_epi32(i as i32)), kkv);
             g = _mm512_mask_add_epi32(g, at, g, rv);
             let pv = _mm512_add_epi32(prefix16(g), carry);
             carry = _mm512_permutexvar_epi32(last, pv);
@@ -378,9 +657,15 @@ pub(super) mod avx2 {
         sum
     }
 
-
     #[target_feature(enable = "avx2")]
-    pub(crate) unsafe fn search(u: &[u32], inv: u64, sh: u32, t: u64, kk: usize, r: u32) -> Option<(usize, u64, u32)> {
+    pub(crate) unsafe fn search(
+        u: &[u32],
+        inv: u64,
+        sh: u32,
+        t: u64,
+        kk: usize,
+        r: u32,
+    ) -> Option<(usize, u64, u32)> {
         let n = u.len().min(BLOCK);
         let mut g = [0u32; BLOCK];
         let head = &mut g[..n];
@@ -400,4 +685,3 @@ pub(super) mod avx2 {
         head.get(below).map(|&f| (below, before, f))
     }
 }
-

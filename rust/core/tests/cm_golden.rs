@@ -94,7 +94,10 @@ struct Case {
 
 fn cases() -> Vec<Case> {
     let text = sample("text/debian_handbook_en.txt", 48 << 10);
-    let wav = sample("music/hydrogen_ColomboAcousticDrumkit__hihat-closed-1.wav", 1 << 20);
+    let wav = sample(
+        "music/hydrogen_ColomboAcousticDrumkit__hihat-closed-1.wav",
+        1 << 20,
+    );
     let speech = sample("speech/asterisk_agent-alreadyon.wav", 1 << 20);
     let rgb = synthetic_rgb(96, 64);
     let g16 = synthetic_gray16(64, 48);
@@ -109,9 +112,24 @@ fn cases() -> Vec<Case> {
         first_sample: 0,
     };
     vec![
-        Case { name: "text_l1", data: text.clone(), level: 1, hint: Hint::bytes(Modality::Text) },
-        Case { name: "text_l5", data: text.clone(), level: 5, hint: Hint::bytes(Modality::Text) },
-        Case { name: "text_l9", data: text, level: 9, hint: Hint::bytes(Modality::Text) },
+        Case {
+            name: "text_l1",
+            data: text.clone(),
+            level: 1,
+            hint: Hint::bytes(Modality::Text),
+        },
+        Case {
+            name: "text_l5",
+            data: text.clone(),
+            level: 5,
+            hint: Hint::bytes(Modality::Text),
+        },
+        Case {
+            name: "text_l9",
+            data: text,
+            level: 9,
+            hint: Hint::bytes(Modality::Text),
+        },
         Case {
             name: "sql_l5",
             data: sample("structured/rdatasets_sqlite_dump_head.sql", 32 << 10),
@@ -126,25 +144,37 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "music_l5",
-            hint: Hint { modality: Modality::Audio, layout: Some(wav_layout(&wav)) },
+            hint: Hint {
+                modality: Modality::Audio,
+                layout: Some(wav_layout(&wav)),
+            },
             data: wav,
             level: 5,
         },
         Case {
             name: "speech_l9",
-            hint: Hint { modality: Modality::Audio, layout: Some(wav_layout(&speech)) },
+            hint: Hint {
+                modality: Modality::Audio,
+                layout: Some(wav_layout(&speech)),
+            },
             data: speech,
             level: 9,
         },
         Case {
             name: "rgb_l5",
-            hint: Hint { modality: Modality::Image, layout: Some(img(96, 3, 1, false, rgb.len())) },
+            hint: Hint {
+                modality: Modality::Image,
+                layout: Some(img(96, 3, 1, false, rgb.len())),
+            },
             data: rgb,
             level: 5,
         },
         Case {
             name: "gray16_l5",
-            hint: Hint { modality: Modality::Image, layout: Some(img(64, 1, 2, true, g16.len())) },
+            hint: Hint {
+                modality: Modality::Image,
+                layout: Some(img(64, 1, 2, true, g16.len())),
+            },
             data: g16,
             level: 5,
         },
@@ -191,6 +221,11 @@ fn current_version_roundtrips_golden_inputs() {
         let payload = ctxmix::compress(&c.data, c.level, &c.hint).unwrap();
         let out = ctxmix::decompress(&payload, c.data.len(), c.level, &c.hint).unwrap();
         assert!(out == c.data, "{}: round trip differs", c.name);
-        assert!(payload.len() < c.data.len(), "{}: no compression ({} bytes)", c.name, payload.len());
+        assert!(
+            payload.len() < c.data.len(),
+            "{}: no compression ({} bytes)",
+            c.name,
+            payload.len()
+        );
     }
 }

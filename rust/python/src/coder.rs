@@ -6,7 +6,10 @@
 use crate::errors::{to_py, PyResult};
 use mmz_core::batch::{self, RowKind};
 use mmz_core::{coder, quant};
-use numpy::{AllowTypeChange, PyArray1, PyArrayDyn, PyArrayLike1, PyArrayLikeDyn, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{
+    AllowTypeChange, PyArray1, PyArrayDyn, PyArrayLike1, PyArrayLikeDyn, PyArrayMethods,
+    PyUntypedArrayMethods,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -15,9 +18,15 @@ type F32Arr<'py> = PyArrayLikeDyn<'py, f32, AllowTypeChange>;
 type U32Arr<'py> = PyArrayLikeDyn<'py, u32, AllowTypeChange>;
 type Syms<'py> = PyArrayLike1<'py, u32, AllowTypeChange>;
 
-fn slice<'a, T: numpy::Element>(a: &'a numpy::PyReadonlyArrayDyn<'_, T>, what: &str) -> PyResult<&'a [T]> {
-    a.as_slice()
-        .map_err(|_| PyValueError::new_err(format!("{what} must be C-contiguous (use numpy.ascontiguousarray)")))
+fn slice<'a, T: numpy::Element>(
+    a: &'a numpy::PyReadonlyArrayDyn<'_, T>,
+    what: &str,
+) -> PyResult<&'a [T]> {
+    a.as_slice().map_err(|_| {
+        PyValueError::new_err(format!(
+            "{what} must be C-contiguous (use numpy.ascontiguousarray)"
+        ))
+    })
 }
 
 /// `(rows, V)` of a 1-D (one row) or 2-D array.
@@ -25,12 +34,16 @@ fn rows_cols(shape: &[usize], what: &str) -> PyResult<(usize, usize)> {
     match *shape {
         [v] => Ok((1, v)),
         [r, v] => Ok((r, v)),
-        _ => Err(PyValueError::new_err(format!("{what} must be 1-D or 2-D, got {} dimensions", shape.len()))),
+        _ => Err(PyValueError::new_err(format!(
+            "{what} must be 1-D or 2-D, got {} dimensions",
+            shape.len()
+        ))),
     }
 }
 
 fn sym_slice<'a>(s: &'a Syms<'_>) -> PyResult<&'a [u32]> {
-    s.as_slice().map_err(|_| PyValueError::new_err("symbols must be a contiguous 1-D integer array"))
+    s.as_slice()
+        .map_err(|_| PyValueError::new_err("symbols must be a contiguous 1-D integer array"))
 }
 
 #[derive(Clone, Copy)]
@@ -59,7 +72,12 @@ fn weights<'a>(row: &'a [f32], m: Model, scratch: &'a mut Vec<f32>) -> mmz_core:
     }
 }
 
-fn quantize_any<'py>(py: Python<'py>, a: F32Arr<'py>, precision: u32, m: Model) -> PyResult<Bound<'py, PyArrayDyn<u32>>> {
+fn quantize_any<'py>(
+    py: Python<'py>,
+    a: F32Arr<'py>,
+    precision: u32,
+    m: Model,
+) -> PyResult<Bound<'py, PyArrayDyn<u32>>> {
     let shape = a.shape().to_vec();
     let (_, v) = rows_cols(&shape, "probabilities")?;
     let data = slice(&a, "probabilities")?;
@@ -82,14 +100,22 @@ fn quantize_any<'py>(py: Python<'py>, a: F32Arr<'py>, precision: u32, m: Model) 
 /// that are all >= 1 and sum to exactly 2**precision per row (deterministic on every CPU).
 #[pyfunction]
 #[pyo3(signature = (probs, precision=24))]
-pub fn quantize_probs<'py>(py: Python<'py>, probs: F32Arr<'py>, precision: u32) -> PyResult<Bound<'py, PyArrayDyn<u32>>> {
+pub fn quantize_probs<'py>(
+    py: Python<'py>,
+    probs: F32Arr<'py>,
+    precision: u32,
+) -> PyResult<Bound<'py, PyArrayDyn<u32>>> {
     quantize_any(py, probs, precision, Model::Probs)
 }
 
 /// Like `quantize_probs`, for logits (softmax with a deterministic, libm-free exp).
 #[pyfunction]
 #[pyo3(signature = (logits, precision=24))]
-pub fn quantize_logits<'py>(py: Python<'py>, logits: F32Arr<'py>, precision: u32) -> PyResult<Bound<'py, PyArrayDyn<u32>>> {
+pub fn quantize_logits<'py>(
+    py: Python<'py>,
+    logits: F32Arr<'py>,
+    precision: u32,
+) -> PyResult<Bound<'py, PyArrayDyn<u32>>> {
     quantize_any(py, logits, precision, Model::Logits)
 }
 
@@ -101,7 +127,13 @@ pub struct RangeEncoder {
 }
 
 impl RangeEncoder {
-    fn encode_rows(&mut self, py: Python<'_>, symbols: Syms<'_>, probs: F32Arr<'_>, m: Model) -> PyResult<()> {
+    fn encode_rows(
+        &mut self,
+        py: Python<'_>,
+        symbols: Syms<'_>,
+        probs: F32Arr<'_>,
+        m: Model,
+    ) -> PyResult<()> {
         let (rows, v) = rows_cols(probs.shape(), "probabilities")?;
         let syms = sym_slice(&symbols)?;
         let data = slice(&probs, "probabilities")?;
@@ -116,7 +148,10 @@ impl RangeEncoder {
                 .map_err(to_py);
         }
         if rows != syms.len() {
-            return Err(PyValueError::new_err(format!("{} symbols but {rows} probability rows", syms.len())));
+            return Err(PyValueError::new_err(format!(
+                "{} symbols but {rows} probability rows",
+                syms.len()
+            )));
         }
         py.allow_threads(|| {
             let mut sc = Vec::new();
@@ -136,7 +171,10 @@ impl RangeEncoder {
     #[pyo3(signature = (precision=24))]
     fn new(precision: u32) -> PyResult<Self> {
         quant::check_params(precision, 2).map_err(to_py)?;
-        Ok(RangeEncoder { inner: coder::RangeEncoder::new(), precision })
+        Ok(RangeEncoder {
+            inner: coder::RangeEncoder::new(),
+            precision,
+        })
     }
 
     /// Encode `symbols` under float32 probabilities: a 1-D array (one static
@@ -146,25 +184,44 @@ impl RangeEncoder {
     }
 
     /// Like `encode`, with logits instead of probabilities.
-    fn encode_logits(&mut self, py: Python<'_>, symbols: Syms<'_>, logits: F32Arr<'_>) -> PyResult<()> {
+    fn encode_logits(
+        &mut self,
+        py: Python<'_>,
+        symbols: Syms<'_>,
+        logits: F32Arr<'_>,
+    ) -> PyResult<()> {
         self.encode_rows(py, symbols, logits, Model::Logits)
     }
 
     /// Encode under integer frequencies (1-D static or 2-D per symbol; any
     /// total up to 2**24; zero entries allowed for symbols never coded).
-    fn encode_freqs(&mut self, py: Python<'_>, symbols: Syms<'_>, freqs: U32Arr<'_>) -> PyResult<()> {
+    fn encode_freqs(
+        &mut self,
+        py: Python<'_>,
+        symbols: Syms<'_>,
+        freqs: U32Arr<'_>,
+    ) -> PyResult<()> {
         let (rows, v) = rows_cols(freqs.shape(), "freqs")?;
         let syms = sym_slice(&symbols)?;
         let data = slice(&freqs, "freqs")?;
         let enc = &mut self.inner;
         if freqs.ndim() == 1 {
-            return py.allow_threads(|| enc.encode_all_freqs(syms, data)).map_err(to_py);
+            return py
+                .allow_threads(|| enc.encode_all_freqs(syms, data))
+                .map_err(to_py);
         }
         if rows != syms.len() {
-            return Err(PyValueError::new_err(format!("{} symbols but {rows} frequency rows", syms.len())));
+            return Err(PyValueError::new_err(format!(
+                "{} symbols but {rows} frequency rows",
+                syms.len()
+            )));
         }
-        py.allow_threads(|| data.chunks(v.max(1)).zip(syms).try_for_each(|(row, &s)| enc.encode_freqs(s, row)))
-            .map_err(to_py)
+        py.allow_threads(|| {
+            data.chunks(v.max(1))
+                .zip(syms)
+                .try_for_each(|(row, &s)| enc.encode_freqs(s, row))
+        })
+        .map_err(to_py)
     }
 
     /// Encode under a CDF (`V + 1` non-decreasing entries starting at 0; 1-D static or 2-D per symbol).
@@ -179,10 +236,15 @@ impl RangeEncoder {
                 .map_err(to_py);
         }
         if rows != syms.len() {
-            return Err(PyValueError::new_err(format!("{} symbols but {rows} CDF rows", syms.len())));
+            return Err(PyValueError::new_err(format!(
+                "{} symbols but {rows} CDF rows",
+                syms.len()
+            )));
         }
         py.allow_threads(|| {
-            data.chunks(w.max(1)).zip(syms).try_for_each(|(row, &s)| enc.encode_freqs(s, &quant::cdf_to_freqs(row)?))
+            data.chunks(w.max(1))
+                .zip(syms)
+                .try_for_each(|(row, &s)| enc.encode_freqs(s, &quant::cdf_to_freqs(row)?))
         })
         .map_err(to_py)
     }
@@ -219,7 +281,9 @@ impl RangeDecoder {
         let data = slice(&probs, "probabilities")?;
         let (dec, p) = (&mut self.inner, self.precision);
         let out = if probs.ndim() == 1 {
-            let n = n.ok_or_else(|| PyValueError::new_err("pass n= (number of symbols) with a 1-D distribution"))?;
+            let n = n.ok_or_else(|| {
+                PyValueError::new_err("pass n= (number of symbols) with a 1-D distribution")
+            })?;
             py.allow_threads(|| {
                 let mut sc = Vec::new();
                 let w = weights(data, m, &mut sc)?;
@@ -227,9 +291,16 @@ impl RangeDecoder {
             })
         } else {
             if n.is_some_and(|n| n != rows) {
-                return Err(PyValueError::new_err("n must equal the number of rows for 2-D probabilities"));
+                return Err(PyValueError::new_err(
+                    "n must equal the number of rows for 2-D probabilities",
+                ));
             }
             py.allow_threads(|| {
+                if matches!(m, Model::Probs) && v >= 2 {
+                    // All rows at once: the decoder pipelines their preparation.
+                    let mut out = Vec::new();
+                    return dec.decode_probs_rows(data, v, p, &mut out).map(|()| out);
+                }
                 let (mut sc, mut fq) = (Vec::new(), Vec::new());
                 data.chunks(v.max(1))
                     .map(|row| {
@@ -250,13 +321,21 @@ impl RangeDecoder {
     #[pyo3(signature = (data, precision=24))]
     fn new(data: &[u8], precision: u32) -> PyResult<Self> {
         quant::check_params(precision, 2).map_err(to_py)?;
-        Ok(RangeDecoder { inner: coder::RangeDecoder::new(data.to_vec()), precision })
+        Ok(RangeDecoder {
+            inner: coder::RangeDecoder::new(data.to_vec()),
+            precision,
+        })
     }
 
     /// Decode one symbol per row of 2-D float32 probabilities, or `n` symbols
     /// under a 1-D static distribution. Returns uint32 symbols.
     #[pyo3(signature = (probs, n=None))]
-    fn decode<'py>(&mut self, py: Python<'py>, probs: F32Arr<'py>, n: Option<usize>) -> PyResult<Bound<'py, PyArray1<u32>>> {
+    fn decode<'py>(
+        &mut self,
+        py: Python<'py>,
+        probs: F32Arr<'py>,
+        n: Option<usize>,
+    ) -> PyResult<Bound<'py, PyArray1<u32>>> {
         self.decode_rows(py, probs, n, Model::Probs)
     }
 
@@ -273,18 +352,31 @@ impl RangeDecoder {
 
     /// Decode under integer frequencies (2-D: one symbol per row; 1-D: `n` symbols).
     #[pyo3(signature = (freqs, n=None))]
-    fn decode_freqs<'py>(&mut self, py: Python<'py>, freqs: U32Arr<'py>, n: Option<usize>) -> PyResult<Bound<'py, PyArray1<u32>>> {
+    fn decode_freqs<'py>(
+        &mut self,
+        py: Python<'py>,
+        freqs: U32Arr<'py>,
+        n: Option<usize>,
+    ) -> PyResult<Bound<'py, PyArray1<u32>>> {
         let (rows, v) = rows_cols(freqs.shape(), "freqs")?;
         let data = slice(&freqs, "freqs")?;
         let dec = &mut self.inner;
         let out = if freqs.ndim() == 1 {
-            let n = n.ok_or_else(|| PyValueError::new_err("pass n= (number of symbols) with 1-D freqs"))?;
+            let n = n.ok_or_else(|| {
+                PyValueError::new_err("pass n= (number of symbols) with 1-D freqs")
+            })?;
             py.allow_threads(|| dec.decode_all_freqs(n, data))
         } else {
             if n.is_some_and(|n| n != rows) {
-                return Err(PyValueError::new_err("n must equal the number of rows for 2-D freqs"));
+                return Err(PyValueError::new_err(
+                    "n must equal the number of rows for 2-D freqs",
+                ));
             }
-            py.allow_threads(|| data.chunks(v.max(1)).map(|row| dec.decode_freqs(row)).collect())
+            py.allow_threads(|| {
+                data.chunks(v.max(1))
+                    .map(|row| dec.decode_freqs(row))
+                    .collect()
+            })
         }
         .map_err(to_py)?;
         Ok(PyArray1::from_vec(py, out))
@@ -292,18 +384,31 @@ impl RangeDecoder {
 
     /// Decode under a CDF (2-D: one symbol per row; 1-D: `n` symbols).
     #[pyo3(signature = (cdf, n=None))]
-    fn decode_cdf<'py>(&mut self, py: Python<'py>, cdf: U32Arr<'py>, n: Option<usize>) -> PyResult<Bound<'py, PyArray1<u32>>> {
+    fn decode_cdf<'py>(
+        &mut self,
+        py: Python<'py>,
+        cdf: U32Arr<'py>,
+        n: Option<usize>,
+    ) -> PyResult<Bound<'py, PyArray1<u32>>> {
         let (rows, w) = rows_cols(cdf.shape(), "cdf")?;
         let data = slice(&cdf, "cdf")?;
         let dec = &mut self.inner;
         let out = if cdf.ndim() == 1 {
-            let n = n.ok_or_else(|| PyValueError::new_err("pass n= (number of symbols) with a 1-D cdf"))?;
+            let n = n.ok_or_else(|| {
+                PyValueError::new_err("pass n= (number of symbols) with a 1-D cdf")
+            })?;
             py.allow_threads(|| dec.decode_all_freqs(n, &quant::cdf_to_freqs(data)?))
         } else {
             if n.is_some_and(|n| n != rows) {
-                return Err(PyValueError::new_err("n must equal the number of rows for a 2-D cdf"));
+                return Err(PyValueError::new_err(
+                    "n must equal the number of rows for a 2-D cdf",
+                ));
             }
-            py.allow_threads(|| data.chunks(w.max(1)).map(|row| dec.decode_freqs(&quant::cdf_to_freqs(row)?)).collect())
+            py.allow_threads(|| {
+                data.chunks(w.max(1))
+                    .map(|row| dec.decode_freqs(&quant::cdf_to_freqs(row)?))
+                    .collect()
+            })
         }
         .map_err(to_py)?;
         Ok(PyArray1::from_vec(py, out))
@@ -319,7 +424,10 @@ impl RangeDecoder {
 fn batch_rows<'a>(probs: &'a F32Arr<'_>, b: usize) -> PyResult<(&'a [f32], usize)> {
     let (rows, v) = rows_cols(probs.shape(), "probabilities")?;
     if probs.ndim() != 2 || rows != b {
-        return Err(PyValueError::new_err(format!("probabilities must have shape (batch={b}, V), got {:?}", probs.shape())));
+        return Err(PyValueError::new_err(format!(
+            "probabilities must have shape (batch={b}, V), got {:?}",
+            probs.shape()
+        )));
     }
     Ok((slice(probs, "probabilities")?, v))
 }
@@ -331,11 +439,21 @@ pub struct BatchEncoder {
 }
 
 impl BatchEncoder {
-    fn step(&mut self, py: Python<'_>, probs: F32Arr<'_>, symbols: Syms<'_>, m: Model) -> PyResult<()> {
-        let enc = self.inner.as_mut().ok_or_else(|| PyValueError::new_err("BatchEncoder already finished"))?;
+    fn step(
+        &mut self,
+        py: Python<'_>,
+        probs: F32Arr<'_>,
+        symbols: Syms<'_>,
+        m: Model,
+    ) -> PyResult<()> {
+        let enc = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| PyValueError::new_err("BatchEncoder already finished"))?;
         let (data, v) = batch_rows(&probs, enc.batch())?;
         let syms = sym_slice(&symbols)?;
-        py.allow_threads(|| enc.encode_step(data, v, syms, to_kind(m))).map_err(to_py)
+        py.allow_threads(|| enc.encode_step(data, v, syms, to_kind(m)))
+            .map_err(to_py)
     }
 }
 
@@ -344,22 +462,37 @@ impl BatchEncoder {
     #[new]
     #[pyo3(signature = (batch, precision=24))]
     fn new(batch: usize, precision: u32) -> PyResult<Self> {
-        Ok(BatchEncoder { inner: Some(batch::BatchEncoder::new(batch, precision).map_err(to_py)?) })
+        Ok(BatchEncoder {
+            inner: Some(batch::BatchEncoder::new(batch, precision).map_err(to_py)?),
+        })
     }
 
     /// Code `symbols[b]` in stream `b` under row `b` of float32 `probs` (shape `(batch, V)`).
-    fn encode_step(&mut self, py: Python<'_>, probs: F32Arr<'_>, symbols: Syms<'_>) -> PyResult<()> {
+    fn encode_step(
+        &mut self,
+        py: Python<'_>,
+        probs: F32Arr<'_>,
+        symbols: Syms<'_>,
+    ) -> PyResult<()> {
         self.step(py, probs, symbols, Model::Probs)
     }
 
     /// Like `encode_step`, with logits.
-    fn encode_step_logits(&mut self, py: Python<'_>, logits: F32Arr<'_>, symbols: Syms<'_>) -> PyResult<()> {
+    fn encode_step_logits(
+        &mut self,
+        py: Python<'_>,
+        logits: F32Arr<'_>,
+        symbols: Syms<'_>,
+    ) -> PyResult<()> {
         self.step(py, logits, symbols, Model::Logits)
     }
 
     /// Flush all streams; returns one `bytes` per stream. The encoder cannot be used afterwards.
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyBytes>>> {
-        let enc = self.inner.take().ok_or_else(|| PyValueError::new_err("BatchEncoder already finished"))?;
+        let enc = self
+            .inner
+            .take()
+            .ok_or_else(|| PyValueError::new_err("BatchEncoder already finished"))?;
         let streams = py.allow_threads(|| enc.finish());
         Ok(streams.iter().map(|s| PyBytes::new(py, s)).collect())
     }
@@ -378,7 +511,12 @@ pub struct BatchDecoder {
 }
 
 impl BatchDecoder {
-    fn step<'py>(&mut self, py: Python<'py>, probs: F32Arr<'py>, m: Model) -> PyResult<Bound<'py, PyArray1<u32>>> {
+    fn step<'py>(
+        &mut self,
+        py: Python<'py>,
+        probs: F32Arr<'py>,
+        m: Model,
+    ) -> PyResult<Bound<'py, PyArray1<u32>>> {
         let b = self.inner.batch();
         let (data, v) = batch_rows(&probs, b)?;
         let dec = &mut self.inner;
@@ -397,16 +535,26 @@ impl BatchDecoder {
     #[new]
     #[pyo3(signature = (streams, precision=24))]
     fn new(streams: Vec<Vec<u8>>, precision: u32) -> PyResult<Self> {
-        Ok(BatchDecoder { inner: batch::BatchDecoder::new(streams, precision).map_err(to_py)? })
+        Ok(BatchDecoder {
+            inner: batch::BatchDecoder::new(streams, precision).map_err(to_py)?,
+        })
     }
 
     /// Decode one symbol per stream under float32 `probs` (shape `(batch, V)`).
-    fn decode_step<'py>(&mut self, py: Python<'py>, probs: F32Arr<'py>) -> PyResult<Bound<'py, PyArray1<u32>>> {
+    fn decode_step<'py>(
+        &mut self,
+        py: Python<'py>,
+        probs: F32Arr<'py>,
+    ) -> PyResult<Bound<'py, PyArray1<u32>>> {
         self.step(py, probs, Model::Probs)
     }
 
     /// Like `decode_step`, with logits.
-    fn decode_step_logits<'py>(&mut self, py: Python<'py>, logits: F32Arr<'py>) -> PyResult<Bound<'py, PyArray1<u32>>> {
+    fn decode_step_logits<'py>(
+        &mut self,
+        py: Python<'py>,
+        logits: F32Arr<'py>,
+    ) -> PyResult<Bound<'py, PyArray1<u32>>> {
         self.step(py, logits, Model::Logits)
     }
 
@@ -419,16 +567,29 @@ impl BatchDecoder {
 
 /// Encode `symbols` with an adaptive counting model over `alphabet_size` symbols.
 #[pyfunction]
-pub fn encode_adaptive<'py>(py: Python<'py>, symbols: Syms<'py>, alphabet_size: usize) -> PyResult<Bound<'py, PyBytes>> {
+pub fn encode_adaptive<'py>(
+    py: Python<'py>,
+    symbols: Syms<'py>,
+    alphabet_size: usize,
+) -> PyResult<Bound<'py, PyBytes>> {
     let syms = sym_slice(&symbols)?;
-    let out = py.allow_threads(|| coder::encode_adaptive(syms, alphabet_size)).map_err(to_py)?;
+    let out = py
+        .allow_threads(|| coder::encode_adaptive(syms, alphabet_size))
+        .map_err(to_py)?;
     Ok(PyBytes::new(py, &out))
 }
 
 /// Decode `n` symbols written by `encode_adaptive`.
 #[pyfunction]
-pub fn decode_adaptive<'py>(py: Python<'py>, data: &[u8], n: usize, alphabet_size: usize) -> PyResult<Bound<'py, PyArray1<u32>>> {
-    let out = py.allow_threads(|| coder::decode_adaptive(data, n, alphabet_size)).map_err(to_py)?;
+pub fn decode_adaptive<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    n: usize,
+    alphabet_size: usize,
+) -> PyResult<Bound<'py, PyArray1<u32>>> {
+    let out = py
+        .allow_threads(|| coder::decode_adaptive(data, n, alphabet_size))
+        .map_err(to_py)?;
     Ok(PyArray1::from_vec(py, out))
 }
 

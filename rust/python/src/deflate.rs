@@ -6,7 +6,12 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 fn params(level: u8, mem_level: u8, strategy: u8, window_bits: u8) -> DeflateParams {
-    DeflateParams { level, mem_level, strategy, window_bits }
+    DeflateParams {
+        level,
+        mem_level,
+        strategy,
+        window_bits,
+    }
 }
 
 /// Engine id of the bundled zlib, as stored in PNG side info.
@@ -26,7 +31,9 @@ pub fn zlib_deflate<'py>(
     window_bits: u8,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let p = params(level, mem_level, strategy, window_bits);
-    let out = py.allow_threads(|| deflate::zlib_deflate(data, &p)).map_err(to_py)?;
+    let out = py
+        .allow_threads(|| deflate::zlib_deflate(data, &p))
+        .map_err(to_py)?;
     Ok(PyBytes::new(py, &out))
 }
 
@@ -34,8 +41,15 @@ pub fn zlib_deflate<'py>(
 /// `target` from `data` exactly, or None (at most `max_tries` candidates).
 #[pyfunction]
 #[pyo3(signature = (data, target, max_tries=400))]
-pub fn zlib_search(py: Python<'_>, data: &[u8], target: &[u8], max_tries: usize) -> PyResult<Option<(u8, u8, u8, u8)>> {
-    let found = py.allow_threads(|| deflate::zlib_search(data, target, max_tries)).map_err(to_py)?;
+pub fn zlib_search(
+    py: Python<'_>,
+    data: &[u8],
+    target: &[u8],
+    max_tries: usize,
+) -> PyResult<Option<(u8, u8, u8, u8)>> {
+    let found = py
+        .allow_threads(|| deflate::zlib_search(data, target, max_tries))
+        .map_err(to_py)?;
     Ok(found.map(|p| (p.level, p.mem_level, p.strategy, p.window_bits)))
 }
 
@@ -47,7 +61,9 @@ pub fn png_unfilter<'py>(
     row_bytes: usize,
     bpp: usize,
 ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-    let (f, raw) = py.allow_threads(|| deflate::png_unfilter(data, row_bytes, bpp)).map_err(to_py)?;
+    let (f, raw) = py
+        .allow_threads(|| deflate::png_unfilter(data, row_bytes, bpp))
+        .map_err(to_py)?;
     Ok((PyBytes::new(py, &f), PyBytes::new(py, &raw)))
 }
 
@@ -60,7 +76,9 @@ pub fn png_filter<'py>(
     row_bytes: usize,
     bpp: usize,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let out = py.allow_threads(|| deflate::png_filter(raw, filters, row_bytes, bpp)).map_err(to_py)?;
+    let out = py
+        .allow_threads(|| deflate::png_filter(raw, filters, row_bytes, bpp))
+        .map_err(to_py)?;
     Ok(PyBytes::new(py, &out))
 }
 

@@ -5,8 +5,18 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::PyErr;
 
-create_exception!(_core, MmzCoreError, PyException, "Base class of every mmz error.");
-create_exception!(_core, CorruptDataError, MmzCoreError, "The compressed data is damaged or truncated.");
+create_exception!(
+    _core,
+    MmzCoreError,
+    PyException,
+    "Base class of every mmz error."
+);
+create_exception!(
+    _core,
+    CorruptDataError,
+    MmzCoreError,
+    "The compressed data is damaged or truncated."
+);
 
 /// Convert a core error into the matching Python exception.
 pub fn to_py(e: MmzError) -> PyErr {

@@ -11,9 +11,9 @@ fn id32(v: Option<&[u8]>, what: &str) -> PyResult<Option<[u8; 32]>> {
     match v {
         None => Ok(None),
         Some(b) => {
-            let a: [u8; 32] = b
-                .try_into()
-                .map_err(|_| pyo3::exceptions::PyValueError::new_err(format!("{what} must be 32 bytes")))?;
+            let a: [u8; 32] = b.try_into().map_err(|_| {
+                pyo3::exceptions::PyValueError::new_err(format!("{what} must be 32 bytes"))
+            })?;
             Ok(Some(a))
         }
     }
@@ -70,10 +70,33 @@ pub fn make_hint<'py>(
     modality: &str,
     layout: Option<(u8, u8, bool, bool, u32, u32, u32, u64)>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let layout = layout.map(|(channels, bytes_per_sample, big_endian, signed, width, data_start, data_end, first_sample)| {
-        SampleLayout { channels, bytes_per_sample, big_endian, signed, width, data_start, data_end, first_sample }
-    });
-    let hint = Hint { modality: Modality::from_name(modality).map_err(to_py)?, layout };
+    let layout = layout.map(
+        |(
+            channels,
+            bytes_per_sample,
+            big_endian,
+            signed,
+            width,
+            data_start,
+            data_end,
+            first_sample,
+        )| {
+            SampleLayout {
+                channels,
+                bytes_per_sample,
+                big_endian,
+                signed,
+                width,
+                data_start,
+                data_end,
+                first_sample,
+            }
+        },
+    );
+    let hint = Hint {
+        modality: Modality::from_name(modality).map_err(to_py)?,
+        layout,
+    };
     let bytes = hint.to_bytes();
     Hint::from_bytes(&bytes).map_err(to_py)?;
     Ok(PyBytes::new(py, &bytes))
@@ -82,10 +105,18 @@ pub fn make_hint<'py>(
 /// Compress one chunk into a complete chunk record (header + payload). The GIL
 /// is released while coding.
 #[pyfunction]
-pub fn encode_chunk<'py>(py: Python<'py>, data: &[u8], codec: &str, level: u8, hint: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+pub fn encode_chunk<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    codec: &str,
+    level: u8,
+    hint: &[u8],
+) -> PyResult<Bound<'py, PyBytes>> {
     let codec = CodecId::from_name(codec).map_err(to_py)?;
     let hint = Hint::from_bytes(hint).map_err(to_py)?;
-    let rec = py.allow_threads(|| frame::encode_chunk(data, codec, level, &hint)).map_err(to_py)?;
+    let rec = py
+        .allow_threads(|| frame::encode_chunk(data, codec, level, &hint))
+        .map_err(to_py)?;
     Ok(PyBytes::new(py, &rec))
 }
 
@@ -105,9 +136,15 @@ pub fn parse_chunk_header<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'
 
 /// Verify and decode one chunk (its 64-byte header and payload). GIL released.
 #[pyfunction]
-pub fn decode_chunk<'py>(py: Python<'py>, header: &[u8], payload: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+pub fn decode_chunk<'py>(
+    py: Python<'py>,
+    header: &[u8],
+    payload: &[u8],
+) -> PyResult<Bound<'py, PyBytes>> {
     let h = ChunkHeader::parse(header).map_err(to_py)?;
-    let out = py.allow_threads(|| frame::decode_chunk(&h, payload)).map_err(to_py)?;
+    let out = py
+        .allow_threads(|| frame::decode_chunk(&h, payload))
+        .map_err(to_py)?;
     Ok(PyBytes::new(py, &out))
 }
 
@@ -130,7 +167,14 @@ pub fn build_trailer<'py>(
         content_len,
         content_hash,
         stream_len,
-        chunks: chunks.into_iter().map(|(offset, payload_len, raw_len)| ChunkEntry { offset, payload_len, raw_len }).collect(),
+        chunks: chunks
+            .into_iter()
+            .map(|(offset, payload_len, raw_len)| ChunkEntry {
+                offset,
+                payload_len,
+                raw_len,
+            })
+            .collect(),
     };
     Ok(PyBytes::new(py, &t.to_bytes()))
 }
@@ -144,7 +188,11 @@ pub fn parse_trailer<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, P
     d.set_item("content_len", t.content_len)?;
     d.set_item("content_hash", t.content_hash)?;
     d.set_item("stream_len", t.stream_len)?;
-    let v: Vec<(u64, u32, u32)> = t.chunks.iter().map(|e| (e.offset, e.payload_len, e.raw_len)).collect();
+    let v: Vec<(u64, u32, u32)> = t
+        .chunks
+        .iter()
+        .map(|e| (e.offset, e.payload_len, e.raw_len))
+        .collect();
     d.set_item("chunks", v)?;
     Ok(d)
 }
@@ -152,6 +200,8 @@ pub fn parse_trailer<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, P
 /// Decode concatenated transform-free frames held in memory (GIL released).
 #[pyfunction]
 pub fn decompress_frames<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-    let out = py.allow_threads(|| frame::decompress_frames(data)).map_err(to_py)?;
+    let out = py
+        .allow_threads(|| frame::decompress_frames(data))
+        .map_err(to_py)?;
     Ok(PyBytes::new(py, &out))
 }

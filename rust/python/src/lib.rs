@@ -25,7 +25,9 @@ struct Xxh3 {
 impl Xxh3 {
     #[new]
     fn new() -> Self {
-        Xxh3 { inner: mmz_core::checksum::StreamHash::new() }
+        Xxh3 {
+            inner: mmz_core::checksum::StreamHash::new(),
+        }
     }
     /// Feed bytes.
     fn update(&mut self, py: Python<'_>, data: &[u8]) {
@@ -41,19 +43,27 @@ impl Xxh3 {
 /// Whether this build can encode and decode chunks with `codec` (a name such as "cm").
 #[pyfunction]
 fn codec_available(codec: &str) -> PyResult<bool> {
-    Ok(mmz_core::codec::CodecId::from_name(codec).map_err(errors::to_py)?.available())
+    Ok(mmz_core::codec::CodecId::from_name(codec)
+        .map_err(errors::to_py)?
+        .available())
 }
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("MmzCoreError", py.get_type::<errors::MmzCoreError>())?;
-    m.add("CorruptDataError", py.get_type::<errors::CorruptDataError>())?;
+    m.add(
+        "CorruptDataError",
+        py.get_type::<errors::CorruptDataError>(),
+    )?;
     m.add("FORMAT_VERSION", mmz_core::frame::FORMAT_VERSION)?;
     m.add("FRAME_HEADER_LEN", mmz_core::frame::FRAME_HEADER_LEN)?;
     m.add("CHUNK_HEADER_LEN", mmz_core::frame::CHUNK_HEADER_LEN)?;
     m.add("TRAILER_FIXED_LEN", mmz_core::frame::TRAILER_FIXED_LEN)?;
-    m.add("MAGIC", pyo3::types::PyBytes::new(py, &mmz_core::frame::MAGIC))?;
+    m.add(
+        "MAGIC",
+        pyo3::types::PyBytes::new(py, &mmz_core::frame::MAGIC),
+    )?;
     m.add_function(wrap_pyfunction!(xxh3, m)?)?;
     deflate::register(m)?;
     coder::register(m)?;

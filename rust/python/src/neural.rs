@@ -19,7 +19,9 @@ impl NeuralEngine {
     #[new]
     fn new(py: Python<'_>, container: &[u8], modalities: Vec<String>) -> PyResult<Self> {
         let inner = py
-            .allow_threads(|| Model::from_container(container).and_then(|m| NeuralCodec::new(m, modalities)))
+            .allow_threads(|| {
+                Model::from_container(container).and_then(|m| NeuralCodec::new(m, modalities))
+            })
             .map_err(to_py)?;
         Ok(NeuralEngine { inner })
     }
@@ -50,9 +52,20 @@ impl NeuralEngine {
 
     /// Slice logits (float32 little-endian bytes, `rows x steps x max_slice`) for
     /// `tokens` (uint32 LE bytes, `rows x steps`) with one modality per row.
-    fn run_logits<'py>(&self, py: Python<'py>, tokens: &[u8], mods: Vec<usize>, steps: usize) -> PyResult<Bound<'py, PyBytes>> {
-        let toks: Vec<u32> = tokens.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        let out = py.allow_threads(|| codec::run_logits(&self.inner.model, &toks, &mods, steps)).map_err(to_py)?;
+    fn run_logits<'py>(
+        &self,
+        py: Python<'py>,
+        tokens: &[u8],
+        mods: Vec<usize>,
+        steps: usize,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let toks: Vec<u32> = tokens
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let out = py
+            .allow_threads(|| codec::run_logits(&self.inner.model, &toks, &mods, steps))
+            .map_err(to_py)?;
         let bytes: Vec<u8> = out.iter().flat_map(|v| v.to_le_bytes()).collect();
         Ok(PyBytes::new(py, &bytes))
     }
@@ -62,12 +75,23 @@ impl NeuralEngine {
     /// `cm_mixed` the network mixed with the full CM byte model (flags 2).
     #[pyo3(signature = (data, level, hint, batch=64, threads=0, mixed=false, cm_mixed=false))]
     #[allow(clippy::too_many_arguments)]
-    fn encode_payload<'py>(&self, py: Python<'py>, data: &[u8], level: u8, hint: &[u8], batch: usize, threads: usize, mixed: bool, cm_mixed: bool) -> PyResult<Bound<'py, PyBytes>> {
+    fn encode_payload<'py>(
+        &self,
+        py: Python<'py>,
+        data: &[u8],
+        level: u8,
+        hint: &[u8],
+        batch: usize,
+        threads: usize,
+        mixed: bool,
+        cm_mixed: bool,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let hint = Hint::from_bytes(hint).map_err(to_py)?;
         let out = py
             .allow_threads(|| {
                 if cm_mixed {
-                    self.inner.encode_cm_mixed(data, level, &hint, batch, threads)
+                    self.inner
+                        .encode_cm_mixed(data, level, &hint, batch, threads)
                 } else if mixed {
                     self.inner.encode_mixed(data, level, &hint, batch, threads)
                 } else {
@@ -90,51 +114,115 @@ impl NeuralEngine {
         hint: &[u8],
         batch: usize,
         threads: usize,
-    ) -> PyResult<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>, Option<Bound<'py, PyBytes>>)> {
+    ) -> PyResult<(
+        Bound<'py, PyBytes>,
+        Option<Bound<'py, PyBytes>>,
+        Option<Bound<'py, PyBytes>>,
+    )> {
         let hint = Hint::from_bytes(hint).map_err(to_py)?;
-        let f = py.allow_threads(|| self.inner.encode_forms(data, level, &hint, batch, threads, codec::Want::ALL)).map_err(to_py)?;
+        let f = py
+            .allow_threads(|| {
+                self.inner
+                    .encode_forms(data, level, &hint, batch, threads, codec::Want::ALL)
+            })
+            .map_err(to_py)?;
         let p = f.plain.unwrap_or_default();
-        Ok((PyBytes::new(py, &p), f.mixed.map(|m| PyBytes::new(py, &m)), f.cm_mixed.map(|m| PyBytes::new(py, &m))))
+        Ok((
+            PyBytes::new(py, &p),
+            f.mixed.map(|m| PyBytes::new(py, &m)),
+            f.cm_mixed.map(|m| PyBytes::new(py, &m)),
+        ))
     }
 
     /// Inverse of `encode_payload`.
     #[pyo3(signature = (payload, raw_len, hint, batch=64, threads=0))]
-    fn decode_payload<'py>(&self, py: Python<'py>, payload: &[u8], raw_len: usize, hint: &[u8], batch: usize, threads: usize) -> PyResult<Bound<'py, PyBytes>> {
+    fn decode_payload<'py>(
+        &self,
+        py: Python<'py>,
+        payload: &[u8],
+        raw_len: usize,
+        hint: &[u8],
+        batch: usize,
+        threads: usize,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let hint = Hint::from_bytes(hint).map_err(to_py)?;
-        let out = py.allow_threads(|| self.inner.decode(payload, raw_len, &hint, batch, threads)).map_err(to_py)?;
+        let out = py
+            .allow_threads(|| self.inner.decode(payload, raw_len, &hint, batch, threads))
+            .map_err(to_py)?;
         Ok(PyBytes::new(py, &out))
     }
 
     /// Tuning diagnostics: `(token-ordered bytes, seg, node P(1) as u16 LE bytes,
     /// 8 per byte)` (see `NeuralCodec::node_probs`).
     #[pyo3(signature = (data, level, hint, batch=64, threads=0))]
-    fn node_probs<'py>(&self, py: Python<'py>, data: &[u8], level: u8, hint: &[u8], batch: usize, threads: usize) -> PyResult<(Bound<'py, PyBytes>, usize, Bound<'py, PyBytes>)> {
+    fn node_probs<'py>(
+        &self,
+        py: Python<'py>,
+        data: &[u8],
+        level: u8,
+        hint: &[u8],
+        batch: usize,
+        threads: usize,
+    ) -> PyResult<(Bound<'py, PyBytes>, usize, Bound<'py, PyBytes>)> {
         let hint = Hint::from_bytes(hint).map_err(to_py)?;
-        let (t, seg, p) = py.allow_threads(|| self.inner.node_probs(data, level, &hint, batch, threads)).map_err(to_py)?;
+        let (t, seg, p) = py
+            .allow_threads(|| self.inner.node_probs(data, level, &hint, batch, threads))
+            .map_err(to_py)?;
         let pb: Vec<u8> = p.iter().flat_map(|v| v.to_le_bytes()).collect();
         Ok((PyBytes::new(py, &t), seg, PyBytes::new(py, &pb)))
     }
 
     /// Model cross-entropy (bits) of `data` under the codec's segmentation.
     #[pyo3(signature = (data, level, hint, batch=64, threads=0))]
-    fn cross_entropy_bits(&self, py: Python<'_>, data: &[u8], level: u8, hint: &[u8], batch: usize, threads: usize) -> PyResult<f64> {
+    fn cross_entropy_bits(
+        &self,
+        py: Python<'_>,
+        data: &[u8],
+        level: u8,
+        hint: &[u8],
+        batch: usize,
+        threads: usize,
+    ) -> PyResult<f64> {
         let hint = Hint::from_bytes(hint).map_err(to_py)?;
-        py.allow_threads(|| self.inner.cross_entropy_bits(data, level, &hint, batch, threads)).map_err(to_py)
+        py.allow_threads(|| {
+            self.inner
+                .cross_entropy_bits(data, level, &hint, batch, threads)
+        })
+        .map_err(to_py)
     }
 
     /// Complete chunk record: cheapest of neural (codec 3), CM, stored.
     #[pyo3(signature = (data, level, hint, batch=64, threads=0))]
-    fn encode_chunk<'py>(&self, py: Python<'py>, data: &[u8], level: u8, hint: &[u8], batch: usize, threads: usize) -> PyResult<Bound<'py, PyBytes>> {
+    fn encode_chunk<'py>(
+        &self,
+        py: Python<'py>,
+        data: &[u8],
+        level: u8,
+        hint: &[u8],
+        batch: usize,
+        threads: usize,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let hint = Hint::from_bytes(hint).map_err(to_py)?;
-        let out = py.allow_threads(|| self.inner.encode_chunk(data, level, &hint, batch, threads)).map_err(to_py)?;
+        let out = py
+            .allow_threads(|| self.inner.encode_chunk(data, level, &hint, batch, threads))
+            .map_err(to_py)?;
         Ok(PyBytes::new(py, &out))
     }
 
     /// Verify and decode a chunk record (any codec).
     #[pyo3(signature = (header, payload, batch=64, threads=0))]
-    fn decode_chunk<'py>(&self, py: Python<'py>, header: &[u8], payload: &[u8], batch: usize, threads: usize) -> PyResult<Bound<'py, PyBytes>> {
+    fn decode_chunk<'py>(
+        &self,
+        py: Python<'py>,
+        header: &[u8],
+        payload: &[u8],
+        batch: usize,
+        threads: usize,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let h = ChunkHeader::parse(header).map_err(to_py)?;
-        let out = py.allow_threads(|| self.inner.decode_chunk(&h, payload, batch, threads)).map_err(to_py)?;
+        let out = py
+            .allow_threads(|| self.inner.decode_chunk(&h, payload, batch, threads))
+            .map_err(to_py)?;
         Ok(PyBytes::new(py, &out))
     }
 }

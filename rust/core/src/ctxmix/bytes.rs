@@ -10,7 +10,10 @@
 //! time); both are the same integer code, so they code identical bits.
 
 use super::mix2::{Mixer2, MAX_IN};
-use super::prim::{big_vec, counter_p, counter_update, prefetch, prefetch_ptr, hash2, tables, Apm, CounterMap, Tables, COUNTER_INIT};
+use super::prim::{
+    big_vec, counter_p, counter_update, hash2, prefetch, prefetch_ptr, tables, Apm, CounterMap,
+    Tables, COUNTER_INIT,
+};
 use super::Io;
 use crate::hint::Modality;
 
@@ -181,11 +184,36 @@ impl ByteParams {
             (false, 0..=3) => &[O2, O3, O4, Word],
             (false, 4..=6) => &[O2, O3, O4, Word, Column],
             (false, _) => &[O2, O3, O4, Word, O6, O5, Sparse, Word2, Above, Column],
-            (true, 0..=6) => &[KindO2, O3, O4, Word, Column, Nuc(12, Alt::Col), Nuc(20, Alt::Above)],
-            (true, _) => &[KindO2, O3, O4, Word, O6, O5, Word2, Above, Column, Nuc(12, Alt::Col), Nuc(16, Alt::Above), Nuc(20, Alt::Col)],
+            (true, 0..=6) => &[
+                KindO2,
+                O3,
+                O4,
+                Word,
+                Column,
+                Nuc(12, Alt::Col),
+                Nuc(20, Alt::Above),
+            ],
+            (true, _) => &[
+                KindO2,
+                O3,
+                O4,
+                Word,
+                O6,
+                O5,
+                Word2,
+                Above,
+                Column,
+                Nuc(12, Alt::Col),
+                Nuc(16, Alt::Above),
+                Nuc(20, Alt::Col),
+            ],
         };
         ctx[..list.len()].copy_from_slice(list);
-        let max_bits = match level { 0..=3 => 20, 4..=6 => 21, _ => 22 };
+        let max_bits = match level {
+            0..=3 => 20,
+            4..=6 => 21,
+            _ => 22,
+        };
         let need = (raw_len.max(1) * 8).next_power_of_two().trailing_zeros();
         let table_bits = need.clamp(12, max_bits);
         let match_bits = (raw_len.max(1).next_power_of_two().trailing_zeros()).clamp(10, max_bits);
@@ -323,8 +351,13 @@ impl ByteModel {
     pub fn new(p: ByteParams, raw_len: usize) -> Self {
         let n = p.contexts.min(MAX_CTX);
         let size = 1usize << (p.table_bits - 4);
-        let n_inputs = n + 3 + p.o0_input as usize + p.conf_input as usize + if p.young { n } else { 0 };
-        let sets = if p.mixer_sets >= 3 && p.seen_set { 4 } else { p.mixer_sets.clamp(1, 3) };
+        let n_inputs =
+            n + 3 + p.o0_input as usize + p.conf_input as usize + if p.young { n } else { 0 };
+        let sets = if p.mixer_sets >= 3 && p.seen_set {
+            4
+        } else {
+            p.mixer_sets.clamp(1, 3)
+        };
         let mut m = ByteModel {
             p,
             n,
@@ -352,7 +385,11 @@ impl ByteModel {
             mmask: (1 << p.match_bits) - 1,
             mhash: 0,
             mtag: 0,
-            pmask: if raw_len < 1 << 25 { (1 << 25) - 1 } else { u32::MAX },
+            pmask: if raw_len < 1 << 25 {
+                (1 << 25) - 1
+            } else {
+                u32::MAX
+            },
             mptr: 0,
             mlen: 0,
             mbyte: 0,
@@ -361,7 +398,13 @@ impl ByteModel {
             spec: [[0; MAX_CTX]; 2],
             spec_c0: 0,
             o1_cx: 0,
-            mixer: Mixer2::new(n_inputs, &[256, 16 * 8, 256, 256][..sets], 8, p.lr, p.lr_final),
+            mixer: Mixer2::new(
+                n_inputs,
+                &[256, 16 * 8, 256, 256][..sets],
+                8,
+                p.lr,
+                p.lr_final,
+            ),
             apm1: Apm::new(256, 7),
             apm2: Apm::new(if p.apm3 || p.apm_o1 { 1 << 16 } else { 1 }, 7),
             apm3: Apm::new(if p.apm3 { 1 << 16 } else { 1 }, 7),
@@ -406,10 +449,24 @@ impl ByteModel {
         let c8 = (self.c8 << 8) | b as u64;
         let pos = self.hist.len() + 1;
         let (word, word1) = self.words_after(b);
-        let (line_start, prev_line_start) = if b == b'\n' { (pos, self.line_start) } else { (self.line_start, self.prev_line_start) };
+        let (line_start, prev_line_start) = if b == b'\n' {
+            (pos, self.line_start)
+        } else {
+            (self.line_start, self.prev_line_start)
+        };
         let col = pos - line_start;
-        let at = |i: usize| if i + 1 == pos { b as u64 } else { self.hist.get(i).copied().unwrap_or(0) as u64 };
-        let above = if prev_line_start + col < line_start { at(prev_line_start + col) } else { 0 };
+        let at = |i: usize| {
+            if i + 1 == pos {
+                b as u64
+            } else {
+                self.hist.get(i).copied().unwrap_or(0) as u64
+            }
+        };
+        let above = if prev_line_start + col < line_start {
+            at(prev_line_start + col)
+        } else {
+            0
+        };
         let (g, above_k) = if self.p.gene {
             let g = self.gs.after(b, pos - 1 - self.line_start, self.line_start);
             let k = g.kstart[(g.kind & 3) as usize] + col;
@@ -427,7 +484,16 @@ impl ByteModel {
 
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn ctx_values<const N: usize>(&self, c8: u64, word: u64, word1: u64, above: u64, col: usize, g: &GeneState, above_k: u64) -> [u64; MAX_CTX] {
+    fn ctx_values<const N: usize>(
+        &self,
+        c8: u64,
+        word: u64,
+        word1: u64,
+        above: u64,
+        col: usize,
+        g: &GeneState,
+        above_k: u64,
+    ) -> [u64; MAX_CTX] {
         let mut out = [0u64; MAX_CTX];
         let kind = (g.kind as u64) << 56;
         for (o, c) in out.iter_mut().zip(&self.p.ctx).take(self.cnt::<N>()) {
@@ -441,18 +507,30 @@ impl ByteModel {
                 Ctx::Sparse => hash2(8, (c8 >> 8) & 0xFFFF),
                 Ctx::Word2 => hash2(9, hash2(word, word1)),
                 Ctx::Above => hash2(10, (above << 8) | (c8 & 0xFF)),
-                Ctx::Column => hash2(11, (c8 & 0xFF00_FF00) | (above << 32) | ((col.min(255) as u64) << 40)),
+                Ctx::Column => hash2(
+                    11,
+                    (c8 & 0xFF00_FF00) | (above << 32) | ((col.min(255) as u64) << 40),
+                ),
                 Ctx::KindO2 => hash2(12, kind | (c8 & 0xFFFF)),
                 Ctx::Nuc(n, alt) => {
                     if g.kind == SEQ {
-                        let mask = if *n >= 32 { u64::MAX } else { (1u64 << (2 * *n)) - 1 };
+                        let mask = if *n >= 32 {
+                            u64::MAX
+                        } else {
+                            (1u64 << (2 * *n)) - 1
+                        };
                         hash2(hash2(13, (*n as u64) << 8 | g.case as u64), g.nuc & mask)
                     } else {
                         match alt {
                             Alt::O3 => hash2(14, kind | (c8 & 0xFF_FFFF)),
                             Alt::O4 => hash2(15, kind | (c8 & 0xFFFF_FFFF)),
                             Alt::O6 => hash2(16, kind | (c8 & 0xFFFF_FFFF_FFFF)),
-                            Alt::Col => hash2(17, kind | (above_k << 16) | ((col.min(1023) as u64) << 24) | (c8 & 0xFF)),
+                            Alt::Col => hash2(
+                                17,
+                                kind | (above_k << 16)
+                                    | ((col.min(1023) as u64) << 24)
+                                    | (c8 & 0xFF),
+                            ),
                             Alt::Above => hash2(18, kind | (above_k << 16) | (c8 & 0xFFFF)),
                         }
                     }
@@ -569,7 +647,11 @@ impl ByteModel {
     #[inline(always)]
     fn predict<const N: usize, const S: usize, const K: usize>(&mut self) -> u32 {
         let t = self.t;
-        let node = if self.bitpos < 4 { self.c0 as usize & 15 } else { (self.c0 as usize & ((1 << (self.bitpos - 4)) - 1)) | (1 << (self.bitpos - 4)) };
+        let node = if self.bitpos < 4 {
+            self.c0 as usize & 15
+        } else {
+            (self.c0 as usize & ((1 << (self.bitpos - 4)) - 1)) | (1 << (self.bitpos - 4))
+        };
         let node = node & 15;
         self.node = node;
         self.prefetch_ahead::<N>();
@@ -578,7 +660,11 @@ impl ByteModel {
         let n = self.cnt::<N>();
         let c1 = (self.c8 & 0xFF) as usize;
         self.o1_cx = (c1 << 8) | self.c0 as usize;
-        let p0 = if self.p.o0_input { Some(self.o0.p(self.c0 as usize)) } else { None };
+        let p0 = if self.p.o0_input {
+            Some(self.o0.p(self.c0 as usize))
+        } else {
+            None
+        };
         let p1 = self.o1.p(self.o1_cx);
         // The match model's inputs (0 when it has no expected bit).
         let mut lenb = 0usize;
@@ -589,7 +675,11 @@ impl ByteModel {
             let expected = (self.mbyte | 256) >> (8 - self.bitpos);
             if expected == self.c0 {
                 let ebit = (self.mbyte >> (7 - self.bitpos)) & 1;
-                lenb = if self.mlen < 16 { self.mlen } else { 12 + (self.mlen.min(1023) as u32 >> 3).ilog2() as usize };
+                lenb = if self.mlen < 16 {
+                    self.mlen
+                } else {
+                    12 + (self.mlen.min(1023) as u32 >> 3).ilog2() as usize
+                };
                 lenb = lenb.min(15);
                 let cx = (lenb << 1 | ebit as usize) << 8 | (c1 & 0xFF);
                 self.msm_cx = Some(cx);
@@ -700,7 +790,11 @@ impl ByteModel {
     /// sets known at compile time (0: read at run time; the fixed and the
     /// run-time paths compute the same integers).
     #[inline(always)]
-    fn code_shape<I: Io, const N: usize, const S: usize, const K: usize>(&mut self, io: &mut I, byte: u8) -> u8 {
+    fn code_shape<I: Io, const N: usize, const S: usize, const K: usize>(
+        &mut self,
+        io: &mut I,
+        byte: u8,
+    ) -> u8 {
         for i in (0..8).rev() {
             let p = self.predict::<N, S, K>();
             let bit = io.bit(p, (byte as u32 >> i) & 1);
@@ -751,7 +845,8 @@ impl ByteModel {
     /// hashes and prefetches (of the context buckets and the match slot).
     #[inline(always)]
     fn begin_byte<const N: usize>(&mut self, b: u8) {
-        let spec = (self.bitpos == 8 && self.spec_c0 == (self.c0 >> 1)).then(|| self.spec[(self.c0 & 1) as usize]);
+        let spec = (self.bitpos == 8 && self.spec_c0 == (self.c0 >> 1))
+            .then(|| self.spec[(self.c0 & 1) as usize]);
         self.ctx_hash = match spec {
             Some(c) => c,
             None => self.contexts_after::<N>(b),
@@ -799,7 +894,10 @@ impl ByteModel {
                 let cand = (slot & pm) as usize;
                 if slot & !pm == tag && cand > 0 && cand < pos {
                     let mut l = 0;
-                    while l < 32 && l < cand && self.hist.get(cand - 1 - l) == self.hist.get(pos - 1 - l) {
+                    while l < 32
+                        && l < cand
+                        && self.hist.get(cand - 1 - l) == self.hist.get(pos - 1 - l)
+                    {
                         l += 1;
                     }
                     if l >= mm.min(4) {
@@ -874,17 +972,32 @@ mod tests {
                 _ => b"lorem ipsum, dolor; sit amet 12.5\n"[(i % 34) as usize],
             });
         }
-        for (version, modality, level) in [(2, Modality::Text, 1), (2, Modality::Text, 5), (2, Modality::Text, 9), (3, Modality::Text, 1), (3, Modality::Text, 5), (3, Modality::Text, 9), (3, Modality::Gene, 5), (3, Modality::Gene, 9)] {
+        for (version, modality, level) in [
+            (2, Modality::Text, 1),
+            (2, Modality::Text, 5),
+            (2, Modality::Text, 9),
+            (3, Modality::Text, 1),
+            (3, Modality::Text, 5),
+            (3, Modality::Text, 9),
+            (3, Modality::Gene, 5),
+            (3, Modality::Gene, 9),
+        ] {
             let p = ByteParams::for_version(version, level, v.len(), modality);
             let a = probs(&v, p, true);
             let b = probs(&v, p, false);
             assert_eq!(a.len(), b.len());
-            assert!(a == b, "v{version} {modality:?} level {level}: AVX2 and scalar predictions differ");
+            assert!(
+                a == b,
+                "v{version} {modality:?} level {level}: AVX2 and scalar predictions differ"
+            );
             // Every level has its own compiled shape, and it must code as the run-time path does.
             let m = ByteModel::new(p, v.len());
             assert_ne!(m.shape, Shape::Any, "v{version} {modality:?} level {level}");
             let c = probs_shape(&v, p, true, Some(Shape::Any));
-            assert!(a == c, "v{version} {modality:?} level {level}: fixed-shape and run-time paths differ");
+            assert!(
+                a == c,
+                "v{version} {modality:?} level {level}: fixed-shape and run-time paths differ"
+            );
             assert!(a.iter().all(|p| (1..=65535).contains(p)));
         }
     }
@@ -934,7 +1047,12 @@ mod tests {
     fn reference(m: &ByteModel) -> [u64; MAX_CTX] {
         let h = &m.hist;
         let pos = h.len();
-        let c8 = h.iter().rev().take(8).rev().fold(0u64, |a, &b| (a << 8) | b as u64);
+        let c8 = h
+            .iter()
+            .rev()
+            .take(8)
+            .rev()
+            .fold(0u64, |a, &b| (a << 8) | b as u64);
         let (mut word, mut word1) = (0u64, 0u64);
         for &b in h {
             let lb = b.to_ascii_lowercase();
@@ -945,11 +1063,20 @@ mod tests {
                 word = 0;
             }
         }
-        let nl: Vec<usize> = h.iter().enumerate().filter(|(_, &b)| b == b'\n').map(|(i, _)| i + 1).collect();
+        let nl: Vec<usize> = h
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b == b'\n')
+            .map(|(i, _)| i + 1)
+            .collect();
         let line_start = nl.last().copied().unwrap_or(0);
         let prev = if nl.len() >= 2 { nl[nl.len() - 2] } else { 0 };
         let col = pos - line_start;
-        let above = if prev + col < line_start { h[prev + col] as u64 } else { 0 };
+        let above = if prev + col < line_start {
+            h[prev + col] as u64
+        } else {
+            0
+        };
         let (g, above_k) = if m.p.gene {
             let (g, ls) = gene_reference(h);
             assert_eq!(ls, line_start);
@@ -965,8 +1092,12 @@ mod tests {
     fn incremental_and_look_ahead_contexts_match_recomputed_ones() {
         let text = b"ab\ncd\nefgh\n\nij KL mn\n12\n\n\nxyz w\xe9rd\n";
         let fastq = b"@r1 x:1\nACGTNacgt\n+\n@@II#+\n@r2 x:2\nGGTA\n+r2\n>IIII\n\n>chr1 a\nACGTTGCA\nacgtn\n\nAC\n>c2\nTT";
-        let cases: [(&[u8], Modality, u8); 4] =
-            [(text, Modality::Text, 2), (text, Modality::Text, 3), (fastq, Modality::Gene, 3), (text, Modality::Gene, 3)];
+        let cases: [(&[u8], Modality, u8); 4] = [
+            (text, Modality::Text, 2),
+            (text, Modality::Text, 3),
+            (fastq, Modality::Gene, 3),
+            (text, Modality::Gene, 3),
+        ];
         for (data, modality, version) in cases {
             for level in [1, 5, 9] {
                 let p = ByteParams::for_version(version, level, data.len(), modality);
@@ -979,8 +1110,15 @@ mod tests {
                     } else {
                         m.code(&mut io, b);
                     }
-                    assert_eq!(ahead, m.ctx_hash, "v{version} {modality:?} level {level} byte {i}");
-                    assert_eq!(reference(&m), m.ctx_hash, "v{version} {modality:?} level {level} byte {i}");
+                    assert_eq!(
+                        ahead, m.ctx_hash,
+                        "v{version} {modality:?} level {level} byte {i}"
+                    );
+                    assert_eq!(
+                        reference(&m),
+                        m.ctx_hash,
+                        "v{version} {modality:?} level {level} byte {i}"
+                    );
                 }
             }
         }

@@ -6,7 +6,9 @@
 //! contexts, a word context, optional sparse/column contexts, a match model,
 //! a gated mixer and two or three APM stages.
 
-use super::prim::{big_vec, counter_p, counter_update, hash2, tables, Apm, CounterMap, Mixer, Tables, COUNTER_INIT};
+use super::prim::{
+    big_vec, counter_p, counter_update, hash2, tables, Apm, CounterMap, Mixer, Tables, COUNTER_INIT,
+};
 use super::Io;
 
 /// Which contexts a level uses and how big its tables are.
@@ -41,7 +43,15 @@ impl ByteParams {
         let need = (raw_len.max(1) * 8).next_power_of_two().trailing_zeros();
         let table_bits = need.clamp(12, max_bits);
         let match_bits = (raw_len.max(1).next_power_of_two().trailing_zeros()).clamp(10, max_bits);
-        ByteParams { contexts, table_bits, match_bits, match_min: 6, limit: 14, apm3: level >= 7, mixer_sets: if level <= 3 { 1 } else { 3 } }
+        ByteParams {
+            contexts,
+            table_bits,
+            match_bits,
+            match_min: 6,
+            limit: 14,
+            apm3: level >= 7,
+            mixer_sets: if level <= 3 { 1 } else { 3 },
+        }
     }
 }
 
@@ -60,7 +70,10 @@ fn prefetch(b: &Bucket) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: prefetching is a hint that never faults, and `b` is a valid reference.
     unsafe {
-        core::arch::x86_64::_mm_prefetch(b as *const Bucket as *const i8, core::arch::x86_64::_MM_HINT_T0);
+        core::arch::x86_64::_mm_prefetch(
+            b as *const Bucket as *const i8,
+            core::arch::x86_64::_MM_HINT_T0,
+        );
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = b;
@@ -128,7 +141,12 @@ impl ByteModel {
             mlen: 0,
             mbyte: 0,
             msm: CounterMap::new(16, 1023),
-            mixer: Mixer::new(n_inputs, &[256, 16 * 8, 256][..p.mixer_sets.clamp(1, 3)], 8, 2),
+            mixer: Mixer::new(
+                n_inputs,
+                &[256, 16 * 8, 256][..p.mixer_sets.clamp(1, 3)],
+                8,
+                2,
+            ),
             apm1: Apm::new(256, 7),
             apm2: Apm::new(1 << 16, 7),
             apm3: Apm::new(1 << 16, 7),
@@ -146,7 +164,10 @@ impl ByteModel {
         let pos = self.hist.len();
         let col = pos - self.line_start;
         let above = if self.prev_line_start + col < self.line_start {
-            self.hist.get(self.prev_line_start + col).copied().unwrap_or(0) as u64
+            self.hist
+                .get(self.prev_line_start + col)
+                .copied()
+                .unwrap_or(0) as u64
         } else {
             0
         };
@@ -160,7 +181,10 @@ impl ByteModel {
             hash2(8, (c8 >> 8) & 0xFFFF),
             hash2(9, hash2(self.word, self.word1)),
             hash2(10, (above << 8) | (c8 & 0xFF)),
-            hash2(11, (c8 & 0xFF00_FF00) | (above << 32) | ((col.min(255) as u64) << 40)),
+            hash2(
+                11,
+                (c8 & 0xFF00_FF00) | (above << 32) | ((col.min(255) as u64) << 40),
+            ),
         ];
         let n = self.p.contexts.min(MAX_CTX);
         self.ctx_hash[..n].copy_from_slice(&cands[..n]);
@@ -178,7 +202,12 @@ impl ByteModel {
             prefetch(&tab[b0]);
             prefetch(&tab[b0 ^ 1]);
         }
-        for ((&h, t), base) in hs.iter().zip(self.tabs.iter_mut()).zip(self.base.iter_mut()).take(n) {
+        for ((&h, t), base) in hs
+            .iter()
+            .zip(self.tabs.iter_mut())
+            .zip(self.base.iter_mut())
+            .take(n)
+        {
             let b0 = (h >> shift) as usize & mask;
             let chk = (h as u32 & 0xFFFF_FF00) | 0xAB;
             let b1 = b0 ^ 1;
@@ -187,7 +216,11 @@ impl ByteModel {
             } else if t[b1].0[0] == chk {
                 b1
             } else {
-                let v = if (t[b0].0[1] & 1023) <= (t[b1].0[1] & 1023) { b0 } else { b1 };
+                let v = if (t[b0].0[1] & 1023) <= (t[b1].0[1] & 1023) {
+                    b0
+                } else {
+                    b1
+                };
                 t[v] = EMPTY;
                 t[v].0[0] = chk;
                 v
@@ -200,7 +233,11 @@ impl ByteModel {
     fn predict(&mut self) -> u32 {
         let t = self.t;
         let n = self.p.contexts.min(MAX_CTX);
-        let node = if self.bitpos < 4 { self.c0 as usize & 15 } else { (self.c0 as usize & ((1 << (self.bitpos - 4)) - 1)) | (1 << (self.bitpos - 4)) };
+        let node = if self.bitpos < 4 {
+            self.c0 as usize & 15
+        } else {
+            (self.c0 as usize & ((1 << (self.bitpos - 4)) - 1)) | (1 << (self.bitpos - 4))
+        };
         let node = node & 15;
         self.node = node;
         for i in 0..n {
@@ -209,14 +246,19 @@ impl ByteModel {
         }
         let c1 = (self.c8 & 0xFF) as usize;
         self.mixer.add(t.stretch(self.o0.p(self.c0 as usize)));
-        self.mixer.add(t.stretch(self.o1.p((c1 << 8) | self.c0 as usize)));
+        self.mixer
+            .add(t.stretch(self.o1.p((c1 << 8) | self.c0 as usize)));
         // match model
         let mut lenb = 0usize;
         if self.mlen > 0 {
             let expected = (self.mbyte | 256) >> (8 - self.bitpos);
             if expected == self.c0 {
                 let ebit = (self.mbyte >> (7 - self.bitpos)) & 1;
-                lenb = if self.mlen < 16 { self.mlen } else { 12 + (self.mlen.min(1023) as u32 >> 3).ilog2() as usize };
+                lenb = if self.mlen < 16 {
+                    self.mlen
+                } else {
+                    12 + (self.mlen.min(1023) as u32 >> 3).ilog2() as usize
+                };
                 lenb = lenb.min(15);
                 let cx = (lenb << 1 | ebit as usize) << 8 | (c1 & 0xFF);
                 let p = self.msm.p(cx);
@@ -267,7 +309,11 @@ impl ByteModel {
             let expected = (self.mbyte | 256) >> (8 - self.bitpos);
             if expected == self.c0 {
                 let ebit = (self.mbyte >> (7 - self.bitpos)) & 1;
-                let lenb = if self.mlen < 16 { self.mlen } else { 12 + (self.mlen.min(1023) as u32 >> 3).ilog2() as usize };
+                let lenb = if self.mlen < 16 {
+                    self.mlen
+                } else {
+                    12 + (self.mlen.min(1023) as u32 >> 3).ilog2() as usize
+                };
                 let cx = ((lenb.min(15)) << 1 | ebit as usize) << 8 | (c1 & 0xFF);
                 self.msm.update(cx, bit);
             }
@@ -324,12 +370,16 @@ impl ByteModel {
         }
         let mm = self.p.match_min;
         if pos >= mm {
-            let h = (hash2(0x4D, self.c8 & ((1u64 << (8 * mm.clamp(1, 7))) - 1)) >> 40) as usize & self.mmask;
+            let h = (hash2(0x4D, self.c8 & ((1u64 << (8 * mm.clamp(1, 7))) - 1)) >> 40) as usize
+                & self.mmask;
             if self.mlen == 0 {
                 let cand = self.mtab[h] as usize;
                 if cand > 0 && cand < pos {
                     let mut l = 0;
-                    while l < 32 && l < cand && self.hist.get(cand - 1 - l) == self.hist.get(pos - 1 - l) {
+                    while l < 32
+                        && l < cand
+                        && self.hist.get(cand - 1 - l) == self.hist.get(pos - 1 - l)
+                    {
                         l += 1;
                     }
                     if l >= mm.min(4) {

@@ -357,7 +357,10 @@ mod tests {
                     let err = ((target - b.pr) * b.lr_final) >> 2;
                     train(&mut b.final_w[fr..fr + k], &b.outs[..k], err);
                     b.nin = 0;
-                    assert!(a.weights == b.weights && a.final_w == b.final_w, "n={n} step={step}");
+                    assert!(
+                        a.weights == b.weights && a.final_w == b.final_w,
+                        "n={n} step={step}"
+                    );
                 }
             }
         }

@@ -45,9 +45,15 @@ enum Bytes {
 impl Bytes {
     fn new(version: u8, level: u8, len: usize, modality: Modality) -> Self {
         if version == 1 {
-            Bytes::V1(Box::new(bytes_v1::ByteModel::new(bytes_v1::ByteParams::for_level(level, len), len)))
+            Bytes::V1(Box::new(bytes_v1::ByteModel::new(
+                bytes_v1::ByteParams::for_level(level, len),
+                len,
+            )))
         } else {
-            Bytes::V2(Box::new(bytes::ByteModel::new(bytes::ByteParams::for_version(version, level, len, modality), len)))
+            Bytes::V2(Box::new(bytes::ByteModel::new(
+                bytes::ByteParams::for_version(version, level, len, modality),
+                len,
+            )))
         }
     }
     #[inline(always)]
@@ -113,7 +119,13 @@ fn region(hint: &Hint, len: usize) -> Option<Region> {
     if count == 0 {
         return None;
     }
-    Some(Region { start, count, bps, big_endian: l.big_endian, signed: l.signed })
+    Some(Region {
+        start,
+        count,
+        bps,
+        big_endian: l.big_endian,
+        signed: l.signed,
+    })
 }
 
 fn read_sample(b: &[u8], r: &Region) -> i32 {
@@ -138,12 +150,23 @@ fn read_sample(b: &[u8], r: &Region) -> i32 {
 fn write_sample(v: i32, r: &Region, out: &mut [u8; 3]) {
     let u = v as u32;
     for (j, o) in out.iter_mut().enumerate().take(r.bps) {
-        let shift = if r.big_endian { 8 * (r.bps - 1 - j) } else { 8 * j };
+        let shift = if r.big_endian {
+            8 * (r.bps - 1 - j)
+        } else {
+            8 * j
+        };
         *o = (u >> shift) as u8;
     }
 }
 
-fn run<I: Io>(io: &mut I, data: Option<&[u8]>, len: usize, level: u8, hint: &Hint, version: u8) -> Vec<u8> {
+fn run<I: Io>(
+    io: &mut I,
+    data: Option<&[u8]>,
+    len: usize,
+    level: u8,
+    hint: &Hint,
+    version: u8,
+) -> Vec<u8> {
     let mut bm = Bytes::new(version, level, len, hint.modality);
     let mut reg = region(hint, len).map(|r| {
         let l = hint.layout.unwrap_or_default();
@@ -156,7 +179,10 @@ fn run<I: Io>(io: &mut I, data: Option<&[u8]>, len: usize, level: u8, hint: &Hin
         if let Some((r, sm)) = reg.as_mut() {
             if pos >= r.start && pos < r.start + r.count * r.bps {
                 let i = (pos - r.start) / r.bps;
-                let known = data.and_then(|d| d.get(pos..pos + r.bps)).map(|b| read_sample(b, r)).unwrap_or(0);
+                let known = data
+                    .and_then(|d| d.get(pos..pos + r.bps))
+                    .map(|b| read_sample(b, r))
+                    .unwrap_or(0);
                 let v = sm.code(io, i, known);
                 let mut buf = [0u8; 3];
                 write_sample(v, r, &mut buf);
@@ -186,9 +212,14 @@ pub fn compress(data: &[u8], level: u8, hint: &Hint) -> Result<Vec<u8>> {
 
 /// Decompress `raw_len` bytes coded by [`compress`] with the same level and hint.
 pub fn decompress(payload: &[u8], raw_len: usize, level: u8, hint: &Hint) -> Result<Vec<u8>> {
-    let (&ver, body) = payload.split_first().ok_or_else(|| MmzError::Truncated("empty cm payload".into()))?;
+    let (&ver, body) = payload
+        .split_first()
+        .ok_or_else(|| MmzError::Truncated("empty cm payload".into()))?;
     if !(1..=VERSION).contains(&ver) {
-        return Err(MmzError::corrupt("cm payload", format!("unknown engine version {ver}")));
+        return Err(MmzError::corrupt(
+            "cm payload",
+            format!("unknown engine version {ver}"),
+        ));
     }
     let mut dec = Dec(BitDecoder::new(body));
     let out = run(&mut dec, None, raw_len, level, hint, ver);
@@ -216,7 +247,11 @@ mod tests {
         let mut v = Vec::new();
         for i in 0..20000u32 {
             s = s.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            v.push(if i % 3 == 0 { (s >> 24) as u8 } else { b"hello world "[(i % 12) as usize] });
+            v.push(if i % 3 == 0 {
+                (s >> 24) as u8
+            } else {
+                b"hello world "[(i % 12) as usize]
+            });
         }
         for level in [1, 5, 9] {
             rt(&v, level, &Hint::bytes(Modality::Text));
@@ -251,7 +286,9 @@ mod tests {
         assert!(decompress(&bad, v.len(), 5, &h).is_err());
         // The same body read as version 1 runs the v1 model: it must not come out as the input.
         bad[0] = 1;
-        assert!(decompress(&bad, v.len(), 5, &h).map(|d| d != v).unwrap_or(true));
+        assert!(decompress(&bad, v.len(), 5, &h)
+            .map(|d| d != v)
+            .unwrap_or(true));
     }
 
     #[test]
@@ -265,17 +302,54 @@ mod tests {
             }
         }
         img.push(9);
-        let l = SampleLayout { channels: 3, bytes_per_sample: 1, big_endian: false, signed: false, width: 50, data_start: 3, data_end: 3 + 6000, first_sample: 7 };
-        rt(&img, 5, &Hint { modality: Modality::Image, layout: Some(l) });
+        let l = SampleLayout {
+            channels: 3,
+            bytes_per_sample: 1,
+            big_endian: false,
+            signed: false,
+            width: 50,
+            data_start: 3,
+            data_end: 3 + 6000,
+            first_sample: 7,
+        };
+        rt(
+            &img,
+            5,
+            &Hint {
+                modality: Modality::Image,
+                layout: Some(l),
+            },
+        );
         let mut au = vec![0u8; 10];
         for t in 0..5000i32 {
             let v = ((t * 37) % 2000 - 1000) as i16 * 20;
             au.extend_from_slice(&v.to_le_bytes());
         }
         au.push(1);
-        for (ch, be, bps) in [(2u8, false, 2u8), (1, true, 2), (1, false, 3), (2, false, 1)] {
-            let l = SampleLayout { channels: ch, bytes_per_sample: bps, big_endian: be, signed: bps > 1, width: 0, data_start: 10, data_end: au.len() as u32 - 1, first_sample: 1 };
-            rt(&au, 5, &Hint { modality: Modality::Audio, layout: Some(l) });
+        for (ch, be, bps) in [
+            (2u8, false, 2u8),
+            (1, true, 2),
+            (1, false, 3),
+            (2, false, 1),
+        ] {
+            let l = SampleLayout {
+                channels: ch,
+                bytes_per_sample: bps,
+                big_endian: be,
+                signed: bps > 1,
+                width: 0,
+                data_start: 10,
+                data_end: au.len() as u32 - 1,
+                first_sample: 1,
+            };
+            rt(
+                &au,
+                5,
+                &Hint {
+                    modality: Modality::Audio,
+                    layout: Some(l),
+                },
+            );
         }
     }
 }

@@ -32,7 +32,11 @@ fn build_tables() -> Tables {
     let mut squash = Vec::with_capacity(4095);
     for d in -2047i32..=2047 {
         let ex = pow[d.unsigned_abs() as usize];
-        let p = if d >= 0 { (4096 * ex + (ex + ONE) / 2) / (ex + ONE) } else { (4096 * ONE + (ex + ONE) / 2) / (ex + ONE) };
+        let p = if d >= 0 {
+            (4096 * ex + (ex + ONE) / 2) / (ex + ONE)
+        } else {
+            (4096 * ONE + (ex + ONE) / 2) / (ex + ONE)
+        };
         squash.push(p.clamp(1, 4095) as i16);
     }
     let mut stretch = vec![2047i16; 4096];
@@ -50,7 +54,10 @@ fn build_tables() -> Tables {
     sq[4095] = squash[4094];
     let mut st = [0i16; 4096];
     st.copy_from_slice(&stretch);
-    Tables { squash: sq, stretch: st }
+    Tables {
+        squash: sq,
+        stretch: st,
+    }
 }
 
 /// The shared tables (built once).
@@ -121,7 +128,11 @@ pub struct CounterMap {
 impl CounterMap {
     /// `bits`-bit context space; counts capped at `limit` (<= 1023).
     pub fn new(bits: u32, limit: u32) -> Self {
-        CounterMap { t: big_vec(1 << bits, COUNTER_INIT), mask: (1 << bits) - 1, limit: limit.min(1023) }
+        CounterMap {
+            t: big_vec(1 << bits, COUNTER_INIT),
+            mask: (1 << bits) - 1,
+            limit: limit.min(1023),
+        }
     }
     /// 12-bit probability of context `cx`.
     #[inline(always)]
@@ -275,7 +286,9 @@ impl Apm {
     pub fn new(n: usize, rate: u32) -> Self {
         let tb = tables();
         let n = n.max(1).next_power_of_two();
-        let row: Vec<u16> = (0..33).map(|j| (tb.squash((j - 16) * 128) * 16) as u16).collect();
+        let row: Vec<u16> = (0..33)
+            .map(|j| (tb.squash((j - 16) * 128) * 16) as u16)
+            .collect();
         // Huge pages for the large (order-1/order-2) maps: their rows are read at random.
         let mut t = big_vec(n * 33, 0u16);
         for r in t.chunks_exact_mut(33) {
@@ -338,7 +351,10 @@ pub fn prefetch<T>(r: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: prefetching is a hint that never faults, and `r` is a valid reference.
     unsafe {
-        core::arch::x86_64::_mm_prefetch(r as *const T as *const i8, core::arch::x86_64::_MM_HINT_T0);
+        core::arch::x86_64::_mm_prefetch(
+            r as *const T as *const i8,
+            core::arch::x86_64::_MM_HINT_T0,
+        );
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = r;
@@ -385,7 +401,8 @@ pub fn big_vec<T: Clone>(n: usize, v: T) -> Vec<T> {
 /// 64-bit hash of two values.
 #[inline(always)]
 pub fn hash2(a: u64, b: u64) -> u64 {
-    let h = (a ^ 0x243F_6A88_85A3_08D3).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    let h = (a ^ 0x243F_6A88_85A3_08D3).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
     h ^ (h >> 29)
 }
 
@@ -396,7 +413,11 @@ pub fn qlog(x: u32) -> u32 {
         return 0;
     }
     let l = 32 - x.leading_zeros();
-    let frac = if l >= 3 { (x >> (l - 3)) & 3 } else { (x << (3 - l)) & 3 };
+    let frac = if l >= 3 {
+        (x >> (l - 3)) & 3
+    } else {
+        (x << (3 - l)) & 3
+    };
     l * 4 + frac
 }
 
@@ -427,7 +448,10 @@ mod tests {
         // The clamp-free update must equal the clamped formula for every count
         // and both bits, at the extreme and at sampled probabilities.
         for n in 0..1024u32 {
-            for p in [0u32, 1, 2, 1000, 1 << 21, (1 << 22) - 2, (1 << 22) - 1].into_iter().chain((0..64).map(|k| k * 65_537 % (1 << 22))) {
+            for p in [0u32, 1, 2, 1000, 1 << 21, (1 << 22) - 2, (1 << 22) - 1]
+                .into_iter()
+                .chain((0..64).map(|k| k * 65_537 % (1 << 22)))
+            {
                 for bit in 0..2 {
                     for limit in [14, 1023] {
                         let v0 = (p << 10) | n;

@@ -12,7 +12,9 @@
 //! on stage A's residual, a short fast filter) feeding the same blend; version 1
 //! payloads run the original audio predictors unchanged.
 
-use super::prim::{big_vec, counter_p, counter_update, hash2, qlog, tables, Apm, Mixer, Tables, COUNTER_INIT};
+use super::prim::{
+    big_vec, counter_p, counter_update, hash2, qlog, tables, Apm, Mixer, Tables, COUNTER_INIT,
+};
 use super::Io;
 use crate::hint::SampleLayout;
 
@@ -32,7 +34,13 @@ struct Nlms {
 
 impl Nlms {
     fn new(n: usize, mu_shift: u32) -> Self {
-        Nlms { w: vec![0; n], x: vec![0; n], norm: 0, pred: 0, mu_shift }
+        Nlms {
+            w: vec![0; n],
+            x: vec![0; n],
+            norm: 0,
+            pred: 0,
+            mu_shift,
+        }
     }
 
     /// Predict from the inputs already placed in `x`.
@@ -146,7 +154,11 @@ impl SampleModel {
     pub fn new(layout: &SampleLayout, nsamples: usize, level: u8, version: u8) -> Self {
         let bps = layout.bytes_per_sample.clamp(1, 3) as u32;
         let bits = 8 * bps;
-        let (lo, hi) = if layout.signed { (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1) } else { (0, (1i32 << bits) - 1) };
+        let (lo, hi) = if layout.signed {
+            (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1)
+        } else {
+            (0, (1i32 << bits) - 1)
+        };
         let ch = (layout.channels as usize).max(1);
         let width = layout.width as usize;
         let rowlen = width.saturating_mul(ch).min(1 << 26);
@@ -163,7 +175,16 @@ impl SampleModel {
         let (na, nx, nb, nf) = (32, if ch > 1 { 8 } else { 0 }, 16, 8);
         let (ma, mb, mf) = (4, 3, 5);
         let ac = if audio2 {
-            (0..ch).map(|_| AudioChan { a: Nlms::new(na + nx, ma), b: Nlms::new(nb + (ch > 1) as usize, mb), f: Nlms::new(nf, mf), ea: vec![0; nb], c: heavy.then(|| Nlms::new(NCT, 3)), eb: vec![0; if heavy { NCT } else { 0 }] }).collect()
+            (0..ch)
+                .map(|_| AudioChan {
+                    a: Nlms::new(na + nx, ma),
+                    b: Nlms::new(nb + (ch > 1) as usize, mb),
+                    f: Nlms::new(nf, mf),
+                    ea: vec![0; nb],
+                    c: heavy.then(|| Nlms::new(NCT, 3)),
+                    eb: vec![0; if heavy { NCT } else { 0 }],
+                })
+                .collect()
         } else {
             Vec::new()
         };
@@ -185,8 +206,16 @@ impl SampleModel {
             first: layout.first_sample,
             vals: Vec::with_capacity(nsamples),
             rowlen,
-            errs: if width > 0 { vec![0; 2 * K * rowlen] } else { Vec::new() },
-            res: if width > 0 { vec![0; 2 * rowlen] } else { Vec::new() },
+            errs: if width > 0 {
+                vec![0; 2 * K * rowlen]
+            } else {
+                Vec::new()
+            },
+            res: if width > 0 {
+                vec![0; 2 * rowlen]
+            } else {
+                Vec::new()
+            },
             lms: vec![[0; TAPS]; ch],
             esum: vec![[0; K]; ch],
             aact: vec![0; ch],
@@ -198,10 +227,19 @@ impl SampleModel {
             limit: if level >= 7 && !audio2 { 255 } else { 127 },
             slots: [0; NC],
             bases: [0; NC],
-            mixer: Mixer::new(NC + 1, &[64 * 4, 64 * 16, if heavy { 1024 } else { 64 }], 4, 2),
+            mixer: Mixer::new(
+                NC + 1,
+                &[64 * 4, 64 * 16, if heavy { 1024 } else { 64 }],
+                4,
+                2,
+            ),
             apm: Apm::new(64 * 64, 7),
             apm2: Apm::new(1 << 16, 7),
-            apm3: if heavy { Some(Apm::new(1 << 16, 7)) } else { None },
+            apm3: if heavy {
+                Some(Apm::new(1 << 16, 7))
+            } else {
+                None
+            },
             dis: 0,
             preds: [0; K],
             p: 0,
@@ -254,10 +292,26 @@ impl SampleModel {
         let w0 = if has_w { self.val(i, ch) } else { None };
         let n = n0.or(w0).unwrap_or(mid);
         let w = w0.unwrap_or(n);
-        let nw = if has_w && has_n { self.val(i, rl + ch).unwrap_or(n) } else { n };
-        let ne = if has_ne { self.val(i + ch, rl).unwrap_or(n) } else { n };
-        let ww = if x > 1 && i >= 2 * ch { self.val(i, 2 * ch).unwrap_or(w) } else { w };
-        let nn = if i >= 2 * rl { self.val(i, 2 * rl).unwrap_or(n) } else { n };
+        let nw = if has_w && has_n {
+            self.val(i, rl + ch).unwrap_or(n)
+        } else {
+            n
+        };
+        let ne = if has_ne {
+            self.val(i + ch, rl).unwrap_or(n)
+        } else {
+            n
+        };
+        let ww = if x > 1 && i >= 2 * ch {
+            self.val(i, 2 * ch).unwrap_or(w)
+        } else {
+            w
+        };
+        let nn = if i >= 2 * rl {
+            self.val(i, 2 * rl).unwrap_or(n)
+        } else {
+            n
+        };
         let grad = self.clampv(w as i64 + n as i64 - nw as i64);
         self.preds[0] = median3(w, n, grad);
         self.preds[1] = grad;
@@ -268,8 +322,16 @@ impl SampleModel {
         let mut pc_res = 0;
         if c > 0 {
             let xc = self.val(i, 1).unwrap_or(w);
-            let wc = if has_w { self.val(i, ch + 1).unwrap_or(xc) } else { xc };
-            let nc = if has_n { self.val(i, rl + 1).unwrap_or(xc) } else { xc };
+            let wc = if has_w {
+                self.val(i, ch + 1).unwrap_or(xc)
+            } else {
+                xc
+            };
+            let nc = if has_n {
+                self.val(i, rl + 1).unwrap_or(xc)
+            } else {
+                xc
+            };
             self.preds[6] = self.clampv(w as i64 + xc as i64 - wc as i64);
             self.preds[7] = self.clampv(n as i64 + xc as i64 - nc as i64);
             let rrow = (y & 1) as usize * rl;
@@ -285,7 +347,9 @@ impl SampleModel {
         let col = x * ch + c;
         let mut wsum = [0u32; K];
         for (k, ws) in wsum.iter_mut().enumerate() {
-            let at = |row: usize, cl: usize| self.errs.get((row * K + k) * rl + cl).copied().unwrap_or(0);
+            let at = |row: usize, cl: usize| {
+                self.errs.get((row * K + k) * rl + cl).copied().unwrap_or(0)
+            };
             let mut s = 0u32;
             if has_w {
                 s = s.saturating_add(at(cur, col - ch));
@@ -306,25 +370,48 @@ impl SampleModel {
         let rget = |row: usize, cl: usize| self.res.get(row * rl + cl).copied().unwrap_or(0);
         let rw = if has_w { rget(cur, col - ch) } else { 0 };
         let rn = if has_n { rget(prev, col) } else { 0 };
-        let rnw = if has_n && has_w { rget(prev, col - ch) } else { 0 };
+        let rnw = if has_n && has_w {
+            rget(prev, col - ch)
+        } else {
+            0
+        };
         let rne = if has_ne { rget(prev, col + ch) } else { 0 };
         let sh = self.bits - 8;
-        let grad_act = ((w - nw).unsigned_abs() + (n - nw).unsigned_abs() + (ne - n).unsigned_abs()) >> sh;
-        let res_act = (rw.unsigned_abs() + rn.unsigned_abs() + (rnw.unsigned_abs() + rne.unsigned_abs()) / 2) >> sh;
+        let grad_act =
+            ((w - nw).unsigned_abs() + (n - nw).unsigned_abs() + (ne - n).unsigned_abs()) >> sh;
+        let res_act =
+            (rw.unsigned_abs() + rn.unsigned_abs() + (rnw.unsigned_abs() + rne.unsigned_abs()) / 2)
+                >> sh;
         let act = qlog(res_act * 2 + grad_act).min(63) as usize;
         self.act = act;
         let a = act as u64;
         let c64 = c as u64;
-        let tex = ((w > p) as u64) | ((n > p) as u64) << 1 | ((nw > p) as u64) << 2 | ((ne > p) as u64) << 3 | ((ww > p) as u64) << 4;
+        let tex = ((w > p) as u64)
+            | ((n > p) as u64) << 1
+            | ((nw > p) as u64) << 2
+            | ((ne > p) as u64) << 3
+            | ((ww > p) as u64) << 4;
         self.ctx = [
             hash2(1, a << 8 | c64),
             hash2(2, (a >> 1) << 16 | sq(w - p) << 8 | sq(n - p) | c64 << 24),
             hash2(3, sq(nw - p) << 8 | sq(ne - p) | c64 << 16 | (a >> 2) << 24),
             hash2(4, sq(rw) << 8 | sq(rn) | c64 << 16),
             hash2(5, (a << 8 | sq(pc_res)) | c64 << 16 | sq(rne) << 24),
-            hash2(6, ((p - self.lo) >> (self.bits - 5)) as u64 | (a >> 2) << 8 | c64 << 16 | tex << 24),
-            hash2(7, sq(self.preds[6] - p) << 8 | sq(self.preds[7] - p) | c64 << 16 | (a >> 1) << 24),
-            hash2(8, (((w - self.lo) >> (self.bits - 4)) as u64) << 8 | ((n - self.lo) >> (self.bits - 4)) as u64 | c64 << 16 | sq(rw.clamp(-3, 3) * 4 + rn.clamp(-3, 3)) << 24),
+            hash2(
+                6,
+                ((p - self.lo) >> (self.bits - 5)) as u64 | (a >> 2) << 8 | c64 << 16 | tex << 24,
+            ),
+            hash2(
+                7,
+                sq(self.preds[6] - p) << 8 | sq(self.preds[7] - p) | c64 << 16 | (a >> 1) << 24,
+            ),
+            hash2(
+                8,
+                (((w - self.lo) >> (self.bits - 4)) as u64) << 8
+                    | ((n - self.lo) >> (self.bits - 4)) as u64
+                    | c64 << 16
+                    | sq(rw.clamp(-3, 3) * 4 + rn.clamp(-3, 3)) << 24,
+            ),
         ];
     }
 
@@ -362,7 +449,9 @@ impl SampleModel {
             self.preds[6] = self.clampv(self.preds[3] as i64 + xres as i64);
         } else {
             self.preds[5] = self.clampv((3 * s1 as i64 - s2 as i64) >> 1);
-            self.preds[6] = self.clampv(self.preds[3] as i64 + ((self.preds[1] as i64 - self.preds[3] as i64) >> 1));
+            self.preds[6] = self.clampv(
+                self.preds[3] as i64 + ((self.preds[1] as i64 - self.preds[3] as i64) >> 1),
+            );
         }
         self.preds[7] = self.clampv((s1 as i64 + s2 as i64) >> 1);
         self.blend_and_contexts(c, xres, 3);
@@ -379,9 +468,16 @@ impl SampleModel {
         let vals = &self.vals;
         let at = |k: usize| i.checked_sub(k).and_then(|j| vals.get(j).copied());
         // partner channel: its newest sample and stage-A residual
-        let partner = if ch > 1 { Some(if c > 0 { (c - 1, 1) } else { (1, ch - 1) }) } else { None };
+        let partner = if ch > 1 {
+            Some(if c > 0 { (c - 1, 1) } else { (1, ch - 1) })
+        } else {
+            None
+        };
         let (na, nx, nb, nf) = (self.na, self.nx, self.nb, self.nf);
-        let xea = partner.and_then(|(pc, _)| self.ac.get(pc)).and_then(|p| p.ea.first().copied()).unwrap_or(0);
+        let xea = partner
+            .and_then(|(pc, _)| self.ac.get(pc))
+            .and_then(|p| p.ea.first().copied())
+            .unwrap_or(0);
         self.xea = xea;
         let Some(st) = self.ac.get_mut(c) else { return };
         let mut prev = s1;
@@ -429,13 +525,20 @@ impl SampleModel {
             Some(ec) => self.clampv(pab + ec),
             None => self.clampv(pab + (pab - pa)),
         };
-        let xres = if c > 0 { self.ares.get(c - 1).copied().unwrap_or(0) } else { 0 };
+        let xres = if c > 0 {
+            self.ares.get(c - 1).copied().unwrap_or(0)
+        } else {
+            0
+        };
         self.blend_and_contexts(c, xres, 4);
         if self.apm3.is_some() {
             let sh = self.bits - 8;
             let dq = |d: i32| (32 - (d.unsigned_abs() >> sh).leading_zeros()) as usize;
             let act = self.act;
-            self.dis = (dq(self.preds[0] - self.preds[2]).min(15) << 3 | dq(self.preds[0] - self.preds[3]).min(7)) << 3 | (act >> 3).min(7);
+            self.dis = (dq(self.preds[0] - self.preds[2]).min(15) << 3
+                | dq(self.preds[0] - self.preds[3]).min(7))
+                << 3
+                | (act >> 3).min(7);
         }
     }
 
@@ -454,11 +557,26 @@ impl SampleModel {
             hash2(1, a << 8 | c64),
             hash2(2, (a >> 1) << 16 | sq(lr[0]) << 8 | c64),
             hash2(3, sq(lr[0]) << 8 | sq(lr[1]) | (a >> 2) << 16),
-            hash2(4, (a >> 2) << 16 | sq(self.preds[0] - p) << 8 | sq(self.preds[1] - p)),
-            hash2(5, (a >> 2) << 16 | sq(self.preds[3] - p) << 8 | sq(self.preds[2] - p)),
-            hash2(6, (((p - self.lo) >> (self.bits - 5)) as u64) << 8 | (a >> 2)),
-            hash2(7, (a >> 1) << 16 | sq(xres) << 8 | sq(self.preds[5] - p) | c64 << 24),
-            hash2(8, sq(lr[0]) << 16 | sq(self.preds[k8] - p) << 8 | sq(self.preds[6] - p) | c64 << 24),
+            hash2(
+                4,
+                (a >> 2) << 16 | sq(self.preds[0] - p) << 8 | sq(self.preds[1] - p),
+            ),
+            hash2(
+                5,
+                (a >> 2) << 16 | sq(self.preds[3] - p) << 8 | sq(self.preds[2] - p),
+            ),
+            hash2(
+                6,
+                (((p - self.lo) >> (self.bits - 5)) as u64) << 8 | (a >> 2),
+            ),
+            hash2(
+                7,
+                (a >> 1) << 16 | sq(xres) << 8 | sq(self.preds[5] - p) | c64 << 24,
+            ),
+            hash2(
+                8,
+                sq(lr[0]) << 16 | sq(self.preds[k8] - p) << 8 | sq(self.preds[6] - p) | c64 << 24,
+            ),
         ];
     }
 
@@ -472,7 +590,14 @@ impl SampleModel {
 
     /// Code one decision. `local` (< 64) picks a slot in the sample's region;
     /// otherwise the slot is hashed from `dctx`.
-    fn decide<I: Io>(&mut self, io: &mut I, did: usize, dctx: u64, local: Option<usize>, bit: u32) -> u32 {
+    fn decide<I: Io>(
+        &mut self,
+        io: &mut I,
+        did: usize,
+        dctx: u64,
+        local: Option<usize>,
+        bit: u32,
+    ) -> u32 {
         let t = self.t;
         for j in 0..NC {
             let idx = match local {
@@ -491,11 +616,20 @@ impl SampleModel {
         };
         self.mixer.set(0, self.act * 4 + class);
         self.mixer.set(1, self.c.min(15) * 64 + did.min(63));
-        self.mixer.set(2, if self.apm3.is_some() { self.dis } else { self.act });
+        self.mixer.set(
+            2,
+            if self.apm3.is_some() {
+                self.dis
+            } else {
+                self.act
+            },
+        );
         self.mixer.set_final(class);
         let pr = self.mixer.mix(t);
         let a1 = self.apm.p(t, pr, self.act * 64 + did.min(63));
-        let a2 = self.apm2.p(t, pr, (hash2(self.ctx[1], dctx) >> 48) as usize);
+        let a2 = self
+            .apm2
+            .p(t, pr, (hash2(self.ctx[1], dctx) >> 48) as usize);
         let p16 = match self.apm3.as_mut() {
             Some(apm3) => {
                 let a3 = apm3.p(t, pr, self.dis << 6 | did.min(63));
@@ -542,7 +676,13 @@ impl SampleModel {
             let k_enc = 32 - m_enc.leading_zeros();
             let mut k = 0u32;
             while k < n - 1 {
-                let b = self.decide(io, 2 + k as usize, 0x100 + k as u64, Some(2 + k as usize), (k_enc > k) as u32);
+                let b = self.decide(
+                    io,
+                    2 + k as usize,
+                    0x100 + k as u64,
+                    Some(2 + k as usize),
+                    (k_enc > k) as u32,
+                );
                 if b == 0 {
                     break;
                 }
@@ -553,9 +693,17 @@ impl SampleModel {
                 m = 1;
                 for j in (0..k - 1).rev() {
                     let depth = (k - 2 - j) as usize;
-                    let prefix = if depth < 3 { m as u64 } else { (m >> (depth - 2)) as u64 | 0x80 };
+                    let prefix = if depth < 3 {
+                        m as u64
+                    } else {
+                        (m >> (depth - 2)) as u64 | 0x80
+                    };
                     let dctx = 0x1000 | (k as u64) << 4 | (depth as u64) << 12 | prefix << 20;
-                    let local = if depth == 0 { Some(32 + k as usize) } else { None };
+                    let local = if depth == 0 {
+                        Some(32 + k as usize)
+                    } else {
+                        None
+                    };
                     let b = self.decide(io, 32 + depth.min(31), dctx, local, (m_enc >> j) & 1);
                     m = (m << 1) | b;
                 }

@@ -55,7 +55,15 @@ pub struct CmMixParams {
 impl CmMixParams {
     /// Parameters of the flags-2 form (the same at every level).
     pub fn for_level(_level: u8) -> Self {
-        CmMixParams { sets: 3, lr: 12, lr_shift: 14, blend: [2, 1, 1], apm_rate: 6, w0: [40000, 24000], small: true }
+        CmMixParams {
+            sets: 3,
+            lr: 12,
+            lr_shift: 14,
+            blend: [2, 1, 1],
+            apm_rate: 6,
+            w0: [40000, 24000],
+            small: true,
+        }
     }
 }
 
@@ -104,7 +112,12 @@ impl Final {
         let t = self.t;
         let st_nn = t.stretch(to12(nn16));
         let st_cm = t.stretch(to12(cm16));
-        self.x = [st_nn, st_cm, sm16.map(|p| t.stretch(to12(p))).unwrap_or(0), 256];
+        self.x = [
+            st_nn,
+            st_cm,
+            sm16.map(|p| t.stretch(to12(p))).unwrap_or(0),
+            256,
+        ];
         let d = depth.min(7) as usize;
         let cn = (st_nn.unsigned_abs() as usize >> 8).min(7);
         let cc = (st_cm.unsigned_abs() as usize >> 8).min(7);
@@ -127,10 +140,25 @@ impl Final {
     fn update(&mut self, bit: u32) {
         let t = self.t;
         let target = (bit as i32) << 12;
-        let boost = if self.bits_seen < 4096 { 3 } else if self.bits_seen < 32768 { 2 } else { 1 };
+        let boost = if self.bits_seen < 4096 {
+            3
+        } else if self.bits_seen < 32768 {
+            2
+        } else {
+            1
+        };
         let lr = self.p.lr as i64 * boost;
         let ns = self.p.sets.clamp(1, 3);
-        train_sets(t, &mut self.w, &self.sel[..ns], &self.x, &self.dots, target, lr, self.p.lr_shift);
+        train_sets(
+            t,
+            &mut self.w,
+            &self.sel[..ns],
+            &self.x,
+            &self.dots,
+            target,
+            lr,
+            self.p.lr_shift,
+        );
         self.apm_c0.update(bit);
         self.apm_nn.update(bit);
         self.bits_seen = self.bits_seen.saturating_add(1);
@@ -191,7 +219,14 @@ impl CmMix {
     /// Code one byte (ignored when decoding) under the network's node
     /// probabilities `nn`; returns the byte coded.
     pub fn code<I: BitIo, N: NodeSource>(&mut self, io: &mut I, nn: &N, byte: u8) -> u8 {
-        let mut br = Bridge { io, nn, fin: &mut self.fin, small: self.small.as_mut(), c0: 1, depth: 0 };
+        let mut br = Bridge {
+            io,
+            nn,
+            fin: &mut self.fin,
+            small: self.small.as_mut(),
+            c0: 1,
+            depth: 0,
+        };
         self.cm.code(&mut br, byte);
         let b = (br.c0 & 0xFF) as u8;
         if let Some(s) = self.small.as_mut() {
@@ -228,10 +263,15 @@ mod tests {
 
     #[test]
     fn roundtrip_and_learns() {
-        let text = b"the CM model and the network are mixed bit by bit in this stream. ".repeat(150);
+        let text =
+            b"the CM model and the network are mixed bit by bit in this stream. ".repeat(150);
         for level in [1, 5, 9] {
             let n = roundtrip(&text, level);
-            assert!(n * 20 < text.len(), "level {level}: {n} bytes for {}", text.len());
+            assert!(
+                n * 20 < text.len(),
+                "level {level}: {n} bytes for {}",
+                text.len()
+            );
         }
         let mut st = 3u32;
         let noise: Vec<u8> = (0..4000)
@@ -260,7 +300,11 @@ mod tests {
         let mut best = 0f64;
         for d in dumps() {
             let name = d.path.file_stem().unwrap().to_string_lossy().to_string();
-            let kind = name.split_once('_').map(|x| x.1).unwrap_or("text").trim_end_matches(|c: char| c.is_ascii_digit());
+            let kind = name
+                .split_once('_')
+                .map(|x| x.1)
+                .unwrap_or("text")
+                .trim_end_matches(|c: char| c.is_ascii_digit());
             let modality = match kind {
                 "structured" => Modality::Structured,
                 "gene" => Modality::Gene,
@@ -299,7 +343,10 @@ mod tests {
                 c[3] = whole.0;
             }
             for (si, chunk) in toks.chunks(seg).enumerate() {
-                let mut cm = ByteModel::new(ByteParams::for_version(3, level, chunk.len(), modality), chunk.len());
+                let mut cm = ByteModel::new(
+                    ByteParams::for_version(3, level, chunk.len(), modality),
+                    chunk.len(),
+                );
                 let mut sm = StreamMix::new(seg);
                 let mut m = CmMix::with_params(level, chunk.len(), modality, p);
                 let (mut cn, mut cs, mut cc, mut cx) = (Cost(0.0), Cost(0.0), Cost(0.0), Cost(0.0));
@@ -331,7 +378,11 @@ mod tests {
             for k in 0..5 {
                 tot[k] += c[k];
             }
-            best += c[4].min(if quick { f64::MAX } else { c[3].min(c[1]).min(c[0]) });
+            best += c[4].min(if quick {
+                f64::MAX
+            } else {
+                c[3].min(c[1]).min(c[0])
+            });
         }
         println!(
             "TOTAL bytes nn={:.0} mix1={:.0} cmseg={:.0} cm={:.0} new={:.0} best={:.0} variant={variant}",

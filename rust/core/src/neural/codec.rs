@@ -2,11 +2,11 @@
 //! by the engine in lockstep groups → payload. Layout in docs/FORMAT.md,
 //! "Neural codec".
 
-use super::engine::{self, step};
 use super::cmmix::CmMix;
+use super::engine::{self, step};
 use super::mix::{NodeProbs, StreamMix};
-use crate::bitcoder::{BitDecoder, BitEncoder};
 use super::weights::Model;
+use crate::bitcoder::{BitDecoder, BitEncoder};
 use crate::checksum::xxh3;
 use crate::codec::{compress_chunk, CodecId};
 use crate::coder::{RangeDecoder, RangeEncoder};
@@ -66,7 +66,9 @@ pub fn model_modality(model: &Model, hint: &Hint, names: &[String]) -> Result<us
     // A modality the model lacks is coded with the model's first modality.
     let idx = names.iter().position(|n| n == want).unwrap_or(0);
     if idx >= model.cfg.n_mod {
-        return Err(MmzError::InvalidArgument("modality index beyond the model's slices".into()));
+        return Err(MmzError::InvalidArgument(
+            "modality index beyond the model's slices".into(),
+        ));
     }
     Ok(idx)
 }
@@ -96,7 +98,11 @@ fn stream_lens(n: usize, seg: usize) -> Vec<usize> {
 /// thread gets a group (a chunk with fewer than `batch × threads` streams would
 /// otherwise leave threads idle). Any grouping computes the same bits.
 fn group_size(batch: usize, streams: usize, threads: usize) -> usize {
-    let t = if threads == 0 { rayon::current_num_threads() } else { threads };
+    let t = if threads == 0 {
+        rayon::current_num_threads()
+    } else {
+        threads
+    };
     batch.max(1).min(streams.div_ceil(t.max(1)).max(1))
 }
 
@@ -136,7 +142,13 @@ where
     let tmax = lens.first().copied().unwrap_or(0);
     for t in 0..tmax {
         let active = lens.iter().take_while(|&&l| l > t).count();
-        step(model, &mut states[..active], &toks[..active], &mods[..active], &mut logits[..active * ms])?;
+        step(
+            model,
+            &mut states[..active],
+            &toks[..active],
+            &mods[..active],
+            &mut logits[..active * ms],
+        )?;
         for r in 0..active {
             quant::logits_to_weights(&logits[r * ms..r * ms + size], &mut w)?;
             let b = visit(r, t, &w)?;
@@ -157,7 +169,9 @@ pub fn probe_hash(model: &Model) -> Result<u64> {
         run_group(model, m, &lens, |_, _, w| {
             quant::quantize_probs(w, PRECISION, &mut freqs)?;
             all.extend(freqs.iter().flat_map(|f| f.to_le_bytes()));
-            st = st.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            st = st
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             Ok((st >> 56) as u8)
         })?;
     }
@@ -169,7 +183,9 @@ pub fn probe_hash(model: &Model) -> Result<u64> {
 pub fn run_logits(model: &Model, tokens: &[u32], mods: &[usize], steps: usize) -> Result<Vec<f32>> {
     let rows = mods.len();
     if tokens.len() != rows * steps {
-        return Err(MmzError::InvalidArgument("run_logits: tokens must be rows x steps".into()));
+        return Err(MmzError::InvalidArgument(
+            "run_logits: tokens must be rows x steps".into(),
+        ));
     }
     let ms = model.cfg.max_slice();
     let mut states: Vec<Vec<f32>> = (0..rows).map(|_| engine::zero_state(model)).collect();
@@ -182,7 +198,8 @@ pub fn run_logits(model: &Model, tokens: &[u32], mods: &[usize], steps: usize) -
         }
         step(model, &mut states, &tk, mods, &mut lg)?;
         for r in 0..rows {
-            out[(r * steps + t) * ms..(r * steps + t + 1) * ms].copy_from_slice(&lg[r * ms..(r + 1) * ms]);
+            out[(r * steps + t) * ms..(r * steps + t + 1) * ms]
+                .copy_from_slice(&lg[r * ms..(r + 1) * ms]);
         }
     }
     Ok(out)
@@ -201,7 +218,11 @@ pub struct Want {
 
 impl Want {
     /// Every form.
-    pub const ALL: Want = Want { plain: true, mixed: true, cm_mixed: true };
+    pub const ALL: Want = Want {
+        plain: true,
+        mixed: true,
+        cm_mixed: true,
+    };
 }
 
 /// Payloads of [`NeuralCodec::encode_forms`] (`None` where not requested, or
@@ -239,45 +260,115 @@ impl NeuralCodec {
     /// Wrap a model (computes the probe hash).
     pub fn new(model: Model, modalities: Vec<String>) -> Result<Self> {
         if modalities.len() != model.cfg.n_mod {
-            return Err(MmzError::InvalidArgument("modality names do not match the model".into()));
+            return Err(MmzError::InvalidArgument(
+                "modality names do not match the model".into(),
+            ));
         }
         let probe = probe_hash(&model)?;
-        Ok(NeuralCodec { model, modalities, probe })
+        Ok(NeuralCodec {
+            model,
+            modalities,
+            probe,
+        })
     }
 
     /// Model slice, token-ordered bytes and sub-stream segmentation of `data`
     /// (shared by [`NeuralCodec::encode`] and [`NeuralCodec::cross_entropy_bits`]).
-    fn plan(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<Plan> {
+    fn plan(
+        &self,
+        data: &[u8],
+        level: u8,
+        hint: &Hint,
+        batch: usize,
+        threads: usize,
+    ) -> Result<Plan> {
         let m = model_modality(&self.model, hint, &self.modalities)?;
         let mut toks = data.to_vec();
         to_token_order(&mut toks, hint);
         let seg = segment_len(level);
         let lens = stream_lens(toks.len(), seg);
         let batch = group_size(batch, lens.len(), threads);
-        Ok(Plan { m, toks, seg, lens, batch })
+        Ok(Plan {
+            m,
+            toks,
+            seg,
+            lens,
+            batch,
+        })
     }
 
     /// Neural payload of `data` in the plain form (flags 0). `batch` = streams per
     /// lockstep group (weights are reused across a group), groups run on rayon
     /// (`threads`, 0 = global pool).
-    pub fn encode(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<Vec<u8>> {
-        self.encode_forms(data, level, hint, batch, threads, Want { plain: true, ..Want::default() })?
-            .plain
-            .ok_or_else(|| MmzError::InvalidArgument("plain neural payload not produced".into()))
+    pub fn encode(
+        &self,
+        data: &[u8],
+        level: u8,
+        hint: &Hint,
+        batch: usize,
+        threads: usize,
+    ) -> Result<Vec<u8>> {
+        self.encode_forms(
+            data,
+            level,
+            hint,
+            batch,
+            threads,
+            Want {
+                plain: true,
+                ..Want::default()
+            },
+        )?
+        .plain
+        .ok_or_else(|| MmzError::InvalidArgument("plain neural payload not produced".into()))
     }
 
     /// Neural payload of `data` in the mixed form (flags 1, network + online context models).
-    pub fn encode_mixed(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<Vec<u8>> {
-        self.encode_forms(data, level, hint, batch, threads, Want { mixed: true, ..Want::default() })?
-            .mixed
-            .ok_or_else(|| MmzError::InvalidArgument("mixed neural payload not produced".into()))
+    pub fn encode_mixed(
+        &self,
+        data: &[u8],
+        level: u8,
+        hint: &Hint,
+        batch: usize,
+        threads: usize,
+    ) -> Result<Vec<u8>> {
+        self.encode_forms(
+            data,
+            level,
+            hint,
+            batch,
+            threads,
+            Want {
+                mixed: true,
+                ..Want::default()
+            },
+        )?
+        .mixed
+        .ok_or_else(|| MmzError::InvalidArgument("mixed neural payload not produced".into()))
     }
 
     /// Neural payload of `data` in the CM-mixed form (flags 2, network + the full CM byte model).
-    pub fn encode_cm_mixed(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<Vec<u8>> {
-        self.encode_forms(data, level, hint, batch, threads, Want { cm_mixed: true, ..Want::default() })?
-            .cm_mixed
-            .ok_or_else(|| MmzError::InvalidArgument("CM-mixed neural payload not produced".into()))
+    pub fn encode_cm_mixed(
+        &self,
+        data: &[u8],
+        level: u8,
+        hint: &Hint,
+        batch: usize,
+        threads: usize,
+    ) -> Result<Vec<u8>> {
+        self.encode_forms(
+            data,
+            level,
+            hint,
+            batch,
+            threads,
+            Want {
+                cm_mixed: true,
+                ..Want::default()
+            },
+        )?
+        .cm_mixed
+        .ok_or_else(|| MmzError::InvalidArgument("CM-mixed neural payload not produced".into()))
     }
 
     /// Whether the mixed form applies to modality slice `m` (byte slices only).
@@ -287,13 +378,31 @@ impl NeuralCodec {
 
     /// The requested payload forms of `data` from one run of the network
     /// (`None` where not requested, or a mixed form for a slice that is not 256 wide).
-    pub fn encode_forms(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize, want: Want) -> Result<Forms> {
-        let Plan { m, toks, seg, lens, batch } = self.plan(data, level, hint, batch, threads)?;
+    pub fn encode_forms(
+        &self,
+        data: &[u8],
+        level: u8,
+        hint: &Hint,
+        batch: usize,
+        threads: usize,
+        want: Want,
+    ) -> Result<Forms> {
+        let Plan {
+            m,
+            toks,
+            seg,
+            lens,
+            batch,
+        } = self.plan(data, level, hint, batch, threads)?;
         let plain = want.plain;
         let mixed = want.mixed && self.mixable(m);
         let cmx = want.cm_mixed && self.mixable(m);
         let (cml, modality) = (cm_level(seg), hint.modality);
-        let groups: Vec<(usize, &[usize])> = lens.chunks(batch).enumerate().map(|(g, l)| (g * batch, l)).collect();
+        let groups: Vec<(usize, &[usize])> = lens
+            .chunks(batch)
+            .enumerate()
+            .map(|(g, l)| (g * batch, l))
+            .collect();
         let model = &self.model;
         let toks = &toks;
         type Coded = (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>);
@@ -302,11 +411,35 @@ impl NeuralCodec {
                 .par_iter()
                 .map(|&(first, gl)| {
                     let rows = gl.len();
-                    let mut encs = if plain { vec![RangeEncoder::new(); rows] } else { Vec::new() };
-                    let mut bencs: Vec<BitEncoder> = if mixed { (0..rows).map(|_| BitEncoder::with_capacity(seg / 2)).collect() } else { Vec::new() };
-                    let mut mixes: Vec<StreamMix> = if mixed { (0..rows).map(|_| StreamMix::new(seg)).collect() } else { Vec::new() };
-                    let mut cencs: Vec<BitEncoder> = if cmx { (0..rows).map(|_| BitEncoder::with_capacity(seg / 2)).collect() } else { Vec::new() };
-                    let mut cms: Vec<CmMix> = if cmx { gl.iter().map(|&l| CmMix::new(cml, l, modality)).collect() } else { Vec::new() };
+                    let mut encs = if plain {
+                        vec![RangeEncoder::new(); rows]
+                    } else {
+                        Vec::new()
+                    };
+                    let mut bencs: Vec<BitEncoder> = if mixed {
+                        (0..rows)
+                            .map(|_| BitEncoder::with_capacity(seg / 2))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    let mut mixes: Vec<StreamMix> = if mixed {
+                        (0..rows).map(|_| StreamMix::new(seg)).collect()
+                    } else {
+                        Vec::new()
+                    };
+                    let mut cencs: Vec<BitEncoder> = if cmx {
+                        (0..rows)
+                            .map(|_| BitEncoder::with_capacity(seg / 2))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    let mut cms: Vec<CmMix> = if cmx {
+                        gl.iter().map(|&l| CmMix::new(cml, l, modality)).collect()
+                    } else {
+                        Vec::new()
+                    };
                     let mut freqs = vec![0u32; 256];
                     let mut np = NodeProbs::default();
                     run_group(model, m, gl, |r, t, w| {
@@ -344,7 +477,9 @@ impl NeuralCodec {
             cs.extend(y);
         }
         let assemble = |flags: u8, streams: &[Vec<u8>]| {
-            let mut out = Vec::with_capacity(PAYLOAD_FIXED + 4 * streams.len() + streams.iter().map(Vec::len).sum::<usize>());
+            let mut out = Vec::with_capacity(
+                PAYLOAD_FIXED + 4 * streams.len() + streams.iter().map(Vec::len).sum::<usize>(),
+            );
             out.extend_from_slice(&[ENGINE_VERSION, PRECISION as u8, m as u8, flags]);
             out.extend_from_slice(&self.probe.to_le_bytes());
             out.extend_from_slice(&(seg as u32).to_le_bytes());
@@ -365,20 +500,34 @@ impl NeuralCodec {
     }
 
     /// Inverse of [`NeuralCodec::encode`]; `raw_len` from the chunk header.
-    pub fn decode(&self, payload: &[u8], raw_len: usize, hint: &Hint, batch: usize, threads: usize) -> Result<Vec<u8>> {
+    pub fn decode(
+        &self,
+        payload: &[u8],
+        raw_len: usize,
+        hint: &Hint,
+        batch: usize,
+        threads: usize,
+    ) -> Result<Vec<u8>> {
         let c = |d: &str| MmzError::corrupt("neural payload", d.to_string());
         if payload.len() < PAYLOAD_FIXED {
             return Err(MmzError::Truncated("neural payload header".into()));
         }
-        let u32_at = |i: usize| u32::from_le_bytes([payload[i], payload[i + 1], payload[i + 2], payload[i + 3]]);
+        let u32_at = |i: usize| {
+            u32::from_le_bytes([payload[i], payload[i + 1], payload[i + 2], payload[i + 3]])
+        };
         if payload[0] != ENGINE_VERSION {
             return Err(MmzError::corrupt(
                 "neural payload",
-                format!("engine version {} (this build computes version {ENGINE_VERSION}); upgrade mmz", payload[0]),
+                format!(
+                    "engine version {} (this build computes version {ENGINE_VERSION}); upgrade mmz",
+                    payload[0]
+                ),
             ));
         }
         let flags = payload[3];
-        if payload[1] as u32 != PRECISION || !matches!(flags, FLAGS_PLAIN | FLAGS_MIX | FLAGS_CM_MIX) {
+        if payload[1] as u32 != PRECISION
+            || !matches!(flags, FLAGS_PLAIN | FLAGS_MIX | FLAGS_CM_MIX)
+        {
             return Err(c("unsupported precision or flags"));
         }
         let m = model_modality(&self.model, hint, &self.modalities)?;
@@ -410,7 +559,10 @@ impl NeuralCodec {
         if lens.len() != ns {
             return Err(c("stream count does not match the raw length"));
         }
-        let table_end = ns.checked_mul(4).and_then(|x| x.checked_add(PAYLOAD_FIXED)).ok_or_else(|| c("overflow"))?;
+        let table_end = ns
+            .checked_mul(4)
+            .and_then(|x| x.checked_add(PAYLOAD_FIXED))
+            .ok_or_else(|| c("overflow"))?;
         if payload.len() < table_end {
             return Err(MmzError::Truncated("neural stream table".into()));
         }
@@ -418,7 +570,9 @@ impl NeuralCodec {
         let mut pos = table_end;
         for i in 0..ns {
             let n = u32_at(PAYLOAD_FIXED + 4 * i) as usize;
-            let s = payload.get(pos..pos.saturating_add(n)).ok_or_else(|| MmzError::Truncated("neural stream".into()))?;
+            let s = payload
+                .get(pos..pos.saturating_add(n))
+                .ok_or_else(|| MmzError::Truncated("neural stream".into()))?;
             streams.push(s);
             pos += n;
         }
@@ -428,15 +582,19 @@ impl NeuralCodec {
         let batch = group_size(batch, lens.len(), threads);
         let model = &self.model;
         let size = model.cfg.slices[m].1;
-        let groups: Vec<(&[usize], &[&[u8]])> = lens.chunks(batch).zip(streams.chunks(batch)).collect();
+        let groups: Vec<(&[usize], &[&[u8]])> =
+            lens.chunks(batch).zip(streams.chunks(batch)).collect();
         let decoded: Vec<Result<Vec<Vec<u8>>>> = in_pool(threads, || {
             groups
                 .into_par_iter()
                 .map(|(gl, gs)| {
-                    let mut outs: Vec<Vec<u8>> = gl.iter().map(|&l| Vec::with_capacity(l)).collect();
+                    let mut outs: Vec<Vec<u8>> =
+                        gl.iter().map(|&l| Vec::with_capacity(l)).collect();
                     if flags == FLAGS_MIX {
-                        let mut decs: Vec<BitDecoder> = gs.iter().map(|s| BitDecoder::new(s)).collect();
-                        let mut mixes: Vec<StreamMix> = gl.iter().map(|_| StreamMix::new(seg)).collect();
+                        let mut decs: Vec<BitDecoder> =
+                            gs.iter().map(|s| BitDecoder::new(s)).collect();
+                        let mut mixes: Vec<StreamMix> =
+                            gl.iter().map(|_| StreamMix::new(seg)).collect();
                         let mut freqs = vec![0u32; 256];
                         let mut np = NodeProbs::default();
                         run_group(model, m, gl, |r, _t, w| {
@@ -448,12 +606,17 @@ impl NeuralCodec {
                         })?;
                         // A stream that needed far more bytes than it holds is damaged.
                         if decs.iter().any(|d| d.overrun() > 8) {
-                            return Err(MmzError::corrupt("neural payload", "mixed sub-stream overrun"));
+                            return Err(MmzError::corrupt(
+                                "neural payload",
+                                "mixed sub-stream overrun",
+                            ));
                         }
                     } else if flags == FLAGS_CM_MIX {
-                        let mut decs: Vec<BitDecoder> = gs.iter().map(|s| BitDecoder::new(s)).collect();
+                        let mut decs: Vec<BitDecoder> =
+                            gs.iter().map(|s| BitDecoder::new(s)).collect();
                         let (cml, modality) = (cm_level(seg), hint.modality);
-                        let mut cms: Vec<CmMix> = gl.iter().map(|&l| CmMix::new(cml, l, modality)).collect();
+                        let mut cms: Vec<CmMix> =
+                            gl.iter().map(|&l| CmMix::new(cml, l, modality)).collect();
                         let mut freqs = vec![0u32; 256];
                         let mut np = NodeProbs::default();
                         run_group(model, m, gl, |r, _t, w| {
@@ -464,14 +627,20 @@ impl NeuralCodec {
                             Ok(b)
                         })?;
                         if decs.iter().any(|d| d.overrun() > 8) {
-                            return Err(MmzError::corrupt("neural payload", "CM-mixed sub-stream overrun"));
+                            return Err(MmzError::corrupt(
+                                "neural payload",
+                                "CM-mixed sub-stream overrun",
+                            ));
                         }
                     } else {
-                        let mut decs: Vec<RangeDecoder> = gs.iter().map(|s| RangeDecoder::new(s.to_vec())).collect();
+                        let mut decs: Vec<RangeDecoder> =
+                            gs.iter().map(|s| RangeDecoder::new(s.to_vec())).collect();
                         let mut scratch = Vec::with_capacity(size);
                         run_group(model, m, gl, |r, _t, w| {
                             let s = decs[r].decode_probs(w, PRECISION, &mut scratch)?;
-                            let b = u8::try_from(s).map_err(|_| MmzError::corrupt("neural payload", "symbol out of range"))?;
+                            let b = u8::try_from(s).map_err(|_| {
+                                MmzError::corrupt("neural payload", "symbol out of range")
+                            })?;
                             outs[r].push(b);
                             Ok(b)
                         })?;
@@ -493,10 +662,25 @@ impl NeuralCodec {
     /// Diagnostics for tuning the mixer: the token-ordered bytes, the segment
     /// length and, per byte, the network's 16-bit P(1) at each of the 8 nodes on
     /// the byte's path (the inputs [`super::mix::StreamMix`] receives).
-    pub fn node_probs(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<(Vec<u8>, usize, Vec<u16>)> {
-        let Plan { m, toks, seg, lens, batch } = self.plan(data, level, hint, batch, threads)?;
+    pub fn node_probs(
+        &self,
+        data: &[u8],
+        level: u8,
+        hint: &Hint,
+        batch: usize,
+        threads: usize,
+    ) -> Result<(Vec<u8>, usize, Vec<u16>)> {
+        let Plan {
+            m,
+            toks,
+            seg,
+            lens,
+            batch,
+        } = self.plan(data, level, hint, batch, threads)?;
         if !self.mixable(m) {
-            return Err(MmzError::InvalidArgument("node probabilities need a 256-symbol slice".into()));
+            return Err(MmzError::InvalidArgument(
+                "node probabilities need a 256-symbol slice".into(),
+            ));
         }
         let model = &self.model;
         let tk = &toks;
@@ -533,8 +717,21 @@ impl NeuralCodec {
 
     /// Model cross-entropy of `data` in bits under the same segmentation as
     /// [`NeuralCodec::encode`] (float softmax, before quantization).
-    pub fn cross_entropy_bits(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<f64> {
-        let Plan { m, toks, seg, lens, batch } = self.plan(data, level, hint, batch, threads)?;
+    pub fn cross_entropy_bits(
+        &self,
+        data: &[u8],
+        level: u8,
+        hint: &Hint,
+        batch: usize,
+        threads: usize,
+    ) -> Result<f64> {
+        let Plan {
+            m,
+            toks,
+            seg,
+            lens,
+            batch,
+        } = self.plan(data, level, hint, batch, threads)?;
         let model = &self.model;
         let toks = &toks;
         let parts: Vec<Result<f64>> = in_pool(threads, || {
@@ -558,7 +755,14 @@ impl NeuralCodec {
     /// A complete chunk record (64-byte header + payload) holding the cheapest
     /// of: the CM-mixed, mixed and plain neural payloads (all from one network
     /// run), the CM codec (or stored, as `codec::compress_chunk` decides).
-    pub fn encode_chunk(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<Vec<u8>> {
+    pub fn encode_chunk(
+        &self,
+        data: &[u8],
+        level: u8,
+        hint: &Hint,
+        batch: usize,
+        threads: usize,
+    ) -> Result<Vec<u8>> {
         let (mut codec, mut payload) = compress_chunk(data, CodecId::Cm, level, hint)?;
         if !data.is_empty() {
             let f = self.encode_forms(data, level, hint, batch, threads, Want::ALL)?;
@@ -573,12 +777,21 @@ impl NeuralCodec {
     }
 
     /// Verify and decode one chunk record of any codec (codec 3 here, others via `frame::decode_chunk`).
-    pub fn decode_chunk(&self, header: &ChunkHeader, payload: &[u8], batch: usize, threads: usize) -> Result<Vec<u8>> {
+    pub fn decode_chunk(
+        &self,
+        header: &ChunkHeader,
+        payload: &[u8],
+        batch: usize,
+        threads: usize,
+    ) -> Result<Vec<u8>> {
         if header.codec != CodecId::Neural {
             return frame::decode_chunk(header, payload);
         }
         frame::decode_chunk_with(header, payload, |p| {
-            header.hint.validate(header.raw_len as usize).map_err(|e| MmzError::corrupt("chunk hint", e.to_string()))?;
+            header
+                .hint
+                .validate(header.raw_len as usize)
+                .map_err(|e| MmzError::corrupt("chunk hint", e.to_string()))?;
             self.decode(p, header.raw_len as usize, &header.hint, batch, threads)
         })
     }

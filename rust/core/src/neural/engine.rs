@@ -63,7 +63,14 @@ mod avx2 {
     pub const ROWS: usize = 6;
 
     #[inline(always)]
-    unsafe fn block<const R: usize, const SKIP_ZERO: bool>(x: &[f32], ni: usize, w: &[f32], no: usize, o: usize, y: &mut [f32]) {
+    unsafe fn block<const R: usize, const SKIP_ZERO: bool>(
+        x: &[f32],
+        ni: usize,
+        w: &[f32],
+        no: usize,
+        o: usize,
+        y: &mut [f32],
+    ) {
         let mut acc0 = [_mm256_setzero_ps(); R];
         let mut acc1 = [_mm256_setzero_ps(); R];
         let wp = w.as_ptr().add(o);
@@ -118,7 +125,10 @@ mod avx2 {
         }
         if full < no {
             for r in 0..rows {
-                let (xr, yr) = (&x[r * ni..(r + 1) * ni], &mut y[r * no + full..(r + 1) * no]);
+                let (xr, yr) = (
+                    &x[r * ni..(r + 1) * ni],
+                    &mut y[r * no + full..(r + 1) * no],
+                );
                 yr.fill(0.0);
                 for (i, &xi) in xr.iter().enumerate() {
                     if SKIP_ZERO && xi == 0.0 {
@@ -173,7 +183,11 @@ mod avx512 {
 
     /// Store a register block's accumulators: row `r`, vector `v` at `y[r·no + 16v ..]`.
     #[inline(always)]
-    unsafe fn store_rows<const R: usize, const NV: usize>(acc: &[[__m512; NV]; R], y: *mut f32, no: usize) {
+    unsafe fn store_rows<const R: usize, const NV: usize>(
+        acc: &[[__m512; NV]; R],
+        y: *mut f32,
+        no: usize,
+    ) {
         for (r, ar) in acc.iter().enumerate() {
             for (b, &a) in ar.iter().enumerate() {
                 _mm512_storeu_ps(y.add(r * no + 16 * b), a);
@@ -197,7 +211,9 @@ mod avx512 {
                 // First row block of a panel: the weights come from L3/DRAM; fetch
                 // PF_DIST input rows ahead (running into the next panel at the end).
                 for b in 0..NB {
-                    _mm_prefetch::<_MM_HINT_T0>(wi.wrapping_add(PF_DIST * 16 * NB + 16 * b).cast::<i8>());
+                    _mm_prefetch::<_MM_HINT_T0>(
+                        wi.wrapping_add(PF_DIST * 16 * NB + 16 * b).cast::<i8>(),
+                    );
                 }
             }
             let mut wv = [_mm512_setzero_ps(); NB];
@@ -218,7 +234,13 @@ mod avx512 {
     /// broadcasts per input. Each element still adds `x[r][i] · w[i][o]` for
     /// `i = 0, 1, …` in order (separate multiply and add).
     #[inline(always)]
-    unsafe fn block64<const R: usize, const SKIP_ZERO: bool, const PF: bool>(x: *const f32, ni: usize, w: *const f32, no: usize, y: *mut f32) {
+    unsafe fn block64<const R: usize, const SKIP_ZERO: bool, const PF: bool>(
+        x: *const f32,
+        ni: usize,
+        w: *const f32,
+        no: usize,
+        y: *mut f32,
+    ) {
         let mut acc = [[_mm512_setzero_ps(); 4]; R];
         let w2 = w.add(32 * ni);
         for i in 0..ni {
@@ -226,11 +248,18 @@ mod avx512 {
             if PF {
                 for q in [wa, wb] {
                     for b in 0..2 {
-                        _mm_prefetch::<_MM_HINT_T0>(q.wrapping_add(PF_DIST * 32 + 16 * b).cast::<i8>());
+                        _mm_prefetch::<_MM_HINT_T0>(
+                            q.wrapping_add(PF_DIST * 32 + 16 * b).cast::<i8>(),
+                        );
                     }
                 }
             }
-            let wv = [_mm512_loadu_ps(wa), _mm512_loadu_ps(wa.add(16)), _mm512_loadu_ps(wb), _mm512_loadu_ps(wb.add(16))];
+            let wv = [
+                _mm512_loadu_ps(wa),
+                _mm512_loadu_ps(wa.add(16)),
+                _mm512_loadu_ps(wb),
+                _mm512_loadu_ps(wb.add(16)),
+            ];
             accumulate::<R, 4, SKIP_ZERO>(&mut acc, x, ni, i, &wv);
         }
         store_rows(&acc, y, no);
@@ -238,7 +267,13 @@ mod avx512 {
 
     /// Output columns `o .. o + 64` of every row (two 32-column panels), [`ROWS64`] rows at a time.
     #[inline(always)]
-    unsafe fn columns64<const SKIP_ZERO: bool>(x: &[f32], m: &Mat, rows: usize, o: usize, y: &mut [f32]) {
+    unsafe fn columns64<const SKIP_ZERO: bool>(
+        x: &[f32],
+        m: &Mat,
+        rows: usize,
+        o: usize,
+        y: &mut [f32],
+    ) {
         let (ni, no) = (m.n_in, m.n_out);
         let wp = m.panels.as_ptr().add(o * ni);
         let mut r0 = 0;
@@ -270,7 +305,14 @@ mod avx512 {
     /// Like [`block`] (no prefetch), but over the input indices `idx` only (in
     /// increasing order): the ones where some row of the block is non-zero.
     #[inline(always)]
-    unsafe fn block_sparse<const R: usize, const NB: usize>(x: *const f32, ni: usize, w: *const f32, no: usize, y: *mut f32, idx: &[u32]) {
+    unsafe fn block_sparse<const R: usize, const NB: usize>(
+        x: *const f32,
+        ni: usize,
+        w: *const f32,
+        no: usize,
+        y: *mut f32,
+        idx: &[u32],
+    ) {
         let mut acc = [[_mm512_setzero_ps(); NB]; R];
         for &i in idx {
             let i = i as usize;
@@ -294,7 +336,15 @@ mod avx512 {
     }
 
     #[inline(always)]
-    unsafe fn blocks_sparse<const NB: usize>(nr: usize, xp: *const f32, ni: usize, wp: *const f32, no: usize, yp: *mut f32, idx: &[u32]) {
+    unsafe fn blocks_sparse<const NB: usize>(
+        nr: usize,
+        xp: *const f32,
+        ni: usize,
+        wp: *const f32,
+        no: usize,
+        yp: *mut f32,
+        idx: &[u32],
+    ) {
         match nr {
             12 => block_sparse::<12, NB>(xp, ni, wp, no, yp, idx),
             11 => block_sparse::<11, NB>(xp, ni, wp, no, yp, idx),
@@ -341,7 +391,13 @@ mod avx512 {
     /// One row, `16 NB` columns from the row-major weights at `w` (row stride
     /// `no`): `y[o] = Σ_{i ∈ idx} x[i] · w[i][o]`, `i` increasing.
     #[inline(always)]
-    unsafe fn row_sparse<const NB: usize>(xr: &[f32], w: *const f32, no: usize, y: *mut f32, idx: &[u32]) {
+    unsafe fn row_sparse<const NB: usize>(
+        xr: &[f32],
+        w: *const f32,
+        no: usize,
+        y: *mut f32,
+        idx: &[u32],
+    ) {
         let mut acc = [_mm512_setzero_ps(); NB];
         for &i in idx {
             let i = i as usize;
@@ -371,8 +427,17 @@ mod avx512 {
     pub unsafe fn mm_sparse(x: &[f32], m: &Mat, y: &mut [f32]) {
         let (ni, no) = (m.n_in, m.n_out);
         let rows = x.len() / ni;
-        let full = if no % 32 >= 16 { no - no % 16 } else { no - no % 32 };
-        if !m.finite || m.w.len() < ni * no || y.len() < rows * no || x.len() < rows * ni || m.panels.len() < full * ni {
+        let full = if no % 32 >= 16 {
+            no - no % 16
+        } else {
+            no - no % 32
+        };
+        if !m.finite
+            || m.w.len() < ni * no
+            || y.len() < rows * no
+            || x.len() < rows * ni
+            || m.panels.len() < full * ni
+        {
             return super::mm_body::<true>(x, m, y);
         }
         let mut idx: Vec<u32> = Vec::with_capacity(ni);
@@ -409,11 +474,27 @@ mod avx512 {
             let xp = xb.as_ptr();
             let mut o = 0;
             while o + 32 <= no {
-                blocks_sparse::<2>(nr, xp, ni, m.panels.as_ptr().add(o * ni), no, y.as_mut_ptr().add(r0 * no + o), &idx);
+                blocks_sparse::<2>(
+                    nr,
+                    xp,
+                    ni,
+                    m.panels.as_ptr().add(o * ni),
+                    no,
+                    y.as_mut_ptr().add(r0 * no + o),
+                    &idx,
+                );
                 o += 32;
             }
             if o + 16 <= no {
-                blocks_sparse::<1>(nr, xp, ni, m.panels.as_ptr().add(o * ni), no, y.as_mut_ptr().add(r0 * no + o), &idx);
+                blocks_sparse::<1>(
+                    nr,
+                    xp,
+                    ni,
+                    m.panels.as_ptr().add(o * ni),
+                    no,
+                    y.as_mut_ptr().add(r0 * no + o),
+                    &idx,
+                );
                 o += 16;
             }
             if o < no {
@@ -451,7 +532,13 @@ mod avx512 {
 
     /// Output columns `o .. o + 16 NB` of every row, `ROWS` rows at a time.
     #[inline(always)]
-    unsafe fn columns<const NB: usize, const SKIP_ZERO: bool>(x: &[f32], m: &Mat, rows: usize, o: usize, y: &mut [f32]) {
+    unsafe fn columns<const NB: usize, const SKIP_ZERO: bool>(
+        x: &[f32],
+        m: &Mat,
+        rows: usize,
+        o: usize,
+        y: &mut [f32],
+    ) {
         let (ni, no) = (m.n_in, m.n_out);
         let wp = m.panels.as_ptr().add(o * ni);
         let mut r0 = 0;
@@ -473,7 +560,12 @@ mod avx512 {
     /// the next head (`next[0]`, may be null) is prefetched into L1 row by row
     /// during the update, the one after (`next[1]`) into L2 during the `sa` pass.
     #[inline(always)]
-    unsafe fn wkv<const NV: usize>(s: &mut [f32], hv: &super::WkvHead<'_>, yh: &mut [f32], next: [*const f32; 2]) {
+    unsafe fn wkv<const NV: usize>(
+        s: &mut [f32],
+        hv: &super::WkvHead<'_>,
+        yh: &mut [f32],
+        next: [*const f32; 2],
+    ) {
         let n = 16 * NV;
         let sp = s.as_mut_ptr();
         let mut sa = [_mm512_setzero_ps(); NV];
@@ -507,7 +599,10 @@ mod avx512 {
                 }
             }
             for b in 0..NV {
-                let t = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(sj.add(16 * b)), dj), _mm512_mul_ps(sa[b], bj));
+                let t = _mm512_add_ps(
+                    _mm512_mul_ps(_mm512_loadu_ps(sj.add(16 * b)), dj),
+                    _mm512_mul_ps(sa[b], bj),
+                );
                 let t = _mm512_add_ps(t, _mm512_mul_ps(vv[b], kj));
                 _mm512_storeu_ps(sj.add(16 * b), t);
                 y[b] = _mm512_add_ps(y[b], _mm512_mul_ps(t, rj));
@@ -521,14 +616,24 @@ mod avx512 {
     /// `out[i] = fv(a[i], p[i % d])` 16 lanes at a time (`fs` for the lanes
     /// past the last multiple of 16 in each row of `d = p.len()`).
     #[inline(always)]
-    unsafe fn per_ch16(a: &[f32], p: &[f32], out: &mut [f32], fv: impl Fn(__m512, __m512) -> __m512, fs: impl Fn(f32, f32) -> f32) {
+    unsafe fn per_ch16(
+        a: &[f32],
+        p: &[f32],
+        out: &mut [f32],
+        fv: impl Fn(__m512, __m512) -> __m512,
+        fs: impl Fn(f32, f32) -> f32,
+    ) {
         let d = p.len();
         let full = d - d % 16;
         for (ar, or) in a.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
             let mut j = 0;
             // Four independent vectors per iteration (the functions are long dependency chains).
             while j + 64 <= full {
-                let (ap, pp, op) = (ar.as_ptr().add(j), p.as_ptr().add(j), or.as_mut_ptr().add(j));
+                let (ap, pp, op) = (
+                    ar.as_ptr().add(j),
+                    p.as_ptr().add(j),
+                    or.as_mut_ptr().add(j),
+                );
                 let v0 = fv(_mm512_loadu_ps(ap), _mm512_loadu_ps(pp));
                 let v1 = fv(_mm512_loadu_ps(ap.add(16)), _mm512_loadu_ps(pp.add(16)));
                 let v2 = fv(_mm512_loadu_ps(ap.add(32)), _mm512_loadu_ps(pp.add(32)));
@@ -540,7 +645,10 @@ mod avx512 {
                 j += 64;
             }
             while j < full {
-                let v = fv(_mm512_loadu_ps(ar.as_ptr().add(j)), _mm512_loadu_ps(p.as_ptr().add(j)));
+                let v = fv(
+                    _mm512_loadu_ps(ar.as_ptr().add(j)),
+                    _mm512_loadu_ps(p.as_ptr().add(j)),
+                );
                 _mm512_storeu_ps(or.as_mut_ptr().add(j), v);
                 j += 16;
             }
@@ -556,7 +664,10 @@ mod avx512 {
         let full = v.len() - v.len() % 16;
         let mut j = 0;
         while j < full {
-            _mm512_storeu_ps(v.as_mut_ptr().add(j), fv(_mm512_loadu_ps(v.as_ptr().add(j))));
+            _mm512_storeu_ps(
+                v.as_mut_ptr().add(j),
+                fv(_mm512_loadu_ps(v.as_ptr().add(j))),
+            );
             j += 16;
         }
         for q in &mut v[full..] {
@@ -588,7 +699,13 @@ mod avx512 {
     /// The CPU must support AVX-512F; `a` and `out` hold whole rows of `p.len()`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn sigmoid_bias(a: &[f32], p: &[f32], out: &mut [f32]) {
-        per_ch16(a, p, out, |z, a0| v16::sigmoid(_mm512_add_ps(a0, z)), |z, a0| math::sigmoid(a0 + z))
+        per_ch16(
+            a,
+            p,
+            out,
+            |z, a0| v16::sigmoid(_mm512_add_ps(a0, z)),
+            |z, a0| math::sigmoid(a0 + z),
+        )
     }
 
     /// The decay ([`super::decay_of`]) per channel, the same operations per lane.
@@ -603,7 +720,8 @@ mod avx512 {
             out,
             |tv, w0| {
                 let z = _mm512_add_ps(w0, tv);
-                let w_raw = _mm512_sub_ps(v16::neg(v16::softplus(v16::neg(z))), _mm512_set1_ps(0.5));
+                let w_raw =
+                    _mm512_sub_ps(v16::neg(v16::softplus(v16::neg(z))), _mm512_set1_ps(0.5));
                 v16::exp(v16::neg(v16::exp(w_raw)))
             },
             super::decay_of,
@@ -618,16 +736,31 @@ mod avx512 {
     pub(super) unsafe fn v_residual(v: &mut [f32], f: &[f32], z: &[f32], b0: &[f32]) {
         let d = b0.len();
         let full = d - d % 16;
-        for ((vr, fr), zr) in v.chunks_exact_mut(d).zip(f.chunks_exact(d)).zip(z.chunks_exact(d)) {
+        for ((vr, fr), zr) in v
+            .chunks_exact_mut(d)
+            .zip(f.chunks_exact(d))
+            .zip(z.chunks_exact(d))
+        {
             let mut j = 0;
             while j < full {
                 let vv = _mm512_loadu_ps(vr.as_ptr().add(j));
                 let fv = _mm512_loadu_ps(fr.as_ptr().add(j));
-                let s = v16::sigmoid(_mm512_add_ps(_mm512_loadu_ps(b0.as_ptr().add(j)), _mm512_loadu_ps(zr.as_ptr().add(j))));
-                _mm512_storeu_ps(vr.as_mut_ptr().add(j), _mm512_add_ps(vv, _mm512_mul_ps(_mm512_sub_ps(fv, vv), s)));
+                let s = v16::sigmoid(_mm512_add_ps(
+                    _mm512_loadu_ps(b0.as_ptr().add(j)),
+                    _mm512_loadu_ps(zr.as_ptr().add(j)),
+                ));
+                _mm512_storeu_ps(
+                    vr.as_mut_ptr().add(j),
+                    _mm512_add_ps(vv, _mm512_mul_ps(_mm512_sub_ps(fv, vv), s)),
+                );
                 j += 16;
             }
-            for (((vv, &f), &zv), &b) in vr[full..].iter_mut().zip(&fr[full..]).zip(&zr[full..]).zip(&b0[full..]) {
+            for (((vv, &f), &zv), &b) in vr[full..]
+                .iter_mut()
+                .zip(&fr[full..])
+                .zip(&zr[full..])
+                .zip(&b0[full..])
+            {
                 *vv = super::v_mix(*vv, f, zv, b);
             }
         }
@@ -639,7 +772,12 @@ mod avx512 {
     /// The CPU must support AVX-512F; `n = hv.kk.len()` is 16, 32, 48 or 64, every
     /// vector of `hv` and `yh` holds `n` floats and `s` holds `n × n`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn wkv_head(s: &mut [f32], hv: &super::WkvHead<'_>, yh: &mut [f32], next: [*const f32; 2]) {
+    pub(super) unsafe fn wkv_head(
+        s: &mut [f32],
+        hv: &super::WkvHead<'_>,
+        yh: &mut [f32],
+        next: [*const f32; 2],
+    ) {
         match hv.kk.len() {
             64 => wkv::<4>(s, hv, yh, next),
             48 => wkv::<3>(s, hv, yh, next),
@@ -656,8 +794,16 @@ mod avx512 {
     pub unsafe fn mm<const SKIP_ZERO: bool>(x: &[f32], m: &Mat, y: &mut [f32]) {
         let (ni, no) = (m.n_in, m.n_out);
         let rows = x.len() / ni;
-        let full = if no % 32 >= 16 { no - no % 16 } else { no - no % 32 };
-        if m.w.len() < ni * no || y.len() < rows * no || x.len() < rows * ni || m.panels.len() < full * ni {
+        let full = if no % 32 >= 16 {
+            no - no % 16
+        } else {
+            no - no % 32
+        };
+        if m.w.len() < ni * no
+            || y.len() < rows * no
+            || x.len() < rows * ni
+            || m.panels.len() < full * ni
+        {
             return super::mm_body::<SKIP_ZERO>(x, m, y);
         }
         let mut o = 0;
@@ -701,7 +847,13 @@ mod avx512 {
     }
 
     #[inline(always)]
-    unsafe fn tail_cols<const TC: usize>(x: &[f32], m: &Mat, rows: usize, o0: usize, y: &mut [f32]) {
+    unsafe fn tail_cols<const TC: usize>(
+        x: &[f32],
+        m: &Mat,
+        rows: usize,
+        o0: usize,
+        y: &mut [f32],
+    ) {
         let (ni, no) = (m.n_in, m.n_out);
         let mut xt = super::buf_dirty(ni * 16);
         let wp = m.w.as_ptr().add(o0);
@@ -847,7 +999,11 @@ thread_local! {
 }
 
 fn buf(len: usize) -> Buf {
-    let mut v = POOL.try_with(|p| p.borrow_mut().pop()).ok().flatten().unwrap_or_default();
+    let mut v = POOL
+        .try_with(|p| p.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     v.clear();
     v.resize(len, 0.0);
     Buf(v)
@@ -889,7 +1045,11 @@ impl std::ops::DerefMut for Buf {
 /// Like [`buf`] but with unspecified (stale, finite-or-not) contents, for
 /// outputs that are completely overwritten.
 fn buf_dirty(len: usize) -> Buf {
-    let mut v = POOL.try_with(|p| p.borrow_mut().pop()).ok().flatten().unwrap_or_default();
+    let mut v = POOL
+        .try_with(|p| p.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     if v.len() >= len {
         v.truncate(len);
     } else {
@@ -972,7 +1132,12 @@ fn norm_chunks(x: &[f32], n: usize, w: &[f32], b: &[f32], eps: f32, out: &mut [f
     for (c, (xc, oc)) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)).enumerate() {
         let (m, inv) = (mu[c], 1.0 / (q[c] / nf + eps).sqrt());
         let p0 = (c * n) % period;
-        for (((o, &v), &wi), &bi) in oc.iter_mut().zip(xc).zip(&w[p0..p0 + n]).zip(&b[p0..p0 + n]) {
+        for (((o, &v), &wi), &bi) in oc
+            .iter_mut()
+            .zip(xc)
+            .zip(&w[p0..p0 + n])
+            .zip(&b[p0..p0 + n])
+        {
             *o = (v - m) * inv * wi + bi;
         }
     }
@@ -1037,7 +1202,14 @@ fn route(x: &[f32], r: &Router, mods: &[usize], top_k: usize) -> Buf {
 
 /// `Σ_{e selected} g_e · f_e(x_row)` per row, experts in ascending order.
 #[inline(always)]
-fn moe<F: Fn(usize, &[f32]) -> Buf>(x: &[f32], n_in: usize, gates: &[f32], n_e: usize, n_out: usize, f: F) -> Buf {
+fn moe<F: Fn(usize, &[f32]) -> Buf>(
+    x: &[f32],
+    n_in: usize,
+    gates: &[f32],
+    n_e: usize,
+    n_out: usize,
+    f: F,
+) -> Buf {
     let rows = x.len() / n_in;
     let mut acc = buf(rows * n_out);
     for e in 0..n_e {
@@ -1052,7 +1224,10 @@ fn moe<F: Fn(usize, &[f32]) -> Buf>(x: &[f32], n_in: usize, gates: &[f32], n_e: 
         let ys = f(e, &xs);
         for (k, &r) in idx.iter().enumerate() {
             let g = gates[r * n_e + e];
-            for (a, &y) in acc[r * n_out..(r + 1) * n_out].iter_mut().zip(&ys[k * n_out..(k + 1) * n_out]) {
+            for (a, &y) in acc[r * n_out..(r + 1) * n_out]
+                .iter_mut()
+                .zip(&ys[k * n_out..(k + 1) * n_out])
+            {
                 *a += g * y;
             }
         }
@@ -1116,7 +1291,13 @@ pub fn zero_state(model: &Model) -> Vec<f32> {
 /// One step for `tokens.len()` rows. `states[r]` is row `r`'s state (updated in
 /// place); `mods[r]` its modality; `logits` receives `R × max_slice` values
 /// (`-inf` past the row's slice size).
-pub fn step(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usize], logits: &mut [f32]) -> Result<()> {
+pub fn step(
+    model: &Model,
+    states: &mut [Vec<f32>],
+    tokens: &[u32],
+    mods: &[usize],
+    logits: &mut [f32],
+) -> Result<()> {
     match simd() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the CPU supports these AVX-512 subsets (checked by `simd`); the body is safe code.
@@ -1133,7 +1314,13 @@ pub fn step(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usiz
 /// a multiply and an add), so the results are bit-identical to the portable build.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn step_avx2(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usize], logits: &mut [f32]) -> Result<()> {
+unsafe fn step_avx2(
+    model: &Model,
+    states: &mut [Vec<f32>],
+    tokens: &[u32],
+    mods: &[usize],
+    logits: &mut [f32],
+) -> Result<()> {
     step_body(model, states, tokens, mods, logits)
 }
 
@@ -1142,25 +1329,45 @@ unsafe fn step_avx2(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods
 /// every lane performs the portable operation sequence.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2")]
-unsafe fn step_avx512(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usize], logits: &mut [f32]) -> Result<()> {
+unsafe fn step_avx512(
+    model: &Model,
+    states: &mut [Vec<f32>],
+    tokens: &[u32],
+    mods: &[usize],
+    logits: &mut [f32],
+) -> Result<()> {
     step_body(model, states, tokens, mods, logits)
 }
 
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
-fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usize], logits: &mut [f32]) -> Result<()> {
+fn step_body(
+    model: &Model,
+    states: &mut [Vec<f32>],
+    tokens: &[u32],
+    mods: &[usize],
+    logits: &mut [f32],
+) -> Result<()> {
     let c = &model.cfg;
     let (d, nh, n) = (c.d, c.n_head(), c.head_size);
     let rows = tokens.len();
     let ms = c.max_slice();
     if states.len() != rows || mods.len() != rows || logits.len() != rows * ms {
-        return Err(MmzError::InvalidArgument("neural step: inconsistent row counts".into()));
+        return Err(MmzError::InvalidArgument(
+            "neural step: inconsistent row counts".into(),
+        ));
     }
     if let Some(s) = states.iter().find(|s| s.len() != c.state_len()) {
-        return Err(MmzError::InvalidArgument(format!("neural step: state of {} floats, expected {}", s.len(), c.state_len())));
+        return Err(MmzError::InvalidArgument(format!(
+            "neural step: state of {} floats, expected {}",
+            s.len(),
+            c.state_len()
+        )));
     }
     if mods.iter().any(|&m| m >= c.n_mod) || tokens.iter().any(|&t| t as usize >= c.vocab_size) {
-        return Err(MmzError::InvalidArgument("neural step: token or modality out of range".into()));
+        return Err(MmzError::InvalidArgument(
+            "neural step: token or modality out of range".into(),
+        ));
     }
     let lsl = c.layer_state_len();
     let rd = rows * d;
@@ -1192,7 +1399,9 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
             for r in 0..rows {
                 let xp = &states[r][base..base + d];
                 let ur = &u[r * d..(r + 1) * d];
-                for (((o, &p), &uv), &mv) in out[r * d..(r + 1) * d].iter_mut().zip(xp).zip(ur).zip(mk) {
+                for (((o, &p), &uv), &mv) in
+                    out[r * d..(r + 1) * d].iter_mut().zip(xp).zip(ur).zip(mk)
+                {
                     *o = uv + (p - uv) * mv;
                 }
             }
@@ -1225,7 +1434,9 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
         let mut v = match &ly.v_router {
             Some(rt) => {
                 let gates = route(&u, rt, mods, c.top_k);
-                moe(xv, d, &gates, ly.value.len(), d, |e, xs| mm(xs, &ly.value[e]))
+                moe(xv, d, &gates, ly.value.len(), d, |e, xs| {
+                    mm(xs, &ly.value[e])
+                })
             }
             None => mm(xv, &ly.value[0]),
         };
@@ -1240,7 +1451,11 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
                         avx512::v_residual(&mut v, &v_first, &z, v0)
                     };
                 } else {
-                    for ((vr, fr), zr) in v.chunks_exact_mut(d).zip(v_first.chunks_exact(d)).zip(z.chunks_exact(d)) {
+                    for ((vr, fr), zr) in v
+                        .chunks_exact_mut(d)
+                        .zip(v_first.chunks_exact(d))
+                        .zip(z.chunks_exact(d))
+                    {
                         for (((vv, &f), &zv), &b0) in vr.iter_mut().zip(fr).zip(zr).zip(v0) {
                             *vv = v_mix(*vv, f, zv, b0);
                         }
@@ -1275,7 +1490,11 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
                 *q /= nr;
             }
         }
-        for ((kr, ar), ka) in k.chunks_exact_mut(d).zip(a.chunks_exact(d)).zip(std::iter::repeat(&ly.k_a)) {
+        for ((kr, ar), ka) in k
+            .chunks_exact_mut(d)
+            .zip(a.chunks_exact(d))
+            .zip(std::iter::repeat(&ly.k_a))
+        {
             for ((kv, &av), &kav) in kr.iter_mut().zip(ar).zip(ka) {
                 *kv *= 1.0 + (av - 1.0) * kav;
             }
@@ -1287,7 +1506,9 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
                 let o = r * d + h * n;
                 // The next two (row, head) states, prefetched while this one is updated.
                 let ahead = |q: usize| {
-                    states.get(q / nh).map_or(std::ptr::null(), |sn| sn[base + d + (q % nh) * n * n..].as_ptr())
+                    states.get(q / nh).map_or(std::ptr::null(), |sn| {
+                        sn[base + d + (q % nh) * n * n..].as_ptr()
+                    })
                 };
                 let next = [ahead(r * nh + h + 1), ahead(r * nh + h + 2)];
                 let s = &mut states[r][base + d + h * n * n..base + d + (h + 1) * n * n]; // [j][i]: key-major
@@ -1317,7 +1538,11 @@ fn step_body(model: &Model, states: &mut [Vec<f32>], tokens: &[u32], mods: &[usi
             let q = ch * n + j;
             rr[q] * k[q] * ly.r_k[(ch % nh) * n + j]
         });
-        for (ch, (yc, (tc, vc))) in y.chunks_exact_mut(n).zip(ygn.chunks_exact(n).zip(v.chunks_exact(n))).enumerate() {
+        for (ch, (yc, (tc, vc))) in y
+            .chunks_exact_mut(n)
+            .zip(ygn.chunks_exact(n).zip(v.chunks_exact(n)))
+            .enumerate()
+        {
             let cbv = cb[ch];
             let gc = &g[ch * n..(ch + 1) * n];
             for (((yi, &ti), &vi), &gi) in yc.iter_mut().zip(tc).zip(vc).zip(gc) {
@@ -1455,12 +1680,25 @@ mod tests {
                 let mut s_simd = s_ref.clone();
                 let next: Vec<f32> = vec![1.0; n * n];
                 for step in 0..4 {
-                    let vecs: Vec<Vec<f32>> = (0..6).map(|_| (0..n).map(|_| rnd()).collect()).collect();
+                    let vecs: Vec<Vec<f32>> =
+                        (0..6).map(|_| (0..n).map(|_| rnd()).collect()).collect();
                     let decay: Vec<f32> = vecs[5].iter().map(|v| 0.5 + v).collect();
-                    let hv = WkvHead { kk: &vecs[0], a: &vecs[1], k: &vecs[2], v: &vecs[3], r: &vecs[4], decay: &decay };
-                    let (mut y_ref, mut y_simd, mut sa) = (vec![9f32; n], vec![9f32; n], vec![0f32; n]);
+                    let hv = WkvHead {
+                        kk: &vecs[0],
+                        a: &vecs[1],
+                        k: &vecs[2],
+                        v: &vecs[3],
+                        r: &vecs[4],
+                        decay: &decay,
+                    };
+                    let (mut y_ref, mut y_simd, mut sa) =
+                        (vec![9f32; n], vec![9f32; n], vec![0f32; n]);
                     wkv_head(&mut s_ref, &hv, &mut y_ref, &mut sa);
-                    let nx = if step % 2 == 0 { [next.as_ptr(), next[n..].as_ptr()] } else { [std::ptr::null(); 2] };
+                    let nx = if step % 2 == 0 {
+                        [next.as_ptr(), next[n..].as_ptr()]
+                    } else {
+                        [std::ptr::null(); 2]
+                    };
                     // SAFETY: AVX-512F checked above; all slices hold n (state n × n) floats.
                     unsafe { avx512::wkv_head(&mut s_simd, &hv, &mut y_simd, nx) };
                     assert_eq!(bits(&y_ref), bits(&y_simd), "wkv y n={n} step {step}");
@@ -1501,13 +1739,21 @@ mod tests {
                         x[ni + 1] = f32::NAN;
                         x[2 * ni + 2] = f32::INFINITY;
                     }
-                    let (mut want, mut want_dense, mut got) = (vec![0f32; rows * no], vec![0f32; rows * no], vec![7f32; rows * no]);
+                    let (mut want, mut want_dense, mut got) = (
+                        vec![0f32; rows * no],
+                        vec![0f32; rows * no],
+                        vec![7f32; rows * no],
+                    );
                     mm_body::<true>(&x, &m, &mut want);
                     mm_body::<false>(&x, &m, &mut want_dense);
                     // SAFETY: AVX-512F checked above.
                     unsafe { avx512::mm_sparse(&x, &m, &mut got) };
                     assert_eq!(bits(&got), bits(&want), "sparse {ni}x{no} rows {rows}");
-                    assert_eq!(bits(&got), bits(&want_dense), "sparse vs dense {ni}x{no} rows {rows}");
+                    assert_eq!(
+                        bits(&got),
+                        bits(&want_dense),
+                        "sparse vs dense {ni}x{no} rows {rows}"
+                    );
                 }
             }
         }
@@ -1523,7 +1769,16 @@ mod tests {
             st = st.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             ((st >> 8) as f32 / (1 << 24) as f32 - 0.5) * 4.0
         };
-        for &(ni, no) in &[(128usize, 128usize), (16, 128), (128, 16), (128, 4), (37, 53), (64, 48), (5, 256), (128, 36)] {
+        for &(ni, no) in &[
+            (128usize, 128usize),
+            (16, 128),
+            (128, 16),
+            (128, 4),
+            (37, 53),
+            (64, 48),
+            (5, 256),
+            (128, 36),
+        ] {
             for poison in [false, true] {
                 let mut w: Vec<f32> = (0..ni * no).map(|_| rnd()).collect();
                 if poison {
@@ -1532,13 +1787,19 @@ mod tests {
                 let m = Mat::new(w, ni, no);
                 assert_eq!(m.finite, !poison);
                 for rows in [1usize, 2, 5, 11, 12, 13, 25, 64] {
-                    let x: Vec<f32> = (0..rows * ni).map(|i| if i % 3 == 0 { 0.0 } else { rnd() }).collect();
+                    let x: Vec<f32> = (0..rows * ni)
+                        .map(|i| if i % 3 == 0 { 0.0 } else { rnd() })
+                        .collect();
                     let mut want = vec![0f32; rows * no];
                     let mut want_skip = vec![0f32; rows * no];
                     mm_body::<false>(&x, &m, &mut want);
                     mm_body::<true>(&x, &m, &mut want_skip);
                     if !poison {
-                        assert_eq!(bits(&want), bits(&want_skip), "skip == dense for finite weights");
+                        assert_eq!(
+                            bits(&want),
+                            bits(&want_skip),
+                            "skip == dense for finite weights"
+                        );
                     }
                     #[cfg(target_arch = "x86_64")]
                     {
@@ -1549,23 +1810,39 @@ mod tests {
                             assert_eq!(bits(&got), bits(&want), "avx2 {ni}x{no} rows {rows}");
                             // SAFETY: as above.
                             unsafe { avx2::mm::<true>(&x, &m, &mut got) };
-                            assert_eq!(bits(&got), bits(&want_skip), "avx2 skip {ni}x{no} rows {rows}");
+                            assert_eq!(
+                                bits(&got),
+                                bits(&want_skip),
+                                "avx2 skip {ni}x{no} rows {rows}"
+                            );
                         }
                         if std::is_x86_feature_detected!("avx512f") {
                             // SAFETY: AVX-512F checked just above.
                             unsafe { avx512::mm_sparse(&x, &m, &mut got) };
-                            assert_eq!(bits(&got), bits(&want_skip), "avx512 sparse {ni}x{no} rows {rows}");
+                            assert_eq!(
+                                bits(&got),
+                                bits(&want_skip),
+                                "avx512 sparse {ni}x{no} rows {rows}"
+                            );
                             // SAFETY: as above.
                             unsafe { avx512::mm::<false>(&x, &m, &mut got) };
                             assert_eq!(bits(&got), bits(&want), "avx512 {ni}x{no} rows {rows}");
                             // SAFETY: as above.
                             unsafe { avx512::mm::<true>(&x, &m, &mut got) };
-                            assert_eq!(bits(&got), bits(&want_skip), "avx512 skip {ni}x{no} rows {rows}");
+                            assert_eq!(
+                                bits(&got),
+                                bits(&want_skip),
+                                "avx512 skip {ni}x{no} rows {rows}"
+                            );
                         }
                     }
                     let mut got = vec![0f32; rows * no];
                     mm_k::<true>(&x, &m, &mut got);
-                    assert_eq!(bits(&got), bits(&want_skip), "dispatched skip {ni}x{no} rows {rows}");
+                    assert_eq!(
+                        bits(&got),
+                        bits(&want_skip),
+                        "dispatched skip {ni}x{no} rows {rows}"
+                    );
                 }
             }
         }

@@ -50,27 +50,66 @@ fn golden_vectors() {
         quant::quantize_logits(row, PRECISION, &mut out, &mut scratch).expect("quant");
         cdfs.extend(out.iter().flat_map(|f| f.to_le_bytes()));
     }
-    let payload = c.encode(&golden_text(), 1, &Hint::bytes(Modality::Text), 1, 1).expect("encode");
+    let payload = c
+        .encode(&golden_text(), 1, &Hint::bytes(Modality::Text), 1, 1)
+        .expect("encode");
     assert_eq!(c.probe, golden("probe"), "probe hash");
     assert_eq!(xxh3(&bytes), golden("logits"), "logits bits");
     assert_eq!(xxh3(&cdfs), golden("cdfs"), "CDF hash");
-    assert_eq!(payload.len() as u64, golden("payload_len"), "payload length");
+    assert_eq!(
+        payload.len() as u64,
+        golden("payload_len"),
+        "payload length"
+    );
     assert_eq!(xxh3(&payload), golden("payload"), "payload hash");
     // Payloads written before the mixed form existed (flags 0) keep these bytes.
-    let f = c.encode_forms(&golden_text(), 1, &Hint::bytes(Modality::Text), 1, 1, super::codec::Want::ALL).expect("forms");
-    assert_eq!(f.plain.as_deref(), Some(&payload[..]), "plain form from the three-form pass");
+    let f = c
+        .encode_forms(
+            &golden_text(),
+            1,
+            &Hint::bytes(Modality::Text),
+            1,
+            1,
+            super::codec::Want::ALL,
+        )
+        .expect("forms");
+    assert_eq!(
+        f.plain.as_deref(),
+        Some(&payload[..]),
+        "plain form from the three-form pass"
+    );
     let mixed = f.mixed.expect("tiny model slices are 256 wide");
     assert_eq!(mixed[3], super::codec::FLAGS_MIX);
-    assert_eq!(mixed.len() as u64, golden("mixed_payload_len"), "mixed payload length");
+    assert_eq!(
+        mixed.len() as u64,
+        golden("mixed_payload_len"),
+        "mixed payload length"
+    );
     assert_eq!(xxh3(&mixed), golden("mixed_payload"), "mixed payload hash");
     let h = Hint::bytes(Modality::Text);
-    assert_eq!(c.decode(&mixed, golden_text().len(), &h, 1, 1).expect("mixed decodes"), golden_text());
+    assert_eq!(
+        c.decode(&mixed, golden_text().len(), &h, 1, 1)
+            .expect("mixed decodes"),
+        golden_text()
+    );
     // The CM-mixed form (flags 2).
     let cmx = f.cm_mixed.expect("tiny model slices are 256 wide");
     assert_eq!(cmx[3], super::codec::FLAGS_CM_MIX);
-    assert_eq!(cmx.len() as u64, golden("cm_mixed_payload_len"), "CM-mixed payload length");
-    assert_eq!(xxh3(&cmx), golden("cm_mixed_payload"), "CM-mixed payload hash");
-    assert_eq!(c.decode(&cmx, golden_text().len(), &h, 1, 1).expect("CM-mixed decodes"), golden_text());
+    assert_eq!(
+        cmx.len() as u64,
+        golden("cm_mixed_payload_len"),
+        "CM-mixed payload length"
+    );
+    assert_eq!(
+        xxh3(&cmx),
+        golden("cm_mixed_payload"),
+        "CM-mixed payload hash"
+    );
+    assert_eq!(
+        c.decode(&cmx, golden_text().len(), &h, 1, 1)
+            .expect("CM-mixed decodes"),
+        golden_text()
+    );
 }
 
 #[test]
@@ -80,7 +119,11 @@ fn cm_mixed_form_invariance_roundtrip_and_damage() {
     let text: Vec<u8> = (0..20_000u32)
         .map(|i| {
             st = st.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            if st >> 29 == 0 { (st >> 20) as u8 } else { b"the CM engine as the network's mixing partner; "[(i % 47) as usize] }
+            if st >> 29 == 0 {
+                (st >> 20) as u8
+            } else {
+                b"the CM engine as the network's mixing partner; "[(i % 47) as usize]
+            }
         })
         .collect();
     let mut noise = Vec::new();
@@ -101,20 +144,36 @@ fn cm_mixed_form_invariance_roundtrip_and_damage() {
         // B = 1, 4, 64 and 1 or 2 threads give the same bytes; decoding with any grouping inverts them.
         let m1 = c.encode_cm_mixed(&data, level, &hint, 1, 1).expect("b1");
         assert_eq!(m1[3], super::codec::FLAGS_CM_MIX);
-        assert_eq!(c.encode_cm_mixed(&data, level, &hint, 4, 2).expect("b4"), m1);
-        assert_eq!(c.encode_cm_mixed(&data, level, &hint, 64, 2).expect("b64"), m1);
+        assert_eq!(
+            c.encode_cm_mixed(&data, level, &hint, 4, 2).expect("b4"),
+            m1
+        );
+        assert_eq!(
+            c.encode_cm_mixed(&data, level, &hint, 64, 2).expect("b64"),
+            m1
+        );
         assert_eq!(c.decode(&m1, data.len(), &hint, 64, 2).expect("dec"), data);
         assert_eq!(c.decode(&m1, data.len(), &hint, 1, 1).expect("dec"), data);
         for cut in [0, 3, 19, m1.len().saturating_sub(1)] {
             if cut < m1.len() {
-                assert!(c.decode(&m1[..cut], data.len(), &hint, 1, 1).is_err(), "cut {cut}");
+                assert!(
+                    c.decode(&m1[..cut], data.len(), &hint, 1, 1).is_err(),
+                    "cut {cut}"
+                );
             }
         }
     }
     // The CM partner learns the repeated phrase far better than the small flags-1 models alone.
     let mixed = c.encode_mixed(&text, 1, &text_hint, 8, 1).expect("mixed");
-    let cmx = c.encode_cm_mixed(&text, 1, &text_hint, 8, 1).expect("cm mixed");
-    assert!(cmx.len() < mixed.len(), "cm-mixed {} mixed {}", cmx.len(), mixed.len());
+    let cmx = c
+        .encode_cm_mixed(&text, 1, &text_hint, 8, 1)
+        .expect("cm mixed");
+    assert!(
+        cmx.len() < mixed.len(),
+        "cm-mixed {} mixed {}",
+        cmx.len(),
+        mixed.len()
+    );
     // Flags 3 is refused; a damaged stream never decodes to the input; the chunk record picks flags 2 here.
     let mut bad = cmx.clone();
     bad[3] = 3;
@@ -128,9 +187,13 @@ fn cm_mixed_form_invariance_roundtrip_and_damage() {
     // The same body read as the flags-1 form does not decode to the input.
     let mut as1 = cmx.clone();
     as1[3] = super::codec::FLAGS_MIX;
-    assert!(c.decode(&as1, text.len(), &text_hint, 1, 1).map(|d| d != text).unwrap_or(true));
+    assert!(c
+        .decode(&as1, text.len(), &text_hint, 1, 1)
+        .map(|d| d != text)
+        .unwrap_or(true));
     let rec = c.encode_chunk(&text, 1, &text_hint, 8, 2).expect("record");
-    let (_, cm) = crate::codec::compress_chunk(&text, crate::codec::CodecId::Cm, 1, &text_hint).expect("cm");
+    let (_, cm) =
+        crate::codec::compress_chunk(&text, crate::codec::CodecId::Cm, 1, &text_hint).expect("cm");
     assert!(rec.len() - 64 <= cmx.len().min(mixed.len()).min(cm.len()));
     let h = crate::frame::ChunkHeader::parse(&rec).expect("header");
     assert_eq!(c.decode_chunk(&h, &rec[64..], 1, 2).expect("chunk"), text);
@@ -151,7 +214,11 @@ fn mixed_form_invariance_roundtrip_and_damage() {
     let text: Vec<u8> = (0..30_000u32)
         .map(|i| {
             st = st.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            if st >> 29 == 0 { (st >> 20) as u8 } else { b"mixing the network with context models; "[(i % 40) as usize] }
+            if st >> 29 == 0 {
+                (st >> 20) as u8
+            } else {
+                b"mixing the network with context models; "[(i % 40) as usize]
+            }
         })
         .collect();
     let mut noise = Vec::new();
@@ -168,14 +235,22 @@ fn mixed_form_invariance_roundtrip_and_damage() {
         assert_eq!(c.decode(&m1, data.len(), &hint, 1, 1).expect("dec"), data);
         for cut in [0, 3, 19, m1.len().saturating_sub(1)] {
             if cut < m1.len() {
-                assert!(c.decode(&m1[..cut], data.len(), &hint, 1, 1).is_err(), "cut {cut}");
+                assert!(
+                    c.decode(&m1[..cut], data.len(), &hint, 1, 1).is_err(),
+                    "cut {cut}"
+                );
             }
         }
     }
     // Mixing learns the repeated phrase that the tiny network cannot predict.
     let plain = c.encode(&text, 1, &hint, 8, 1).expect("plain");
     let mixed = c.encode_mixed(&text, 1, &hint, 8, 1).expect("mixed");
-    assert!(mixed.len() * 2 < plain.len(), "mixed {} plain {}", mixed.len(), plain.len());
+    assert!(
+        mixed.len() * 2 < plain.len(),
+        "mixed {} plain {}",
+        mixed.len(),
+        plain.len()
+    );
     // Unknown flags are refused; a damaged stream never decodes to the input.
     let mut bad = mixed.clone();
     bad[3] = 3;
@@ -188,7 +263,8 @@ fn mixed_form_invariance_roundtrip_and_damage() {
     }
     // The chunk record is never larger than the mixed, plain or CM payload.
     let rec = c.encode_chunk(&text, 1, &hint, 8, 2).expect("record");
-    let (_, cm) = crate::codec::compress_chunk(&text, crate::codec::CodecId::Cm, 1, &hint).expect("cm");
+    let (_, cm) =
+        crate::codec::compress_chunk(&text, crate::codec::CodecId::Cm, 1, &hint).expect("cm");
     assert!(rec.len() - 64 <= mixed.len().min(plain.len()).min(cm.len()));
     let h = crate::frame::ChunkHeader::parse(&rec).expect("header");
     assert_eq!(c.decode_chunk(&h, &rec[64..], 1, 2).expect("chunk"), text);
@@ -209,7 +285,11 @@ fn batch_and_thread_invariance_and_roundtrip() {
     let mut st = 99u32;
     for i in 0..20_000u32 {
         st = st.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        data.push(if i % 7 == 0 { (st >> 24) as u8 } else { b"abcabcabd"[(i % 9) as usize] });
+        data.push(if i % 7 == 0 {
+            (st >> 24) as u8
+        } else {
+            b"abcabcabd"[(i % 9) as usize]
+        });
     }
     let hint = Hint {
         modality: Modality::Image,

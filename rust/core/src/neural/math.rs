@@ -172,7 +172,10 @@ pub mod v16 {
         let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_cvtepi32_ps(ti), t);
         let n = _mm512_mask_sub_epi32(ti, gt, ti, _mm512_set1_epi32(1));
         let nf = _mm512_cvtepi32_ps(n);
-        let r = _mm512_sub_ps(_mm512_sub_ps(xc, _mm512_mul_ps(nf, c(LN2_HI))), _mm512_mul_ps(nf, c(LN2_LO)));
+        let r = _mm512_sub_ps(
+            _mm512_sub_ps(xc, _mm512_mul_ps(nf, c(LN2_HI))),
+            _mm512_mul_ps(nf, c(LN2_LO)),
+        );
         let mut p = _mm512_add_ps(c(C6), _mm512_mul_ps(r, c(C7)));
         p = _mm512_add_ps(c(C5), _mm512_mul_ps(r, p));
         p = _mm512_add_ps(c(C4), _mm512_mul_ps(r, p));
@@ -182,12 +185,23 @@ pub mod v16 {
         p = _mm512_add_ps(c(1.0), _mm512_mul_ps(r, p));
         let big = _mm512_cmpgt_epi32_mask(n, _mm512_set1_epi32(127));
         let e = _mm512_mask_blend_epi32(big, n, _mm512_set1_epi32(127));
-        let scale = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(e, _mm512_set1_epi32(127))));
+        let scale = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
+            e,
+            _mm512_set1_epi32(127),
+        )));
         let q = _mm512_mul_ps(p, scale);
         let v = _mm512_mask_mul_ps(q, big, q, c(2.0));
         // Final selects (mutually exclusive): NaN, > 88.72, < -87.3.
-        let v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, c(-87.3)), v, _mm512_setzero_ps());
-        let v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, c(88.72)), v, c(f32::INFINITY));
+        let v = _mm512_mask_blend_ps(
+            _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, c(-87.3)),
+            v,
+            _mm512_setzero_ps(),
+        );
+        let v = _mm512_mask_blend_ps(
+            _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, c(88.72)),
+            v,
+            c(f32::INFINITY),
+        );
         _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x), v, x)
     }
 
@@ -201,10 +215,19 @@ pub mod v16 {
         let sub = _mm512_cmplt_epu32_mask(bits, _mm512_set1_epi32(0x0080_0000));
         let yb = _mm512_castps_si512(_mm512_mul_ps(x, c(8_388_608.0)));
         let ff = _mm512_set1_epi32(0xFF);
-        let e_sub = _mm512_sub_epi32(_mm512_and_si512(_mm512_srli_epi32::<23>(yb), ff), _mm512_set1_epi32(127 + 23));
-        let e_nrm = _mm512_sub_epi32(_mm512_and_si512(_mm512_srli_epi32::<23>(bits), ff), _mm512_set1_epi32(127));
+        let e_sub = _mm512_sub_epi32(
+            _mm512_and_si512(_mm512_srli_epi32::<23>(yb), ff),
+            _mm512_set1_epi32(127 + 23),
+        );
+        let e_nrm = _mm512_sub_epi32(
+            _mm512_and_si512(_mm512_srli_epi32::<23>(bits), ff),
+            _mm512_set1_epi32(127),
+        );
         let e0 = _mm512_mask_blend_epi32(sub, e_nrm, e_sub);
-        let mant = _mm512_and_si512(_mm512_mask_blend_epi32(sub, bits, yb), _mm512_set1_epi32(0x7F_FFFF));
+        let mant = _mm512_and_si512(
+            _mm512_mask_blend_epi32(sub, bits, yb),
+            _mm512_set1_epi32(0x7F_FFFF),
+        );
         let m0 = _mm512_castsi512_ps(_mm512_or_si512(mant, _mm512_set1_epi32(0x3F80_0000)));
         let hi = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(m0, c(std::f32::consts::SQRT_2));
         let m = _mm512_mask_mul_ps(m0, hi, m0, c(0.5));
@@ -218,9 +241,17 @@ pub mod v16 {
         q = _mm512_add_ps(c(1.0), _mm512_mul_ps(s2, q));
         let lnm = _mm512_mul_ps(_mm512_mul_ps(c(2.0), s), q);
         let ef = _mm512_cvtepi32_ps(e);
-        let v = _mm512_add_ps(_mm512_mul_ps(ef, c(LN2_HI)), _mm512_add_ps(lnm, _mm512_mul_ps(ef, c(LN2_LO))));
-        let v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LE_OQ>(x, _mm512_setzero_ps()), v, c(f32::NEG_INFINITY));
-        let keep = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x) | _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(x, c(f32::INFINITY));
+        let v = _mm512_add_ps(
+            _mm512_mul_ps(ef, c(LN2_HI)),
+            _mm512_add_ps(lnm, _mm512_mul_ps(ef, c(LN2_LO))),
+        );
+        let v = _mm512_mask_blend_ps(
+            _mm512_cmp_ps_mask::<_CMP_LE_OQ>(x, _mm512_setzero_ps()),
+            v,
+            c(f32::NEG_INFINITY),
+        );
+        let keep = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x)
+            | _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(x, c(f32::INFINITY));
         _mm512_mask_blend_ps(keep, v, x)
     }
 
@@ -230,7 +261,10 @@ pub mod v16 {
     /// The CPU must support AVX-512F (see the module comment).
     #[inline(always)]
     pub unsafe fn neg(x: __m512) -> __m512 {
-        _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(x), _mm512_set1_epi32(i32::MIN)))
+        _mm512_castsi512_ps(_mm512_xor_si512(
+            _mm512_castps_si512(x),
+            _mm512_set1_epi32(i32::MIN),
+        ))
     }
 
     /// [`super::sigmoid`] per lane.
@@ -262,7 +296,10 @@ pub mod v16 {
     pub unsafe fn tanh(x: __m512) -> __m512 {
         let negx = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_setzero_ps());
         let a = _mm512_mask_blend_ps(negx, x, neg(x));
-        let u = _mm512_sub_ps(c(1.0), _mm512_div_ps(c(2.0), _mm512_add_ps(exp(_mm512_mul_ps(c(2.0), a)), c(1.0))));
+        let u = _mm512_sub_ps(
+            c(1.0),
+            _mm512_div_ps(c(2.0), _mm512_add_ps(exp(_mm512_mul_ps(c(2.0), a)), c(1.0))),
+        );
         let t = _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, c(9.5)), u, c(1.0));
         _mm512_mask_blend_ps(negx, t, neg(t))
     }
@@ -317,8 +354,9 @@ mod tests {
             }
             let s = (m - 1.0) / (m + 1.0);
             let s2 = s * s;
-            let series =
-                1.0 + s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0 + s2 * (1.0 / 11.0)))));
+            let series = 1.0
+                + s2 * (1.0 / 3.0
+                    + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0 + s2 * (1.0 / 11.0)))));
             let lnm = 2.0 * s * series;
             let ef = e as f32;
             ef * LN2_HI + (lnm + ef * LN2_LO)
@@ -334,7 +372,11 @@ mod tests {
         }
         pub fn tanh(x: f32) -> f32 {
             let a = if x < 0.0 { -x } else { x };
-            let t = if a > 9.5 { 1.0 } else { 1.0 - 2.0 / (exp(2.0 * a) + 1.0) };
+            let t = if a > 9.5 {
+                1.0
+            } else {
+                1.0 - 2.0 / (exp(2.0 * a) + 1.0)
+            };
             if x < 0.0 {
                 -t
             } else {
@@ -366,7 +408,18 @@ mod tests {
             check(f32::from_bits(b as u32));
             b += 977;
         }
-        for c in [88.72f32, -87.3, 20.0, -15.0, 9.5, -9.5, 0.0, 1.0, 88.0, f32::MIN_POSITIVE] {
+        for c in [
+            88.72f32,
+            -87.3,
+            20.0,
+            -15.0,
+            9.5,
+            -9.5,
+            0.0,
+            1.0,
+            88.0,
+            f32::MIN_POSITIVE,
+        ] {
             for sign in [1.0f32, -1.0] {
                 let base = (c * sign).to_bits();
                 for d in 0..20_000u32 {
@@ -399,15 +452,31 @@ mod tests {
         #[target_feature(enable = "avx512f")]
         unsafe fn check16(xs: &[f32; 16]) {
             let x = _mm512_loadu_ps(xs.as_ptr());
-            let outs = [v16::exp(x), v16::ln(x), v16::softplus(x), v16::tanh(x), v16::sigmoid(x)];
+            let outs = [
+                v16::exp(x),
+                v16::ln(x),
+                v16::softplus(x),
+                v16::tanh(x),
+                v16::sigmoid(x),
+            ];
             type Scalar = (fn(f32) -> f32, &'static str);
-            let fs: [Scalar; 5] = [(exp, "exp"), (ln, "ln"), (softplus, "softplus"), (tanh, "tanh"), (sigmoid, "sigmoid")];
+            let fs: [Scalar; 5] = [
+                (exp, "exp"),
+                (ln, "ln"),
+                (softplus, "softplus"),
+                (tanh, "tanh"),
+                (sigmoid, "sigmoid"),
+            ];
             for (v, (f, name)) in outs.into_iter().zip(fs) {
                 let mut out = [0f32; 16];
                 _mm512_storeu_ps(out.as_mut_ptr(), v);
                 for (&o, &xi) in out.iter().zip(xs) {
                     let want = f(xi);
-                    assert!(o.to_bits() == want.to_bits(), "{name} {xi:e} ({:08x}): {o:e} vs {want:e}", xi.to_bits());
+                    assert!(
+                        o.to_bits() == want.to_bits(),
+                        "{name} {xi:e} ({:08x}): {o:e} vs {want:e}",
+                        xi.to_bits()
+                    );
                 }
             }
         }
@@ -427,7 +496,19 @@ mod tests {
             feed(f32::from_bits(b as u32), false);
             b += 977;
         }
-        for c in [88.72f32, -87.3, 20.0, -15.0, 9.5, -9.5, 0.0, 1.0, 88.0, f32::MIN_POSITIVE, std::f32::consts::SQRT_2] {
+        for c in [
+            88.72f32,
+            -87.3,
+            20.0,
+            -15.0,
+            9.5,
+            -9.5,
+            0.0,
+            1.0,
+            88.0,
+            f32::MIN_POSITIVE,
+            std::f32::consts::SQRT_2,
+        ] {
             for sign in [1.0f32, -1.0] {
                 let base = (c * sign).to_bits();
                 for d in 0..20_000u32 {
@@ -444,7 +525,18 @@ mod tests {
                 b += 1024;
             }
         }
-        for x in [f32::NAN, -f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0, f32::MAX, f32::MIN, 1e-45, -1e-45] {
+        for x in [
+            f32::NAN,
+            -f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            -0.0,
+            0.0,
+            f32::MAX,
+            f32::MIN,
+            1e-45,
+            -1e-45,
+        ] {
             feed(x, false);
         }
         feed(0.5, true);

@@ -286,10 +286,25 @@ impl StreamMix {
         }
         let target = (bit as i32) << 12;
         // Faster learning on the first bits of a stream, then the base rate.
-        let boost = if self.bits_seen < 4096 { 3 } else if self.bits_seen < 32768 { 2 } else { 1 };
+        let boost = if self.bits_seen < 4096 {
+            3
+        } else if self.bits_seen < 32768 {
+            2
+        } else {
+            1
+        };
         let lr = self.p.lr as i64 * if self.p.boost { boost } else { 1 };
         let ns = self.p.sets.clamp(1, 3);
-        train_sets(t, &mut self.w, &self.sel[..ns], &self.x, &self.dots, target, lr, self.p.lr_shift);
+        train_sets(
+            t,
+            &mut self.w,
+            &self.sel[..ns],
+            &self.x,
+            &self.dots,
+            target,
+            lr,
+            self.p.lr_shift,
+        );
         self.apm_mix.update(bit);
         self.c0 = (self.c0 << 1) | bit;
         self.bits_seen = self.bits_seen.saturating_add(1);
@@ -376,7 +391,16 @@ pub(crate) fn mix_sets(w: &[i32], sel: &[usize], x: &[i32], dots: &mut [i32]) ->
 /// `x · (target − squash(dot)) · lr >> shift`, clamped to ±2^22.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn train_sets(t: &Tables, w: &mut [i32], sel: &[usize], x: &[i32], dots: &[i32], target: i32, lr: i64, shift: u32) {
+pub(crate) fn train_sets(
+    t: &Tables,
+    w: &mut [i32],
+    sel: &[usize],
+    x: &[i32],
+    dots: &[i32],
+    target: i32,
+    lr: i64,
+    shift: u32,
+) {
     let n = x.len();
     for (&row, &d) in sel.iter().zip(dots) {
         let err = (target - t.squash(d)) as i64 * lr;
@@ -434,7 +458,12 @@ pub(crate) mod tune_io {
     /// Every `*.nnp` file of `MIX_TUNE_DIR` (default `/tmp/mixtune`), sorted by name.
     pub(crate) fn dumps() -> Vec<Dump> {
         let dir = std::env::var("MIX_TUNE_DIR").unwrap_or_else(|_| "/tmp/mixtune".into());
-        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "nnp")).collect();
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "nnp"))
+            .collect();
         files.sort();
         files
             .into_iter()
@@ -443,8 +472,16 @@ pub(crate) mod tune_io {
                 let seg = u32::from_le_bytes(raw[0..4].try_into().unwrap()) as usize;
                 let n = u32::from_le_bytes(raw[4..8].try_into().unwrap()) as usize;
                 let toks = raw[8..8 + n].to_vec();
-                let probs = raw[8 + n..].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
-                Dump { path, seg, toks, probs }
+                let probs = raw[8 + n..]
+                    .chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .collect();
+                Dump {
+                    path,
+                    seg,
+                    toks,
+                    probs,
+                }
             })
             .collect()
     }
@@ -452,8 +489,8 @@ pub(crate) mod tune_io {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::tune_io::{dumps, Cost, Path};
+    use super::*;
 
     fn flat_row() -> Vec<u32> {
         vec![1u32 << 12; 256]
@@ -466,13 +503,19 @@ mod tests {
         let mut np = NodeProbs::default();
         np.load(&f);
         // Root: symbols 128..256 hold 128 * 4096 of 2^20 + 2^19.
-        assert_eq!(np.p16(0, 0) as u64, ((128u64 * 4096) << 16) / ((1 << 20) + (1 << 19)));
+        assert_eq!(
+            np.p16(0, 0) as u64,
+            ((128u64 * 4096) << 16) / ((1 << 20) + (1 << 19))
+        );
         // Full path of 'a' = 0b0110_0001: each node's probability of its actual bit is > 1/2.
         let a = b'a' as u32;
         for d in 0..8 {
             let p = np.p16(a >> (8 - d), d);
             let bit = (a >> (7 - d)) & 1;
-            assert!(if bit == 1 { p > 32768 } else { p < 32768 }, "depth {d} p {p}");
+            assert!(
+                if bit == 1 { p > 32768 } else { p < 32768 },
+                "depth {d} p {p}"
+            );
         }
     }
 
@@ -535,12 +578,24 @@ mod tests {
                 nn += cn.0;
                 mx += c.0;
             }
-            println!("{:>28} n={n:>7} seg={seg:>6} nn={:.3} mix={:.3} ({:+.1}%)", d.path.file_name().unwrap().to_string_lossy(), nn / n as f64, mx / n as f64, 100.0 * (mx / nn - 1.0));
+            println!(
+                "{:>28} n={n:>7} seg={seg:>6} nn={:.3} mix={:.3} ({:+.1}%)",
+                d.path.file_name().unwrap().to_string_lossy(),
+                nn / n as f64,
+                mx / n as f64,
+                100.0 * (mx / nn - 1.0)
+            );
             tn += nn;
             tm += mx;
             tb += nn.min(mx);
         }
-        println!("TOTAL nn={:.0} mix={:.0} ({:+.2}%) best-per-file={:.0} variant={variant}", tn / 8.0, tm / 8.0, 100.0 * (tm / tn - 1.0), tb / 8.0);
+        println!(
+            "TOTAL nn={:.0} mix={:.0} ({:+.2}%) best-per-file={:.0} variant={variant}",
+            tn / 8.0,
+            tm / 8.0,
+            100.0 * (tm / tn - 1.0),
+            tb / 8.0
+        );
     }
 
     #[test]

@@ -18,8 +18,23 @@ use std::collections::HashMap;
 
 /// Order of the config integers in the container header.
 pub const CONFIG_FIELDS: [&str; 17] = [
-    "d_model", "n_layer", "head_size", "ffn_mult", "n_experts", "top_k", "moe_v", "moe_ffn", "fade",
-    "fade_kernel", "decay_lora", "aaa_lora", "mv_lora", "gate_lora", "n_mod", "prefix_base", "vocab_size",
+    "d_model",
+    "n_layer",
+    "head_size",
+    "ffn_mult",
+    "n_experts",
+    "top_k",
+    "moe_v",
+    "moe_ffn",
+    "fade",
+    "fade_kernel",
+    "decay_lora",
+    "aaa_lora",
+    "mv_lora",
+    "gate_lora",
+    "n_mod",
+    "prefix_base",
+    "vocab_size",
 ];
 
 const MAGIC: &[u8; 8] = b"MMZNW001";
@@ -88,7 +103,11 @@ impl Config {
     }
     /// Floats of one layer's state.
     pub fn layer_state_len(&self) -> usize {
-        let fade = if self.fade { (self.fade_kernel - 1) * self.d } else { 0 };
+        let fade = if self.fade {
+            (self.fade_kernel - 1) * self.d
+        } else {
+            0
+        };
         2 * self.d + self.d * self.head_size + fade
     }
 
@@ -108,8 +127,13 @@ impl Config {
             && self.n_mod >= 1
             && self.slices.len() == self.n_mod
             && self.prefix_base + self.n_mod <= self.vocab_size
-            && self.slices.iter().all(|&(s, n)| (2..=65_536).contains(&n) && s + n <= self.vocab_size)
-            && [self.decay_lora, self.aaa_lora, self.mv_lora, self.gate_lora].iter().all(|&r| (1..=4096).contains(&r));
+            && self
+                .slices
+                .iter()
+                .all(|&(s, n)| (2..=65_536).contains(&n) && s + n <= self.vocab_size)
+            && [self.decay_lora, self.aaa_lora, self.mv_lora, self.gate_lora]
+                .iter()
+                .all(|&r| (1..=4096).contains(&r));
         if ok {
             Ok(())
         } else {
@@ -157,7 +181,13 @@ impl Mat {
                 }
             }
         }
-        Mat { w, n_in, n_out, finite, panels }
+        Mat {
+            w,
+            n_in,
+            n_out,
+            finite,
+            panels,
+        }
     }
 }
 
@@ -268,7 +298,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).ok_or_else(|| bad("length overflow"))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or_else(|| bad("length overflow"))?;
         let s = self.b.get(self.pos..end).ok_or_else(|| bad("truncated"))?;
         self.pos = end;
         Ok(s)
@@ -287,9 +320,14 @@ struct Store {
 
 impl Store {
     fn get(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let (dims, data) = self.t.remove(name).ok_or_else(|| bad(format!("missing tensor {name}")))?;
+        let (dims, data) = self
+            .t
+            .remove(name)
+            .ok_or_else(|| bad(format!("missing tensor {name}")))?;
         if dims != shape {
-            return Err(bad(format!("tensor {name} has shape {dims:?}, expected {shape:?}")));
+            return Err(bad(format!(
+                "tensor {name} has shape {dims:?}, expected {shape:?}"
+            )));
         }
         Ok(data)
     }
@@ -303,7 +341,10 @@ impl Store {
         Ok(Mat::new(transpose(&w, n_out, n_in), n_in, n_out))
     }
     fn ln(&mut self, prefix: &str, d: usize) -> Result<(Vec<f32>, Vec<f32>)> {
-        Ok((self.get(&format!("{prefix}.weight"), &[d])?, self.get(&format!("{prefix}.bias"), &[d])?))
+        Ok((
+            self.get(&format!("{prefix}.weight"), &[d])?,
+            self.get(&format!("{prefix}.bias"), &[d])?,
+        ))
     }
     fn router(&mut self, prefix: &str, cfg: &Config) -> Result<Router> {
         Ok(Router {
@@ -344,7 +385,9 @@ fn parse(bytes: &[u8]) -> Result<(Config, Tensors)> {
     if k != CONFIG_FIELDS.len() + 2 * n_mod {
         return Err(bad("config length does not match the modality count"));
     }
-    let slices = (0..n_mod).map(|i| (ints[17 + 2 * i], ints[18 + 2 * i])).collect();
+    let slices = (0..n_mod)
+        .map(|i| (ints[17 + 2 * i], ints[18 + 2 * i]))
+        .collect();
     let cfg = Config {
         d: ints[0],
         n_layer: ints[1],
@@ -373,7 +416,9 @@ fn parse(bytes: &[u8]) -> Result<(Config, Tensors)> {
     let mut t = HashMap::new();
     for _ in 0..nt {
         let nl = r.u32()? as usize;
-        let name = std::str::from_utf8(r.take(nl)?).map_err(|_| bad("tensor name is not UTF-8"))?.to_string();
+        let name = std::str::from_utf8(r.take(nl)?)
+            .map_err(|_| bad("tensor name is not UTF-8"))?
+            .to_string();
         let nd = r.u32()? as usize;
         if nd > 8 {
             return Err(bad(format!("tensor {name} has {nd} dims")));
@@ -382,11 +427,20 @@ fn parse(bytes: &[u8]) -> Result<(Config, Tensors)> {
         let mut count: usize = 1;
         for _ in 0..nd {
             let dim = r.u32()? as usize;
-            count = count.checked_mul(dim).ok_or_else(|| bad("tensor size overflow"))?;
+            count = count
+                .checked_mul(dim)
+                .ok_or_else(|| bad("tensor size overflow"))?;
             dims.push(dim);
         }
-        let raw = r.take(count.checked_mul(4).ok_or_else(|| bad("tensor size overflow"))?)?;
-        let data = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let raw = r.take(
+            count
+                .checked_mul(4)
+                .ok_or_else(|| bad("tensor size overflow"))?,
+        )?;
+        let data = raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         t.insert(name, (dims, data));
     }
     if r.pos != bytes.len() {
@@ -422,11 +476,16 @@ impl Model {
             }
             let x_mix: [Vec<f32>; 6] = mix.try_into().map_err(|_| bad("token-shift mixes"))?;
             let n_v = if cfg.moe_v { cfg.n_experts } else { 1 };
-            let value = (0..n_v).map(|e| s.linear(&format!("{a}value.{e}.weight"), d, d)).collect::<Result<Vec<_>>>()?;
+            let value = (0..n_v)
+                .map(|e| s.linear(&format!("{a}value.{e}.weight"), d, d))
+                .collect::<Result<Vec<_>>>()?;
             let n_f = if cfg.moe_ffn { cfg.n_experts } else { 1 };
-            let ffn_key = (0..n_f).map(|e| s.linear(&format!("{p}ffn.key.{e}"), f, d)).collect::<Result<Vec<_>>>()?;
-            let ffn_value =
-                (0..n_f).map(|e| s.linear(&format!("{p}ffn.value.{e}"), d, f)).collect::<Result<Vec<_>>>()?;
+            let ffn_key = (0..n_f)
+                .map(|e| s.linear(&format!("{p}ffn.key.{e}"), f, d))
+                .collect::<Result<Vec<_>>>()?;
+            let ffn_value = (0..n_f)
+                .map(|e| s.linear(&format!("{p}ffn.value.{e}"), d, f))
+                .collect::<Result<Vec<_>>>()?;
             let v_res = if l > 0 {
                 Some((
                     s.get(&format!("{a}v0"), &[d])?,
@@ -469,16 +528,31 @@ impl Model {
                 key: s.linear(&format!("{a}key.weight"), d, d)?,
                 output: s.linear(&format!("{a}output.weight"), d, d)?,
                 value,
-                v_router: if cfg.moe_v { Some(s.router(&format!("{a}v_router"), &cfg)?) } else { None },
+                v_router: if cfg.moe_v {
+                    Some(s.router(&format!("{a}v_router"), &cfg)?)
+                } else {
+                    None
+                },
                 ln_x: s.ln(&format!("{a}ln_x"), d)?,
                 ffn_x_k: s.get(&format!("{p}ffn.x_k"), &[d])?,
                 ffn_key,
                 ffn_value,
-                ffn_router: if cfg.moe_ffn { Some(s.router(&format!("{p}ffn.router"), &cfg)?) } else { None },
+                ffn_router: if cfg.moe_ffn {
+                    Some(s.router(&format!("{p}ffn.router"), &cfg)?)
+                } else {
+                    None
+                },
                 fade,
             });
         }
-        Ok(Model { cfg, emb, ln0, layers, ln_out, heads })
+        Ok(Model {
+            cfg,
+            emb,
+            ln0,
+            layers,
+            ln_out,
+            heads,
+        })
     }
 
     /// Multiply-adds of one step (active experts only), for throughput reports.
