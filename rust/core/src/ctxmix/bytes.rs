@@ -7,7 +7,9 @@
 //! bucket addresses of the next nibble are computed and prefetched before the
 //! mixer learns from the last bit, so the memory latency overlaps with work.
 //! The whole per-byte loop is compiled twice (baseline and AVX2, chosen at run
-//! time); both are the same integer code, so they code identical bits.
+//! time), and within each once per level shape (context count, mixer row
+//! length, weight sets; see `Shape`) plus a run-time-count fallback; all are the
+//! same integer code, so they code identical bits.
 
 use super::mix2::{Mixer2, MAX_IN};
 use super::prim::{

@@ -256,10 +256,10 @@ impl Mixer2 {
         let outs = self.outs;
         let target = (bit as i32) << 12;
         let (rows, _) = self.weights.as_chunks_mut::<S>();
-        for j in 0..K {
+        for (&o, &r) in outs.iter().zip(&self.rows).take(K) {
             // `outs` are clamped dot products, so squash needs no clamp.
-            let err = ((target - t.squash_in_range(outs[j])) * self.lr) >> 2;
-            if let Some(w) = rows.get_mut(self.rows[j]) {
+            let err = ((target - t.squash_in_range(o)) * self.lr) >> 2;
+            if let Some(w) = rows.get_mut(r) {
                 train_n(w, &x, err);
             }
         }
