@@ -7,10 +7,15 @@
 //! bucket addresses of the next nibble are computed and prefetched before the
 //! mixer learns from the last bit, so the memory latency overlaps with work.
 //! The whole per-byte loop is compiled twice (baseline and AVX2, chosen at run
-//! time); both are the same integer code, so they code identical bits.
+//! time), and within each once per level shape (context count, mixer row
+//! length, weight sets; see `Shape`) plus a run-time-count fallback; all are the
+//! same integer code, so they code identical bits.
 
-use super::mix2::Mixer2;
-use super::prim::{big_vec, counter_p, counter_update, prefetch, hash2, tables, Apm, CounterMap, Tables, COUNTER_INIT};
+use super::mix2::{Mixer2, MAX_IN};
+use super::prim::{
+    big_vec, counter_p, counter_update, hash2, prefetch, prefetch_ptr, tables, Apm, CounterMap,
+    Tables, COUNTER_INIT,
+};
 use super::Io;
 use crate::hint::Modality;
 
@@ -181,11 +186,36 @@ impl ByteParams {
             (false, 0..=3) => &[O2, O3, O4, Word],
             (false, 4..=6) => &[O2, O3, O4, Word, Column],
             (false, _) => &[O2, O3, O4, Word, O6, O5, Sparse, Word2, Above, Column],
-            (true, 0..=6) => &[KindO2, O3, O4, Word, Column, Nuc(12, Alt::Col), Nuc(20, Alt::Above)],
-            (true, _) => &[KindO2, O3, O4, Word, O6, O5, Word2, Above, Column, Nuc(12, Alt::Col), Nuc(16, Alt::Above), Nuc(20, Alt::Col)],
+            (true, 0..=6) => &[
+                KindO2,
+                O3,
+                O4,
+                Word,
+                Column,
+                Nuc(12, Alt::Col),
+                Nuc(20, Alt::Above),
+            ],
+            (true, _) => &[
+                KindO2,
+                O3,
+                O4,
+                Word,
+                O6,
+                O5,
+                Word2,
+                Above,
+                Column,
+                Nuc(12, Alt::Col),
+                Nuc(16, Alt::Above),
+                Nuc(20, Alt::Col),
+            ],
         };
         ctx[..list.len()].copy_from_slice(list);
-        let max_bits = match level { 0..=3 => 20, 4..=6 => 21, _ => 22 };
+        let max_bits = match level {
+            0..=3 => 20,
+            4..=6 => 21,
+            _ => 22,
+        };
         let need = (raw_len.max(1) * 8).next_power_of_two().trailing_zeros();
         let table_bits = need.clamp(12, max_bits);
         let match_bits = (raw_len.max(1).next_power_of_two().trailing_zeros()).clamp(10, max_bits);
@@ -215,6 +245,43 @@ impl ByteParams {
     }
 }
 
+/// Model shapes with their own compiled code: hashed contexts, mixer row
+/// lanes and weight sets (the levels of [`ByteParams::for_version`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    /// Levels 1-3.
+    N4S16K1,
+    /// Version 2, levels 4-6.
+    N5S8K3,
+    /// Version 2, levels 7-9.
+    N10S16K3,
+    /// Version 3 text, levels 4-6.
+    N5S16K4,
+    /// Version 3 text, levels 7-9.
+    N10S32K4,
+    /// Version 3 gene, levels 4-6.
+    N7S24K4,
+    /// Version 3 gene, levels 7-9.
+    N12S32K4,
+    /// Anything else (counts read at run time).
+    Any,
+}
+
+impl Shape {
+    fn of(n: usize, n_inputs: usize, sets: usize) -> Shape {
+        match (n, n_inputs.div_ceil(8) * 8, sets) {
+            (4, 16, 1) => Shape::N4S16K1,
+            (5, 8, 3) => Shape::N5S8K3,
+            (10, 16, 3) => Shape::N10S16K3,
+            (5, 16, 4) => Shape::N5S16K4,
+            (10, 32, 4) => Shape::N10S32K4,
+            (7, 24, 4) => Shape::N7S24K4,
+            (12, 32, 4) => Shape::N12S32K4,
+            _ => Shape::Any,
+        }
+    }
+}
+
 /// 16 counters of one nibble context: slot 0 holds a check value, slots
 /// 1..=15 the binary tree of the nibble. One cache line.
 #[derive(Clone, Copy)]
@@ -240,6 +307,11 @@ pub struct ByteModel {
     chk: [u32; MAX_CTX],
     /// Chosen bucket (absolute index into `tab`) per context.
     base: [usize; MAX_CTX],
+    /// Working copies of the chosen buckets: the bits of a nibble read and
+    /// update these; [`ByteModel::nibble_select`] writes them back to `base`
+    /// before it picks the next ones (each context has its own table, so no
+    /// two copies are of the same bucket).
+    cur: [Bucket; MAX_CTX],
     o0: CounterMap,
     o1: CounterMap,
     c0: u32,
@@ -271,6 +343,7 @@ pub struct ByteModel {
     apm2: Apm,
     apm3: Apm,
     node: usize,
+    shape: Shape,
     #[cfg(target_arch = "x86_64")]
     avx2: bool,
 }
@@ -280,8 +353,13 @@ impl ByteModel {
     pub fn new(p: ByteParams, raw_len: usize) -> Self {
         let n = p.contexts.min(MAX_CTX);
         let size = 1usize << (p.table_bits - 4);
-        let n_inputs = n + 3 + p.o0_input as usize + p.conf_input as usize + if p.young { n } else { 0 };
-        let sets = if p.mixer_sets >= 3 && p.seen_set { 4 } else { p.mixer_sets.clamp(1, 3) };
+        let n_inputs =
+            n + 3 + p.o0_input as usize + p.conf_input as usize + if p.young { n } else { 0 };
+        let sets = if p.mixer_sets >= 3 && p.seen_set {
+            4
+        } else {
+            p.mixer_sets.clamp(1, 3)
+        };
         let mut m = ByteModel {
             p,
             n,
@@ -293,7 +371,8 @@ impl ByteModel {
             ctx_hash: [0; MAX_CTX],
             cand: [0; MAX_CTX],
             chk: [0; MAX_CTX],
-            base: [0; MAX_CTX],
+            base: std::array::from_fn(|i| if i < n { i * size } else { 0 }),
+            cur: [EMPTY; MAX_CTX],
             o0: CounterMap::new(8, 1023),
             o1: CounterMap::new(16, 1023),
             c0: 1,
@@ -308,7 +387,11 @@ impl ByteModel {
             mmask: (1 << p.match_bits) - 1,
             mhash: 0,
             mtag: 0,
-            pmask: if raw_len < 1 << 25 { (1 << 25) - 1 } else { u32::MAX },
+            pmask: if raw_len < 1 << 25 {
+                (1 << 25) - 1
+            } else {
+                u32::MAX
+            },
             mptr: 0,
             mlen: 0,
             mbyte: 0,
@@ -317,18 +400,35 @@ impl ByteModel {
             spec: [[0; MAX_CTX]; 2],
             spec_c0: 0,
             o1_cx: 0,
-            mixer: Mixer2::new(n_inputs, &[256, 16 * 8, 256, 256][..sets], 8, p.lr, p.lr_final),
+            mixer: Mixer2::new(
+                n_inputs,
+                &[256, 16 * 8, 256, 256][..sets],
+                8,
+                p.lr,
+                p.lr_final,
+            ),
             apm1: Apm::new(256, 7),
             apm2: Apm::new(if p.apm3 || p.apm_o1 { 1 << 16 } else { 1 }, 7),
             apm3: Apm::new(if p.apm3 { 1 << 16 } else { 1 }, 7),
             node: 1,
+            shape: Shape::of(n, n_inputs, sets),
             #[cfg(target_arch = "x86_64")]
             avx2: std::arch::is_x86_feature_detected!("avx2"),
         };
         m.ctx_hash = m.initial_contexts();
-        m.nibble_hashes();
-        m.nibble_select();
+        m.nibble_hashes::<0>();
+        m.nibble_select::<0>();
         m
+    }
+
+    /// The number of hashed contexts: `N`, or when `N` is 0 the runtime count.
+    #[inline(always)]
+    fn cnt<const N: usize>(&self) -> usize {
+        if N == 0 || N > MAX_CTX {
+            self.n
+        } else {
+            N
+        }
     }
 
     /// The word hashes after byte `b`.
@@ -347,14 +447,28 @@ impl ByteModel {
     /// The hashed byte contexts as they will be once byte `b` is appended
     /// (a pure function of the state, so it can run a bit early).
     #[inline(always)]
-    fn contexts_after(&self, b: u8) -> [u64; MAX_CTX] {
+    fn contexts_after<const N: usize>(&self, b: u8) -> [u64; MAX_CTX] {
         let c8 = (self.c8 << 8) | b as u64;
         let pos = self.hist.len() + 1;
         let (word, word1) = self.words_after(b);
-        let (line_start, prev_line_start) = if b == b'\n' { (pos, self.line_start) } else { (self.line_start, self.prev_line_start) };
+        let (line_start, prev_line_start) = if b == b'\n' {
+            (pos, self.line_start)
+        } else {
+            (self.line_start, self.prev_line_start)
+        };
         let col = pos - line_start;
-        let at = |i: usize| if i + 1 == pos { b as u64 } else { self.hist.get(i).copied().unwrap_or(0) as u64 };
-        let above = if prev_line_start + col < line_start { at(prev_line_start + col) } else { 0 };
+        let at = |i: usize| {
+            if i + 1 == pos {
+                b as u64
+            } else {
+                self.hist.get(i).copied().unwrap_or(0) as u64
+            }
+        };
+        let above = if prev_line_start + col < line_start {
+            at(prev_line_start + col)
+        } else {
+            0
+        };
         let (g, above_k) = if self.p.gene {
             let g = self.gs.after(b, pos - 1 - self.line_start, self.line_start);
             let k = g.kstart[(g.kind & 3) as usize] + col;
@@ -362,20 +476,29 @@ impl ByteModel {
         } else {
             (self.gs, 0)
         };
-        self.ctx_values(c8, word, word1, above, col, &g, above_k)
+        self.ctx_values::<N>(c8, word, word1, above, col, &g, above_k)
     }
 
     /// The contexts at the start of a chunk.
     fn initial_contexts(&self) -> [u64; MAX_CTX] {
-        self.ctx_values(0, 0, 0, 0, 0, &GeneState::default(), 0)
+        self.ctx_values::<0>(0, 0, 0, 0, 0, &GeneState::default(), 0)
     }
 
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn ctx_values(&self, c8: u64, word: u64, word1: u64, above: u64, col: usize, g: &GeneState, above_k: u64) -> [u64; MAX_CTX] {
+    fn ctx_values<const N: usize>(
+        &self,
+        c8: u64,
+        word: u64,
+        word1: u64,
+        above: u64,
+        col: usize,
+        g: &GeneState,
+        above_k: u64,
+    ) -> [u64; MAX_CTX] {
         let mut out = [0u64; MAX_CTX];
         let kind = (g.kind as u64) << 56;
-        for (o, c) in out.iter_mut().zip(&self.p.ctx).take(self.n) {
+        for (o, c) in out.iter_mut().zip(&self.p.ctx).take(self.cnt::<N>()) {
             *o = match c {
                 Ctx::O2 => hash2(2, c8 & 0xFFFF),
                 Ctx::O3 => hash2(3, c8 & 0xFF_FFFF),
@@ -386,18 +509,30 @@ impl ByteModel {
                 Ctx::Sparse => hash2(8, (c8 >> 8) & 0xFFFF),
                 Ctx::Word2 => hash2(9, hash2(word, word1)),
                 Ctx::Above => hash2(10, (above << 8) | (c8 & 0xFF)),
-                Ctx::Column => hash2(11, (c8 & 0xFF00_FF00) | (above << 32) | ((col.min(255) as u64) << 40)),
+                Ctx::Column => hash2(
+                    11,
+                    (c8 & 0xFF00_FF00) | (above << 32) | ((col.min(255) as u64) << 40),
+                ),
                 Ctx::KindO2 => hash2(12, kind | (c8 & 0xFFFF)),
                 Ctx::Nuc(n, alt) => {
                     if g.kind == SEQ {
-                        let mask = if *n >= 32 { u64::MAX } else { (1u64 << (2 * *n)) - 1 };
+                        let mask = if *n >= 32 {
+                            u64::MAX
+                        } else {
+                            (1u64 << (2 * *n)) - 1
+                        };
                         hash2(hash2(13, (*n as u64) << 8 | g.case as u64), g.nuc & mask)
                     } else {
                         match alt {
                             Alt::O3 => hash2(14, kind | (c8 & 0xFF_FFFF)),
                             Alt::O4 => hash2(15, kind | (c8 & 0xFFFF_FFFF)),
                             Alt::O6 => hash2(16, kind | (c8 & 0xFFFF_FFFF_FFFF)),
-                            Alt::Col => hash2(17, kind | (above_k << 16) | ((col.min(1023) as u64) << 24) | (c8 & 0xFF)),
+                            Alt::Col => hash2(
+                                17,
+                                kind | (above_k << 16)
+                                    | ((col.min(1023) as u64) << 24)
+                                    | (c8 & 0xFF),
+                            ),
                             Alt::Above => hash2(18, kind | (above_k << 16) | (c8 & 0xFFFF)),
                         }
                     }
@@ -418,21 +553,22 @@ impl ByteModel {
 
     /// Prefetch the first-choice bucket of nibble context `c0` under byte contexts `ctx`.
     #[inline(always)]
-    fn prefetch_nibble(&self, ctx: &[u64; MAX_CTX], c0: u32) {
+    fn prefetch_nibble<const N: usize>(&self, ctx: &[u64; MAX_CTX], c0: u32) {
         let shift = 64 - (self.p.table_bits - 4);
-        for (i, &c) in ctx.iter().enumerate().take(self.n) {
+        let t = self.tab.as_ptr();
+        for (i, &c) in ctx.iter().enumerate().take(self.cnt::<N>()) {
             let h = hash2(c, c0 as u64);
             let b0 = i * self.size + ((h >> shift) as usize & self.mask);
-            if let Some(b) = self.tab.get(b0) {
-                prefetch(b);
-            }
+            // Both buckets of the pair (a hint that never faults, so no bounds check).
+            prefetch_ptr(t.wrapping_add(b0));
+            prefetch_ptr(t.wrapping_add(b0 ^ 1));
         }
     }
 
     /// At the last bit of a nibble, prefetch the next nibble's buckets for both
     /// values of the bit about to be coded.
     #[inline(always)]
-    fn prefetch_ahead(&mut self) {
+    fn prefetch_ahead<const N: usize>(&mut self) {
         if self.p.apm_o1 {
             // The order-1 APM rows of the next bit (both values of this one).
             if self.bitpos < 7 {
@@ -446,13 +582,13 @@ impl ByteModel {
         }
         if self.bitpos == 3 {
             let ctx = self.ctx_hash;
-            self.prefetch_nibble(&ctx, self.c0 << 1);
-            self.prefetch_nibble(&ctx, (self.c0 << 1) | 1);
+            self.prefetch_nibble::<N>(&ctx, self.c0 << 1);
+            self.prefetch_nibble::<N>(&ctx, (self.c0 << 1) | 1);
         } else if self.bitpos == 7 {
             for bit in 0..2u32 {
                 let b = ((self.c0 << 1) | bit) as u8;
-                let ctx = self.contexts_after(b);
-                self.prefetch_nibble(&ctx, 1);
+                let ctx = self.contexts_after::<N>(b);
+                self.prefetch_nibble::<N>(&ctx, 1);
                 if let Some(sl) = self.mtab.get(self.match_slot_after(b).0) {
                     prefetch(sl);
                 }
@@ -464,27 +600,29 @@ impl ByteModel {
 
     /// Hash the nibble contexts and prefetch their buckets.
     #[inline(always)]
-    fn nibble_hashes(&mut self) {
+    fn nibble_hashes<const N: usize>(&mut self) {
         let shift = 64 - (self.p.table_bits - 4);
         let c0 = self.c0 as u64;
-        for i in 0..self.n {
+        for i in 0..self.cnt::<N>() {
             let h = hash2(self.ctx_hash[i], c0);
             let b0 = i * self.size + ((h >> shift) as usize & self.mask);
             self.cand[i] = b0;
             self.chk[i] = (h as u32 & 0xFFFF_FF00) | 0xAB;
-            if let Some(b) = self.tab.get(b0) {
-                prefetch(b);
-            }
-            if let Some(b) = self.tab.get(b0 ^ 1) {
-                prefetch(b);
-            }
+            prefetch_ptr(self.tab.as_ptr().wrapping_add(b0));
+            prefetch_ptr(self.tab.as_ptr().wrapping_add(b0 ^ 1));
         }
     }
 
     /// Pick (or claim) each context's bucket among its two candidates.
     #[inline(always)]
-    fn nibble_select(&mut self) {
-        for i in 0..self.n {
+    fn nibble_select<const N: usize>(&mut self) {
+        // Write back the last nibble's buckets (a fresh model's copies equal the table).
+        for i in 0..self.cnt::<N>() {
+            if let Some(b) = self.tab.get_mut(self.base[i]) {
+                *b = self.cur[i];
+            }
+        }
+        for i in 0..self.cnt::<N>() {
             let b0 = self.cand[i];
             let b1 = b0 ^ 1;
             let chk = self.chk[i];
@@ -503,64 +641,85 @@ impl ByteModel {
                 }
                 v
             };
+            self.cur[i] = self.tab.get(self.base[i]).copied().unwrap_or(EMPTY);
         }
     }
 
     /// Predict the next bit; 16-bit probability of a 1.
     #[inline(always)]
-    fn predict(&mut self) -> u32 {
+    fn predict<const N: usize, const S: usize, const K: usize>(&mut self) -> u32 {
         let t = self.t;
-        let node = if self.bitpos < 4 { self.c0 as usize & 15 } else { (self.c0 as usize & ((1 << (self.bitpos - 4)) - 1)) | (1 << (self.bitpos - 4)) };
+        let node = if self.bitpos < 4 {
+            self.c0 as usize & 15
+        } else {
+            (self.c0 as usize & ((1 << (self.bitpos - 4)) - 1)) | (1 << (self.bitpos - 4))
+        };
         let node = node & 15;
         self.node = node;
-        self.prefetch_ahead();
+        self.prefetch_ahead::<N>();
         let mut seen = 0usize;
-        for i in 0..self.n {
-            let v = self.tab.get(self.base[i]).map(|b| b.0[node]).unwrap_or(COUNTER_INIT);
-            let pc = counter_p(v);
-            self.mixer.add_in_range(t.stretch(pc));
-            seen = (seen << 1) | (v & 1023 != 0) as usize;
-            if self.p.young {
-                self.mixer.add_in_range(if (v & 1023) < 3 { t.stretch(pc) } else { 0 });
-            }
-        }
+        let young = self.p.young;
+        let n = self.cnt::<N>();
         let c1 = (self.c8 & 0xFF) as usize;
         self.o1_cx = (c1 << 8) | self.c0 as usize;
-        if self.p.o0_input {
-            self.mixer.add_in_range(t.stretch(self.o0.p(self.c0 as usize)));
-        }
-        self.mixer.add_in_range(t.stretch(self.o1.p(self.o1_cx)));
-        // match model
+        let p0 = if self.p.o0_input {
+            Some(self.o0.p(self.c0 as usize))
+        } else {
+            None
+        };
+        let p1 = self.o1.p(self.o1_cx);
+        // The match model's inputs (0 when it has no expected bit).
         let mut lenb = 0usize;
         self.msm_cx = None;
+        let mut mst = 0;
+        let mut conf = 0;
         if self.mlen > 0 {
             let expected = (self.mbyte | 256) >> (8 - self.bitpos);
             if expected == self.c0 {
                 let ebit = (self.mbyte >> (7 - self.bitpos)) & 1;
-                lenb = if self.mlen < 16 { self.mlen } else { 12 + (self.mlen.min(1023) as u32 >> 3).ilog2() as usize };
+                lenb = if self.mlen < 16 {
+                    self.mlen
+                } else {
+                    12 + (self.mlen.min(1023) as u32 >> 3).ilog2() as usize
+                };
                 lenb = lenb.min(15);
                 let cx = (lenb << 1 | ebit as usize) << 8 | (c1 & 0xFF);
                 self.msm_cx = Some(cx);
-                let st = t.stretch(self.msm.p(cx));
-                self.mixer.add_in_range(st);
-                if self.p.conf_input {
-                    let conf = (lenb as i32 * 64).min(1024);
-                    self.mixer.add_in_range(if ebit != 0 { conf } else { -conf });
-                }
+                mst = t.stretch(self.msm.p(cx));
+                let c = (lenb as i32 * 64).min(1024);
+                conf = if ebit != 0 { c } else { -c };
             } else {
                 self.mlen = 0;
-                self.mixer.add_in_range(0);
-                if self.p.conf_input {
-                    self.mixer.add_in_range(0);
-                }
-            }
-        } else {
-            self.mixer.add_in_range(0);
-            if self.p.conf_input {
-                self.mixer.add_in_range(0);
             }
         }
-        self.mixer.add_in_range(256);
+        // The inputs in the lanes `Mixer2::add_in_range` calls would fill (every
+        // value is in -2047..=2047: stretch outputs, 0, a bounded confidence, the bias).
+        let cur = &self.cur;
+        let x = self.mixer.slots();
+        let mut k = 0usize;
+        for i in 0..n {
+            let v = cur.get(i).map(|b| b.0[node]).unwrap_or(COUNTER_INIT);
+            let st = t.stretch(counter_p(v));
+            x[k & (MAX_IN - 1)] = st;
+            k += 1;
+            seen = (seen << 1) | (v & 1023 != 0) as usize;
+            if young {
+                x[k & (MAX_IN - 1)] = if (v & 1023) < 3 { st } else { 0 };
+                k += 1;
+            }
+        }
+        if let Some(p0) = p0 {
+            x[k & (MAX_IN - 1)] = t.stretch(p0);
+            k += 1;
+        }
+        x[k & (MAX_IN - 1)] = t.stretch(p1);
+        x[(k + 1) & (MAX_IN - 1)] = mst;
+        k += 2;
+        if self.p.conf_input {
+            x[k & (MAX_IN - 1)] = conf;
+            k += 1;
+        }
+        x[k & (MAX_IN - 1)] = 256;
         self.mixer.set(0, self.c0 as usize);
         self.mixer.set(1, lenb * 8 + self.bitpos as usize);
         self.mixer.set(2, c1);
@@ -568,30 +727,31 @@ impl ByteModel {
             self.mixer.set(3, ((seen & 31) << 3) | self.bitpos as usize);
         }
         self.mixer.set_final(self.bitpos as usize);
-        let pr = self.mixer.mix(t);
+        let pr = self.mixer.mix_fixed::<S, K>(t);
+        let st = t.stretch(pr);
         let p16 = if self.p.apm3 {
-            let a1 = self.apm1.p(t, pr, self.c0 as usize);
+            let a1 = self.apm1.p_stretched(st, self.c0 as usize);
             let h = (hash2(self.c8 & 0xFFFF, self.c0 as u64) >> 48) as usize;
-            let a2 = self.apm2.p(t, pr, (c1 << 8) | self.c0 as usize);
-            let a3 = self.apm3.p(t, pr, h);
+            let a2 = self.apm2.p_stretched(st, (c1 << 8) | self.c0 as usize);
+            let a3 = self.apm3.p_stretched(st, h);
             ((pr as u32 * 16) + a1 + 3 * a2 + 3 * a3) >> 3
         } else if self.p.apm_o1 {
-            let a1 = self.apm1.p(t, pr, self.c0 as usize);
-            let a2 = self.apm2.p(t, pr, (c1 << 8) | self.c0 as usize);
+            let a1 = self.apm1.p_stretched(st, self.c0 as usize);
+            let a2 = self.apm2.p_stretched(st, (c1 << 8) | self.c0 as usize);
             ((pr as u32 * 32) + a1 + a2) >> 2
         } else {
-            let a1 = self.apm1.p(t, pr, self.c0 as usize);
+            let a1 = self.apm1.p_stretched(st, self.c0 as usize);
             ((pr as u32 * 16) + a1) >> 1
         };
         p16.clamp(1, 65535)
     }
 
     #[inline(always)]
-    fn update(&mut self, bit: u32) {
+    fn update<const N: usize, const S: usize, const K: usize>(&mut self, bit: u32) {
         let lim = self.p.limit;
         let node = self.node;
-        for i in 0..self.n {
-            if let Some(b) = self.tab.get_mut(self.base[i]) {
+        for i in 0..self.cnt::<N>() {
+            if let Some(b) = self.cur.get_mut(i) {
                 counter_update(&mut b.0[node], bit, lim);
             }
         }
@@ -601,9 +761,9 @@ impl ByteModel {
         // Start the memory traffic of the next nibble before the learning below.
         let boundary = self.bitpos;
         if boundary == 4 {
-            self.nibble_hashes();
+            self.nibble_hashes::<N>();
         } else if boundary == 8 {
-            self.begin_byte((self.c0 & 0xFF) as u8);
+            self.begin_byte::<N>((self.c0 & 0xFF) as u8);
         }
         if self.p.o0_input {
             self.o0.update(c0, bit);
@@ -612,7 +772,7 @@ impl ByteModel {
         if let Some(cx) = self.msm_cx {
             self.msm.update(cx, bit);
         }
-        self.mixer.update(self.t, bit);
+        self.mixer.update_fixed::<S, K>(self.t, bit);
         self.apm1.update(bit);
         if self.p.apm_o1 {
             self.apm2.update(bit);
@@ -622,20 +782,43 @@ impl ByteModel {
             self.apm3.update(bit);
         }
         if boundary == 4 {
-            self.nibble_select();
+            self.nibble_select::<N>();
         } else if boundary == 8 {
-            self.finish_byte();
+            self.finish_byte::<N>();
         }
     }
 
+    /// Code one byte with `N` contexts, mixer rows of `S` lanes and `K` weight
+    /// sets known at compile time (0: read at run time; the fixed and the
+    /// run-time paths compute the same integers).
     #[inline(always)]
-    fn code_impl<I: Io>(&mut self, io: &mut I, byte: u8) -> u8 {
+    fn code_shape<I: Io, const N: usize, const S: usize, const K: usize>(
+        &mut self,
+        io: &mut I,
+        byte: u8,
+    ) -> u8 {
         for i in (0..8).rev() {
-            let p = self.predict();
+            let p = self.predict::<N, S, K>();
             let bit = io.bit(p, (byte as u32 >> i) & 1);
-            self.update(bit);
+            self.update::<N, S, K>(bit);
         }
         self.hist.last().copied().unwrap_or(0)
+    }
+
+    /// Dispatch on the model's shape: the shapes of the levels of
+    /// [`ByteParams::for_version`] get their own straight-line code.
+    #[inline(always)]
+    fn code_impl<I: Io>(&mut self, io: &mut I, byte: u8) -> u8 {
+        match self.shape {
+            Shape::N4S16K1 => self.code_shape::<I, 4, 16, 1>(io, byte),
+            Shape::N5S8K3 => self.code_shape::<I, 5, 8, 3>(io, byte),
+            Shape::N10S16K3 => self.code_shape::<I, 10, 16, 3>(io, byte),
+            Shape::N5S16K4 => self.code_shape::<I, 5, 16, 4>(io, byte),
+            Shape::N10S32K4 => self.code_shape::<I, 10, 32, 4>(io, byte),
+            Shape::N7S24K4 => self.code_shape::<I, 7, 24, 4>(io, byte),
+            Shape::N12S32K4 => self.code_shape::<I, 12, 32, 4>(io, byte),
+            Shape::Any => self.code_shape::<I, 0, 0, 0>(io, byte),
+        }
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -656,18 +839,19 @@ impl ByteModel {
 
     /// Append a byte to the history (after coding it, or for bytes coded elsewhere).
     pub fn push(&mut self, b: u8) {
-        self.begin_byte(b);
-        self.finish_byte();
+        self.begin_byte::<0>(b);
+        self.finish_byte::<0>();
     }
 
     /// First half of a byte boundary: history, byte contexts, first-nibble
     /// hashes and prefetches (of the context buckets and the match slot).
     #[inline(always)]
-    fn begin_byte(&mut self, b: u8) {
-        let spec = (self.bitpos == 8 && self.spec_c0 == (self.c0 >> 1)).then(|| self.spec[(self.c0 & 1) as usize]);
+    fn begin_byte<const N: usize>(&mut self, b: u8) {
+        let spec = (self.bitpos == 8 && self.spec_c0 == (self.c0 >> 1))
+            .then(|| self.spec[(self.c0 & 1) as usize]);
         self.ctx_hash = match spec {
             Some(c) => c,
-            None => self.contexts_after(b),
+            None => self.contexts_after::<N>(b),
         };
         (self.mhash, self.mtag) = self.match_slot_after(b);
         self.hist.push(b);
@@ -686,12 +870,12 @@ impl ByteModel {
         if let Some(s) = self.mtab.get(self.mhash) {
             prefetch(s);
         }
-        self.nibble_hashes();
+        self.nibble_hashes::<N>();
     }
 
     /// Second half of a byte boundary: the match model and bucket selection.
     #[inline(always)]
-    fn finish_byte(&mut self) {
+    fn finish_byte<const N: usize>(&mut self) {
         let pos = self.hist.len();
         let b = self.hist.last().copied();
         if self.mlen > 0 && self.hist.get(self.mptr).copied() == b {
@@ -712,7 +896,10 @@ impl ByteModel {
                 let cand = (slot & pm) as usize;
                 if slot & !pm == tag && cand > 0 && cand < pos {
                     let mut l = 0;
-                    while l < 32 && l < cand && self.hist.get(cand - 1 - l) == self.hist.get(pos - 1 - l) {
+                    while l < 32
+                        && l < cand
+                        && self.hist.get(cand - 1 - l) == self.hist.get(pos - 1 - l)
+                    {
                         l += 1;
                     }
                     if l >= mm.min(4) {
@@ -731,7 +918,7 @@ impl ByteModel {
                 None => self.mlen = 0,
             }
         }
-        self.nibble_select();
+        self.nibble_select::<N>();
     }
 }
 
@@ -749,7 +936,15 @@ mod tests {
     }
 
     fn probs(data: &[u8], p: ByteParams, vector: bool) -> Vec<u32> {
+        probs_shape(data, p, vector, None)
+    }
+
+    /// `probs` with the model's compiled shape replaced (`Shape::Any`: the run-time path).
+    fn probs_shape(data: &[u8], p: ByteParams, vector: bool, shape: Option<Shape>) -> Vec<u32> {
         let mut m = ByteModel::new(p, data.len());
+        if let Some(s) = shape {
+            m.shape = s;
+        }
         #[cfg(target_arch = "x86_64")]
         {
             m.avx2 &= vector;
@@ -779,12 +974,32 @@ mod tests {
                 _ => b"lorem ipsum, dolor; sit amet 12.5\n"[(i % 34) as usize],
             });
         }
-        for (version, modality, level) in [(2, Modality::Text, 1), (2, Modality::Text, 5), (2, Modality::Text, 9), (3, Modality::Text, 5), (3, Modality::Text, 9), (3, Modality::Gene, 5), (3, Modality::Gene, 9)] {
+        for (version, modality, level) in [
+            (2, Modality::Text, 1),
+            (2, Modality::Text, 5),
+            (2, Modality::Text, 9),
+            (3, Modality::Text, 1),
+            (3, Modality::Text, 5),
+            (3, Modality::Text, 9),
+            (3, Modality::Gene, 5),
+            (3, Modality::Gene, 9),
+        ] {
             let p = ByteParams::for_version(version, level, v.len(), modality);
             let a = probs(&v, p, true);
             let b = probs(&v, p, false);
             assert_eq!(a.len(), b.len());
-            assert!(a == b, "v{version} {modality:?} level {level}: AVX2 and scalar predictions differ");
+            assert!(
+                a == b,
+                "v{version} {modality:?} level {level}: AVX2 and scalar predictions differ"
+            );
+            // Every level has its own compiled shape, and it must code as the run-time path does.
+            let m = ByteModel::new(p, v.len());
+            assert_ne!(m.shape, Shape::Any, "v{version} {modality:?} level {level}");
+            let c = probs_shape(&v, p, true, Some(Shape::Any));
+            assert!(
+                a == c,
+                "v{version} {modality:?} level {level}: fixed-shape and run-time paths differ"
+            );
             assert!(a.iter().all(|p| (1..=65535).contains(p)));
         }
     }
@@ -834,7 +1049,12 @@ mod tests {
     fn reference(m: &ByteModel) -> [u64; MAX_CTX] {
         let h = &m.hist;
         let pos = h.len();
-        let c8 = h.iter().rev().take(8).rev().fold(0u64, |a, &b| (a << 8) | b as u64);
+        let c8 = h
+            .iter()
+            .rev()
+            .take(8)
+            .rev()
+            .fold(0u64, |a, &b| (a << 8) | b as u64);
         let (mut word, mut word1) = (0u64, 0u64);
         for &b in h {
             let lb = b.to_ascii_lowercase();
@@ -845,11 +1065,20 @@ mod tests {
                 word = 0;
             }
         }
-        let nl: Vec<usize> = h.iter().enumerate().filter(|(_, &b)| b == b'\n').map(|(i, _)| i + 1).collect();
+        let nl: Vec<usize> = h
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b == b'\n')
+            .map(|(i, _)| i + 1)
+            .collect();
         let line_start = nl.last().copied().unwrap_or(0);
         let prev = if nl.len() >= 2 { nl[nl.len() - 2] } else { 0 };
         let col = pos - line_start;
-        let above = if prev + col < line_start { h[prev + col] as u64 } else { 0 };
+        let above = if prev + col < line_start {
+            h[prev + col] as u64
+        } else {
+            0
+        };
         let (g, above_k) = if m.p.gene {
             let (g, ls) = gene_reference(h);
             assert_eq!(ls, line_start);
@@ -858,29 +1087,40 @@ mod tests {
         } else {
             (GeneState::default(), 0)
         };
-        m.ctx_values(c8, word, word1, above, col, &g, above_k)
+        m.ctx_values::<0>(c8, word, word1, above, col, &g, above_k)
     }
 
     #[test]
     fn incremental_and_look_ahead_contexts_match_recomputed_ones() {
         let text = b"ab\ncd\nefgh\n\nij KL mn\n12\n\n\nxyz w\xe9rd\n";
         let fastq = b"@r1 x:1\nACGTNacgt\n+\n@@II#+\n@r2 x:2\nGGTA\n+r2\n>IIII\n\n>chr1 a\nACGTTGCA\nacgtn\n\nAC\n>c2\nTT";
-        let cases: [(&[u8], Modality, u8); 4] =
-            [(text, Modality::Text, 2), (text, Modality::Text, 3), (fastq, Modality::Gene, 3), (text, Modality::Gene, 3)];
+        let cases: [(&[u8], Modality, u8); 4] = [
+            (text, Modality::Text, 2),
+            (text, Modality::Text, 3),
+            (fastq, Modality::Gene, 3),
+            (text, Modality::Gene, 3),
+        ];
         for (data, modality, version) in cases {
             for level in [1, 5, 9] {
                 let p = ByteParams::for_version(version, level, data.len(), modality);
                 let mut m = ByteModel::new(p, data.len());
                 let mut io = Rec(Vec::new());
                 for (i, &b) in data.iter().enumerate() {
-                    let ahead = m.contexts_after(b);
+                    let ahead = m.contexts_after::<0>(b);
                     if i % 3 == 0 {
                         m.push(b);
                     } else {
                         m.code(&mut io, b);
                     }
-                    assert_eq!(ahead, m.ctx_hash, "v{version} {modality:?} level {level} byte {i}");
-                    assert_eq!(reference(&m), m.ctx_hash, "v{version} {modality:?} level {level} byte {i}");
+                    assert_eq!(
+                        ahead, m.ctx_hash,
+                        "v{version} {modality:?} level {level} byte {i}"
+                    );
+                    assert_eq!(
+                        reference(&m),
+                        m.ctx_hash,
+                        "v{version} {modality:?} level {level} byte {i}"
+                    );
                 }
             }
         }

@@ -11,6 +11,9 @@ use super::prim::{mixer_dot, Tables};
 pub const MAX_IN: usize = 32;
 /// Most weight sets.
 pub const MAX_SETS: usize = 6;
+/// Lanes of a final-mixer row: [`MAX_SETS`] rounded up to one 8-lane vector
+/// (lanes past the set count have input 0, so they change neither the sum nor their weights).
+const FINAL_LANES: usize = 8;
 
 #[inline(always)]
 fn train(w: &mut [i32], x: &[i32], err: i32) {
@@ -48,13 +51,16 @@ pub struct Mixer2 {
     nin: usize,
     x: [i32; MAX_IN],
     weights: Vec<i32>,
+    /// First row (in rows of `stride` weights) of each set's table.
     offsets: [usize; MAX_SETS],
     masks: [usize; MAX_SETS],
+    /// Selected row (in rows of `stride` weights) of each set.
     rows: [usize; MAX_SETS],
     k: usize,
-    outs: [i32; MAX_SETS],
+    outs: [i32; FINAL_LANES],
     final_w: Vec<i32>,
     final_mask: usize,
+    /// Selected final row (in rows of `FINAL_LANES` weights).
     final_row: usize,
     pr: i32,
     lr: i32,
@@ -74,7 +80,7 @@ impl Mixer2 {
         let mut total = 0;
         for (j, &s) in sets.iter().take(k).enumerate() {
             let size = s.max(1).next_power_of_two();
-            offsets[j] = total;
+            offsets[j] = total / stride;
             masks[j] = size - 1;
             total += size * stride;
         }
@@ -97,8 +103,8 @@ impl Mixer2 {
             masks,
             rows: offsets,
             k,
-            outs: [0; MAX_SETS],
-            final_w: vec![(1 << 16) / k as i32; fs * MAX_SETS],
+            outs: [0; FINAL_LANES],
+            final_w: vec![(1 << 16) / k as i32; fs * FINAL_LANES],
             final_mask: fs - 1,
             final_row: 0,
             pr: 2048,
@@ -124,18 +130,25 @@ impl Mixer2 {
         self.nin += 1;
     }
 
+    /// The input lanes, for a model that writes its inputs directly (each in
+    /// `-2047..=2047`, the same lanes every bit, as [`Mixer2::add_in_range`] would fill them).
+    #[inline(always)]
+    pub fn slots(&mut self) -> &mut [i32; MAX_IN] {
+        &mut self.x
+    }
+
     /// Choose the context of weight set `i`.
     #[inline(always)]
     pub fn set(&mut self, i: usize, cx: usize) {
         if i < self.k {
-            self.rows[i] = self.offsets[i] + (cx & self.masks[i]) * self.stride;
+            self.rows[i] = self.offsets[i] + (cx & self.masks[i]);
         }
     }
 
     /// Choose the context of the final mixer.
     #[inline(always)]
     pub fn set_final(&mut self, cx: usize) {
-        self.final_row = (cx & self.final_mask) * MAX_SETS;
+        self.final_row = cx & self.final_mask;
     }
 
     /// Mix the inputs into a 12-bit probability.
@@ -157,9 +170,30 @@ impl Mixer2 {
             Some(x) => x,
             None => return self.mix_any(t),
         };
+        let (rows, _) = self.weights.as_chunks::<S>();
         for j in 0..self.k.min(MAX_SETS) {
-            let r = self.rows[j];
-            self.outs[j] = match self.weights.get(r..).and_then(|w| w.first_chunk::<S>()) {
+            self.outs[j] = match rows.get(self.rows[j]) {
+                Some(w) => dot_n(w, x),
+                None => 0,
+            };
+        }
+        self.final_mix(t)
+    }
+
+    /// [`Mixer2::mix`] for a row length and set count known at compile time;
+    /// falls back to [`Mixer2::mix`] when they are not this mixer's.
+    #[inline(always)]
+    pub fn mix_fixed<const S: usize, const K: usize>(&mut self, t: &Tables) -> i32 {
+        if self.stride != S || self.k != K || K > MAX_SETS {
+            return self.mix(t);
+        }
+        let x: &[i32; S] = match self.x.first_chunk::<S>() {
+            Some(x) => x,
+            None => return self.mix_any(t),
+        };
+        let (rows, _) = self.weights.as_chunks::<S>();
+        for j in 0..K {
+            self.outs[j] = match rows.get(self.rows[j]) {
                 Some(w) => dot_n(w, x),
                 None => 0,
             };
@@ -172,7 +206,7 @@ impl Mixer2 {
         let st = self.stride;
         let x = &self.x[..st];
         for j in 0..self.k {
-            let r = self.rows[j];
+            let r = self.rows[j] * st;
             self.outs[j] = match self.weights.get(r..r + st) {
                 Some(w) => mixer_dot(w, x),
                 None => 0,
@@ -183,9 +217,9 @@ impl Mixer2 {
 
     #[inline(always)]
     fn final_mix(&mut self, t: &Tables) -> i32 {
-        // Slots past `k` of `outs` stay 0, so all MAX_SETS lanes give the same sum.
-        let fr = self.final_row;
-        let d = match self.final_w.get(fr..).and_then(|w| w.first_chunk::<MAX_SETS>()) {
+        // Slots past `k` of `outs` stay 0, so all FINAL_LANES lanes give the same sum.
+        let (f, _) = self.final_w.as_chunks::<FINAL_LANES>();
+        let d = match f.get(self.final_row) {
             Some(fw) => dot_n(fw, &self.outs),
             None => 0,
         };
@@ -203,12 +237,44 @@ impl Mixer2 {
             32 => self.update_n::<32>(t, bit),
             _ => self.update_any(t, bit),
         }
+        self.update_final(bit);
+    }
+
+    /// [`Mixer2::update`] for a row length and set count known at compile
+    /// time; falls back to [`Mixer2::update`] when they are not this mixer's.
+    #[inline(always)]
+    pub fn update_fixed<const S: usize, const K: usize>(&mut self, t: &Tables, bit: u32) {
+        if self.stride != S || self.k != K || K > MAX_SETS {
+            return self.update(t, bit);
+        }
+        let x: &[i32; S] = match self.x.first_chunk::<S>() {
+            Some(x) => x,
+            None => return self.update(t, bit),
+        };
+        // Local copies: the compiler then knows the inputs do not alias the weights.
+        let x: [i32; S] = *x;
+        let outs = self.outs;
         let target = (bit as i32) << 12;
-        let fr = self.final_row;
+        let (rows, _) = self.weights.as_chunks_mut::<S>();
+        for (&o, &r) in outs.iter().zip(&self.rows).take(K) {
+            // `outs` are clamped dot products, so squash needs no clamp.
+            let err = ((target - t.squash_in_range(o)) * self.lr) >> 2;
+            if let Some(w) = rows.get_mut(r) {
+                train_n(w, &x, err);
+            }
+        }
+        self.update_final(bit);
+    }
+
+    #[inline(always)]
+    fn update_final(&mut self, bit: u32) {
+        let target = (bit as i32) << 12;
         let err = ((target - self.pr) * self.lr_final) >> 2;
         // Lanes past `k` see input 0, so training leaves their weights as they are.
-        if let Some(fw) = self.final_w.get_mut(fr..).and_then(|w| w.first_chunk_mut::<MAX_SETS>()) {
-            train_n(fw, &self.outs, err);
+        let outs = self.outs;
+        let (f, _) = self.final_w.as_chunks_mut::<FINAL_LANES>();
+        if let Some(fw) = f.get_mut(self.final_row) {
+            train_n(fw, &outs, err);
         }
         // Every bit adds the same inputs, so the slots past them stay zero.
         self.nin = 0;
@@ -221,10 +287,10 @@ impl Mixer2 {
             None => return self.update_any(t, bit),
         };
         let target = (bit as i32) << 12;
+        let (rows, _) = self.weights.as_chunks_mut::<S>();
         for j in 0..self.k.min(MAX_SETS) {
             let err = ((target - t.squash(self.outs[j])) * self.lr) >> 2;
-            let r = self.rows[j];
-            if let Some(w) = self.weights.get_mut(r..).and_then(|w| w.first_chunk_mut::<S>()) {
+            if let Some(w) = rows.get_mut(self.rows[j]) {
                 train_n(w, x, err);
             }
         }
@@ -236,7 +302,7 @@ impl Mixer2 {
         let target = (bit as i32) << 12;
         for j in 0..self.k {
             let err = ((target - t.squash(self.outs[j])) * self.lr) >> 2;
-            let r = self.rows[j];
+            let r = self.rows[j] * st;
             if let Some(w) = self.weights.get_mut(r..r + st) {
                 train(w, &self.x[..st], err);
             }
@@ -279,7 +345,7 @@ mod tests {
                     let pa = a.mix(t);
                     b.mix_any(t);
                     // The final mixer as the generic code computes it: k lanes only.
-                    let (fr, k) = (b.final_row, b.k);
+                    let (fr, k) = (b.final_row * FINAL_LANES, b.k);
                     let pb = t.squash(mixer_dot(&b.final_w[fr..fr + k], &b.outs[..k]));
                     b.pr = pb;
                     assert_eq!(a.outs, b.outs, "n={n} sets={} step={step}", sets.len());
@@ -291,7 +357,10 @@ mod tests {
                     let err = ((target - b.pr) * b.lr_final) >> 2;
                     train(&mut b.final_w[fr..fr + k], &b.outs[..k], err);
                     b.nin = 0;
-                    assert!(a.weights == b.weights && a.final_w == b.final_w, "n={n} step={step}");
+                    assert!(
+                        a.weights == b.weights && a.final_w == b.final_w,
+                        "n={n} step={step}"
+                    );
                 }
             }
         }

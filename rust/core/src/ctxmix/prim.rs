@@ -32,7 +32,11 @@ fn build_tables() -> Tables {
     let mut squash = Vec::with_capacity(4095);
     for d in -2047i32..=2047 {
         let ex = pow[d.unsigned_abs() as usize];
-        let p = if d >= 0 { (4096 * ex + (ex + ONE) / 2) / (ex + ONE) } else { (4096 * ONE + (ex + ONE) / 2) / (ex + ONE) };
+        let p = if d >= 0 {
+            (4096 * ex + (ex + ONE) / 2) / (ex + ONE)
+        } else {
+            (4096 * ONE + (ex + ONE) / 2) / (ex + ONE)
+        };
         squash.push(p.clamp(1, 4095) as i16);
     }
     let mut stretch = vec![2047i16; 4096];
@@ -50,7 +54,10 @@ fn build_tables() -> Tables {
     sq[4095] = squash[4094];
     let mut st = [0i16; 4096];
     st.copy_from_slice(&stretch);
-    Tables { squash: sq, stretch: st }
+    Tables {
+        squash: sq,
+        stretch: st,
+    }
 }
 
 /// The shared tables (built once).
@@ -64,6 +71,12 @@ impl Tables {
     #[inline(always)]
     pub fn squash(&self, d: i32) -> i32 {
         self.squash[((d.clamp(-2047, 2047) + 2047) & 4095) as usize] as i32
+    }
+    /// [`Tables::squash`] of a value already in `-2047..=2047` (no clamp needed).
+    #[inline(always)]
+    pub fn squash_in_range(&self, d: i32) -> i32 {
+        debug_assert!((-2047..=2047).contains(&d));
+        self.squash[((d + 2047) & 4095) as usize] as i32
     }
     /// Inverse of [`Tables::squash`] for a 12-bit probability.
     #[inline(always)]
@@ -115,7 +128,11 @@ pub struct CounterMap {
 impl CounterMap {
     /// `bits`-bit context space; counts capped at `limit` (<= 1023).
     pub fn new(bits: u32, limit: u32) -> Self {
-        CounterMap { t: big_vec(1 << bits, COUNTER_INIT), mask: (1 << bits) - 1, limit: limit.min(1023) }
+        CounterMap {
+            t: big_vec(1 << bits, COUNTER_INIT),
+            mask: (1 << bits) - 1,
+            limit: limit.min(1023),
+        }
     }
     /// 12-bit probability of context `cx`.
     #[inline(always)]
@@ -269,7 +286,9 @@ impl Apm {
     pub fn new(n: usize, rate: u32) -> Self {
         let tb = tables();
         let n = n.max(1).next_power_of_two();
-        let row: Vec<u16> = (0..33).map(|j| (tb.squash((j - 16) * 128) * 16) as u16).collect();
+        let row: Vec<u16> = (0..33)
+            .map(|j| (tb.squash((j - 16) * 128) * 16) as u16)
+            .collect();
         // Huge pages for the large (order-1/order-2) maps: their rows are read at random.
         let mut t = big_vec(n * 33, 0u16);
         for r in t.chunks_exact_mut(33) {
@@ -281,13 +300,21 @@ impl Apm {
     /// Refine 12-bit probability `pr` in context `cx`; returns a 16-bit probability.
     #[inline(always)]
     pub fn p(&mut self, t: &Tables, pr: i32, cx: usize) -> u32 {
-        let s = t.stretch(pr) + 2048; // 1..4095
+        self.p_stretched(t.stretch(pr), cx)
+    }
+
+    /// [`Apm::p`] given `st = t.stretch(pr)` (several APMs refining one probability share it).
+    #[inline(always)]
+    pub fn p_stretched(&mut self, st: i32, cx: usize) -> u32 {
+        let s = (st + 2048) & 4095; // 1..4095
         let lo = (s >> 7) as usize; // 0..31
         let w = (s & 127) as u32;
         let base = (cx & (self.n - 1)) * 33 + lo;
         self.idx = base + ((w >> 6) as usize);
-        let a = self.t.get(base).copied().unwrap_or(32768) as u32;
-        let b = self.t.get(base + 1).copied().unwrap_or(32768) as u32;
+        let (a, b) = match self.t.get(base..base + 2) {
+            Some(&[a, b]) => (a as u32, b as u32),
+            _ => (32768, 32768),
+        };
         (a * (128 - w) + b * w) >> 7
     }
 
@@ -295,17 +322,15 @@ impl Apm {
     #[inline(always)]
     pub fn prefetch(&self, cx: usize, rows: usize) {
         let base = (cx & (self.n - 1)) * 33;
-        let end = (base + rows * 33).min(self.t.len());
-        // 33 u16 per row: 66 bytes, so lines at base, base + 32, base + 64 cover a row pair.
-        if let Some(s) = self.t.get(base..end) {
-            let p = s.as_ptr();
-            let last = s.len().saturating_sub(1);
-            let mut i = 0;
-            while i < last {
-                prefetch_ptr(p.wrapping_add(i));
-                i += 32;
-            }
-            prefetch_ptr(p.wrapping_add(last));
+        // 33 u16 per row (66 bytes, at most 2 lines apart from a rare third):
+        // entries 0 and 32 cover one row, entries 64 and 65 the rest of a row
+        // pair. Prefetching never faults, so the addresses need no bounds check.
+        let p = self.t.as_ptr().wrapping_add(base);
+        prefetch_ptr(p);
+        prefetch_ptr(p.wrapping_add(32));
+        if rows > 1 {
+            prefetch_ptr(p.wrapping_add(64));
+            prefetch_ptr(p.wrapping_add(65));
         }
     }
 
@@ -326,7 +351,10 @@ pub fn prefetch<T>(r: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: prefetching is a hint that never faults, and `r` is a valid reference.
     unsafe {
-        core::arch::x86_64::_mm_prefetch(r as *const T as *const i8, core::arch::x86_64::_MM_HINT_T0);
+        core::arch::x86_64::_mm_prefetch(
+            r as *const T as *const i8,
+            core::arch::x86_64::_MM_HINT_T0,
+        );
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = r;
@@ -373,7 +401,8 @@ pub fn big_vec<T: Clone>(n: usize, v: T) -> Vec<T> {
 /// 64-bit hash of two values.
 #[inline(always)]
 pub fn hash2(a: u64, b: u64) -> u64 {
-    let h = (a ^ 0x243F_6A88_85A3_08D3).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    let h = (a ^ 0x243F_6A88_85A3_08D3).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
     h ^ (h >> 29)
 }
 
@@ -384,7 +413,11 @@ pub fn qlog(x: u32) -> u32 {
         return 0;
     }
     let l = 32 - x.leading_zeros();
-    let frac = if l >= 3 { (x >> (l - 3)) & 3 } else { (x << (3 - l)) & 3 };
+    let frac = if l >= 3 {
+        (x >> (l - 3)) & 3
+    } else {
+        (x << (3 - l)) & 3
+    };
     l * 4 + frac
 }
 
@@ -415,7 +448,10 @@ mod tests {
         // The clamp-free update must equal the clamped formula for every count
         // and both bits, at the extreme and at sampled probabilities.
         for n in 0..1024u32 {
-            for p in [0u32, 1, 2, 1000, 1 << 21, (1 << 22) - 2, (1 << 22) - 1].into_iter().chain((0..64).map(|k| k * 65_537 % (1 << 22))) {
+            for p in [0u32, 1, 2, 1000, 1 << 21, (1 << 22) - 2, (1 << 22) - 1]
+                .into_iter()
+                .chain((0..64).map(|k| k * 65_537 % (1 << 22)))
+            {
                 for bit in 0..2 {
                     for limit in [14, 1023] {
                         let v0 = (p << 10) | n;
