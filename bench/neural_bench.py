@@ -10,39 +10,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 import wave
 from pathlib import Path
 
 from PIL import Image
+from sgemm_peak import fp32_peak_gflops
 
 import mmz.neural as neural
 from mmz import _core
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-PEAK_SNIPPET = """
-import time, numpy as np
-a = np.random.default_rng(0).standard_normal((256, 256)).astype(np.float32); b = a.copy()
-best = 0.0
-for _ in range(3):
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < 0.5:
-        a @ b; n += 1
-    best = max(best, 2 * 256 ** 3 * n / (time.perf_counter() - t0) / 1e9)
-print(best)
-"""
-
-
-def fp32_peak_gflops(threads: int) -> float:
-    """fp32 multiply+add rate of numpy's BLAS sgemm on 256x256 (a practical peak) with ``threads`` BLAS
-    threads, measured in a fresh process (the thread count is fixed when numpy loads its BLAS)."""
-    env = {**os.environ, **{k: str(threads) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
-    out = subprocess.run([sys.executable, "-c", PEAK_SNIPPET], env=env, capture_output=True, text=True, check=True)
-    return float(out.stdout.strip())
 
 
 def media_samples() -> dict[str, tuple[bytes, bytes]]:

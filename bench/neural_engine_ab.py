@@ -13,32 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import subprocess
 import time
 from pathlib import Path
 
-PEAK_SNIPPET = """
-import time, numpy as np
-a = np.random.default_rng(0).standard_normal((256, 256)).astype(np.float32); b = a.copy()
-best = 0.0
-for _ in range(3):
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < 0.5:
-        a @ b; n += 1
-    best = max(best, 2 * 256 ** 3 * n / (time.perf_counter() - t0) / 1e9)
-print(best)
-"""
-
-
-def peak_gflops(python: str) -> float:
-    """1-thread numpy sgemm rate on 256x256 (the practical fp32 peak of bench/neural_bench.py)."""
-    env = {**os.environ, **{k: "1" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
-    out = subprocess.run([python, "-c", PEAK_SNIPPET], env=env, capture_output=True, text=True, check=True)
-    return float(out.stdout.strip())
-
+from sgemm_peak import fp32_peak_gflops
 
 PAT = re.compile(r"cpu ([0-9.]+) us/token = ([0-9.]+) KB/s, ([0-9.]+) GFLOP/s; logits ([0-9a-f]+)")
 
@@ -75,7 +56,7 @@ def main() -> None:
         peaks: list[float] = []
         for _ in range(a.rounds):
             if a.peak_python:
-                peaks.append(peak_gflops(a.peak_python))
+                peaks.append(fp32_peak_gflops(1, a.peak_python))
             runs["old"].append(run(a.old, a.model, rows, a.steps, a.reps, a.nice))
             runs["new"].append(run(a.new, a.model, rows, a.steps, a.reps, a.nice))
         summ: dict[str, object] = {"runs": runs}
