@@ -125,6 +125,43 @@ impl GeneState {
     }
 }
 
+use Ctx::{Above, Column, KindO2, Nuc, Sparse, Word, Word2, O2, O3, O4, O5, O6};
+
+/// The context lists of the levels of [`ByteParams::for_version`]: levels 1-3;
+/// levels 4-6; levels 7-9; gene levels 4-6; gene levels 7-9. Each list has its
+/// own length, so a shape's context count names its list (see [`Shape::of`]).
+const CTX4: [Ctx; 4] = [O2, O3, O4, Word];
+const CTX5: [Ctx; 5] = [O2, O3, O4, Word, Column];
+const CTX10: [Ctx; 10] = [O2, O3, O4, Word, O6, O5, Sparse, Word2, Above, Column];
+const CTX7: [Ctx; 7] = [KindO2, O3, O4, Word, Column, Nuc(12, Alt::Col), Nuc(20, Alt::Above)];
+const CTX12: [Ctx; 12] = [
+    KindO2,
+    O3,
+    O4,
+    Word,
+    O6,
+    O5,
+    Word2,
+    Above,
+    Column,
+    Nuc(12, Alt::Col),
+    Nuc(16, Alt::Above),
+    Nuc(20, Alt::Col),
+];
+
+/// The context list of a compiled shape with `n` contexts (`None`: read the params at run time).
+#[inline(always)]
+const fn shape_ctx(n: usize) -> Option<&'static [Ctx]> {
+    match n {
+        4 => Some(&CTX4),
+        5 => Some(&CTX5),
+        7 => Some(&CTX7),
+        10 => Some(&CTX10),
+        12 => Some(&CTX12),
+        _ => None,
+    }
+}
+
 /// Which contexts a level uses and how big its tables are.
 #[derive(Clone, Copy, Debug)]
 pub struct ByteParams {
@@ -183,32 +220,11 @@ impl ByteParams {
         let gene = v3 && modality == Modality::Gene;
         let mut ctx = [O2; MAX_CTX];
         let list: &[Ctx] = match (gene, level) {
-            (false, 0..=3) => &[O2, O3, O4, Word],
-            (false, 4..=6) => &[O2, O3, O4, Word, Column],
-            (false, _) => &[O2, O3, O4, Word, O6, O5, Sparse, Word2, Above, Column],
-            (true, 0..=6) => &[
-                KindO2,
-                O3,
-                O4,
-                Word,
-                Column,
-                Nuc(12, Alt::Col),
-                Nuc(20, Alt::Above),
-            ],
-            (true, _) => &[
-                KindO2,
-                O3,
-                O4,
-                Word,
-                O6,
-                O5,
-                Word2,
-                Above,
-                Column,
-                Nuc(12, Alt::Col),
-                Nuc(16, Alt::Above),
-                Nuc(20, Alt::Col),
-            ],
+            (false, 0..=3) => &CTX4,
+            (false, 4..=6) => &CTX5,
+            (false, _) => &CTX10,
+            (true, 0..=6) => &CTX7,
+            (true, _) => &CTX12,
         };
         ctx[..list.len()].copy_from_slice(list);
         let max_bits = match level {
@@ -268,7 +284,12 @@ enum Shape {
 }
 
 impl Shape {
-    fn of(n: usize, n_inputs: usize, sets: usize) -> Shape {
+    fn of(ctx: &[Ctx], n_inputs: usize, sets: usize) -> Shape {
+        // The compiled shapes hash the context list of their count (`shape_ctx`).
+        let n = ctx.len();
+        if shape_ctx(n) != Some(ctx) {
+            return Shape::Any;
+        }
         match (n, n_inputs.div_ceil(8) * 8, sets) {
             (4, 16, 1) => Shape::N4S16K1,
             (5, 8, 3) => Shape::N5S8K3,
@@ -411,7 +432,7 @@ impl ByteModel {
             apm2: Apm::new(if p.apm3 || p.apm_o1 { 1 << 16 } else { 1 }, 7),
             apm3: Apm::new(if p.apm3 { 1 << 16 } else { 1 }, 7),
             node: 1,
-            shape: Shape::of(n, n_inputs, sets),
+            shape: Shape::of(&p.ctx[..n], n_inputs, sets),
             #[cfg(target_arch = "x86_64")]
             avx2: std::arch::is_x86_feature_detected!("avx2"),
         };
@@ -498,7 +519,12 @@ impl ByteModel {
     ) -> [u64; MAX_CTX] {
         let mut out = [0u64; MAX_CTX];
         let kind = (g.kind as u64) << 56;
-        for (o, c) in out.iter_mut().zip(&self.p.ctx).take(self.cnt::<N>()) {
+        // A compiled shape's list is a constant, so the match below folds away.
+        let list: &[Ctx] = match shape_ctx(N) {
+            Some(l) => l,
+            None => &self.p.ctx,
+        };
+        for (o, c) in out.iter_mut().zip(list).take(self.cnt::<N>()) {
             *o = match c {
                 Ctx::O2 => hash2(2, c8 & 0xFFFF),
                 Ctx::O3 => hash2(3, c8 & 0xFF_FFFF),
