@@ -162,6 +162,19 @@ const fn shape_ctx(n: usize) -> Option<&'static [Ctx]> {
     }
 }
 
+/// The input flags `(young, o0_input, conf_input)` of the compiled shape with
+/// `n` contexts, `s` row lanes and `k` weight sets (`None`: read the params at run time).
+#[inline(always)]
+const fn shape_inputs(n: usize, s: usize, k: usize) -> Option<(bool, bool, bool)> {
+    match (n, s, k) {
+        (4, 16, 1) | (10, 16, 3) => Some((false, true, true)),
+        (5, 8, 3) => Some((false, false, false)),
+        (5, 16, 4) | (7, 24, 4) => Some((true, false, false)),
+        (10, 32, 4) | (12, 32, 4) => Some((true, true, true)),
+        _ => None,
+    }
+}
+
 /// Which contexts a level uses and how big its tables are.
 #[derive(Clone, Copy, Debug)]
 pub struct ByteParams {
@@ -284,13 +297,14 @@ enum Shape {
 }
 
 impl Shape {
-    fn of(ctx: &[Ctx], n_inputs: usize, sets: usize) -> Shape {
-        // The compiled shapes hash the context list of their count (`shape_ctx`).
-        let n = ctx.len();
-        if shape_ctx(n) != Some(ctx) {
+    fn of(p: &ByteParams, n: usize, n_inputs: usize, sets: usize) -> Shape {
+        // The compiled shapes hash the context list of their count (`shape_ctx`)
+        // and feed the inputs of their `shape_inputs` flags.
+        let s = n_inputs.div_ceil(8) * 8;
+        if shape_ctx(n) != p.ctx.get(..n) || shape_inputs(n, s, sets) != Some((p.young, p.o0_input, p.conf_input)) {
             return Shape::Any;
         }
-        match (n, n_inputs.div_ceil(8) * 8, sets) {
+        match (n, s, sets) {
             (4, 16, 1) => Shape::N4S16K1,
             (5, 8, 3) => Shape::N5S8K3,
             (10, 16, 3) => Shape::N10S16K3,
@@ -432,7 +446,7 @@ impl ByteModel {
             apm2: Apm::new(if p.apm3 || p.apm_o1 { 1 << 16 } else { 1 }, 7),
             apm3: Apm::new(if p.apm3 { 1 << 16 } else { 1 }, 7),
             node: 1,
-            shape: Shape::of(&p.ctx[..n], n_inputs, sets),
+            shape: Shape::of(&p, n, n_inputs, sets),
             #[cfg(target_arch = "x86_64")]
             avx2: std::arch::is_x86_feature_detected!("avx2"),
         };
@@ -684,11 +698,13 @@ impl ByteModel {
         self.node = node;
         self.prefetch_ahead::<N>();
         let mut seen = 0usize;
-        let young = self.p.young;
+        // A compiled shape's input flags are constants, so the lanes below are too.
+        let (young, o0_input, conf_input) =
+            shape_inputs(N, S, K).unwrap_or((self.p.young, self.p.o0_input, self.p.conf_input));
         let n = self.cnt::<N>();
         let c1 = (self.c8 & 0xFF) as usize;
         self.o1_cx = (c1 << 8) | self.c0 as usize;
-        let p0 = if self.p.o0_input {
+        let p0 = if o0_input {
             Some(self.o0.p(self.c0 as usize))
         } else {
             None
@@ -721,7 +737,10 @@ impl ByteModel {
         // The inputs in the lanes `Mixer2::add_in_range` calls would fill (every
         // value is in -2047..=2047: stretch outputs, 0, a bounded confidence, the bias).
         let cur = &self.cur;
-        let x = self.mixer.slots();
+        // Start from the last bit's lanes (every used lane is overwritten; the rest
+        // are 0): the inputs then go to the mixer in registers, not through memory.
+        let mut xl = *self.mixer.slots();
+        let x = &mut xl;
         let mut k = 0usize;
         for i in 0..n {
             let v = cur.get(i).map(|b| b.0[node]).unwrap_or(COUNTER_INIT);
@@ -741,7 +760,7 @@ impl ByteModel {
         x[k & (MAX_IN - 1)] = t.stretch(p1);
         x[(k + 1) & (MAX_IN - 1)] = mst;
         k += 2;
-        if self.p.conf_input {
+        if conf_input {
             x[k & (MAX_IN - 1)] = conf;
             k += 1;
         }
@@ -753,7 +772,7 @@ impl ByteModel {
             self.mixer.set(3, ((seen & 31) << 3) | self.bitpos as usize);
         }
         self.mixer.set_final(self.bitpos as usize);
-        let pr = self.mixer.mix_fixed::<S, K>(t);
+        let pr = self.mixer.mix_inputs::<S, K>(t, &xl);
         let st = t.stretch(pr);
         let p16 = if self.p.apm3 {
             let a1 = self.apm1.p_stretched(st, self.c0 as usize);
