@@ -899,6 +899,14 @@ impl ByteModel {
             None => self.contexts_after::<N>(b),
         };
         (self.mhash, self.mtag) = self.match_slot_after(b);
+        if self.mlen == 0 || self.hist.get(self.mptr) != Some(&b) {
+            // `finish_byte` will look for a new match at the slot's position:
+            // start loading that part of the history now (a hint only).
+            if let Some(&slot) = self.mtab.get(self.mhash) {
+                let cand = (slot & self.pmask) as usize;
+                prefetch_ptr(self.hist.as_ptr().wrapping_add(cand.wrapping_sub(1)));
+            }
+        }
         self.hist.push(b);
         self.c8 = (self.c8 << 8) | b as u64;
         self.c0 = 1;
