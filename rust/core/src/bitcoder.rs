@@ -166,9 +166,12 @@ mod tests {
         }
         let out = e.finish();
         let mut d = BitDecoder::new(&out);
+        let mut s = BitDecoder::new(&out);
         for i in 0..10_000 {
             let b = pattern[i % pattern.len()];
-            assert_eq!(d.decode(if i % 2 == 0 { 1 } else { 65535 }), b);
+            let p = if i % 2 == 0 { 1 } else { 65535 };
+            assert_eq!(d.decode(p), b);
+            assert_eq!(s.decode_select(p), b);
         }
     }
 }
