@@ -125,6 +125,56 @@ impl GeneState {
     }
 }
 
+use Ctx::{Above, Column, KindO2, Nuc, Sparse, Word, Word2, O2, O3, O4, O5, O6};
+
+/// The context lists of the levels of [`ByteParams::for_version`]: levels 1-3;
+/// levels 4-6; levels 7-9; gene levels 4-6; gene levels 7-9. Each list has its
+/// own length, so a shape's context count names its list (see [`Shape::of`]).
+const CTX4: [Ctx; 4] = [O2, O3, O4, Word];
+const CTX5: [Ctx; 5] = [O2, O3, O4, Word, Column];
+const CTX10: [Ctx; 10] = [O2, O3, O4, Word, O6, O5, Sparse, Word2, Above, Column];
+const CTX7: [Ctx; 7] = [KindO2, O3, O4, Word, Column, Nuc(12, Alt::Col), Nuc(20, Alt::Above)];
+const CTX12: [Ctx; 12] = [
+    KindO2,
+    O3,
+    O4,
+    Word,
+    O6,
+    O5,
+    Word2,
+    Above,
+    Column,
+    Nuc(12, Alt::Col),
+    Nuc(16, Alt::Above),
+    Nuc(20, Alt::Col),
+];
+
+/// The context list of a compiled shape with `n` contexts (`None`: read the params at run time).
+#[inline(always)]
+const fn shape_ctx(n: usize) -> Option<&'static [Ctx]> {
+    match n {
+        4 => Some(&CTX4),
+        5 => Some(&CTX5),
+        7 => Some(&CTX7),
+        10 => Some(&CTX10),
+        12 => Some(&CTX12),
+        _ => None,
+    }
+}
+
+/// The input flags `(young, o0_input, conf_input)` of the compiled shape with
+/// `n` contexts, `s` row lanes and `k` weight sets (`None`: read the params at run time).
+#[inline(always)]
+const fn shape_inputs(n: usize, s: usize, k: usize) -> Option<(bool, bool, bool)> {
+    match (n, s, k) {
+        (4, 16, 1) | (10, 16, 3) => Some((false, true, true)),
+        (5, 8, 3) => Some((false, false, false)),
+        (5, 16, 4) | (7, 24, 4) => Some((true, false, false)),
+        (10, 32, 4) | (12, 32, 4) => Some((true, true, true)),
+        _ => None,
+    }
+}
+
 /// Which contexts a level uses and how big its tables are.
 #[derive(Clone, Copy, Debug)]
 pub struct ByteParams {
@@ -183,32 +233,11 @@ impl ByteParams {
         let gene = v3 && modality == Modality::Gene;
         let mut ctx = [O2; MAX_CTX];
         let list: &[Ctx] = match (gene, level) {
-            (false, 0..=3) => &[O2, O3, O4, Word],
-            (false, 4..=6) => &[O2, O3, O4, Word, Column],
-            (false, _) => &[O2, O3, O4, Word, O6, O5, Sparse, Word2, Above, Column],
-            (true, 0..=6) => &[
-                KindO2,
-                O3,
-                O4,
-                Word,
-                Column,
-                Nuc(12, Alt::Col),
-                Nuc(20, Alt::Above),
-            ],
-            (true, _) => &[
-                KindO2,
-                O3,
-                O4,
-                Word,
-                O6,
-                O5,
-                Word2,
-                Above,
-                Column,
-                Nuc(12, Alt::Col),
-                Nuc(16, Alt::Above),
-                Nuc(20, Alt::Col),
-            ],
+            (false, 0..=3) => &CTX4,
+            (false, 4..=6) => &CTX5,
+            (false, _) => &CTX10,
+            (true, 0..=6) => &CTX7,
+            (true, _) => &CTX12,
         };
         ctx[..list.len()].copy_from_slice(list);
         let max_bits = match level {
@@ -268,8 +297,14 @@ enum Shape {
 }
 
 impl Shape {
-    fn of(n: usize, n_inputs: usize, sets: usize) -> Shape {
-        match (n, n_inputs.div_ceil(8) * 8, sets) {
+    fn of(p: &ByteParams, n: usize, n_inputs: usize, sets: usize) -> Shape {
+        // The compiled shapes hash the context list of their count (`shape_ctx`)
+        // and feed the inputs of their `shape_inputs` flags.
+        let s = n_inputs.div_ceil(8) * 8;
+        if shape_ctx(n) != p.ctx.get(..n) || shape_inputs(n, s, sets) != Some((p.young, p.o0_input, p.conf_input)) {
+            return Shape::Any;
+        }
+        match (n, s, sets) {
             (4, 16, 1) => Shape::N4S16K1,
             (5, 8, 3) => Shape::N5S8K3,
             (10, 16, 3) => Shape::N10S16K3,
@@ -411,7 +446,7 @@ impl ByteModel {
             apm2: Apm::new(if p.apm3 || p.apm_o1 { 1 << 16 } else { 1 }, 7),
             apm3: Apm::new(if p.apm3 { 1 << 16 } else { 1 }, 7),
             node: 1,
-            shape: Shape::of(n, n_inputs, sets),
+            shape: Shape::of(&p, n, n_inputs, sets),
             #[cfg(target_arch = "x86_64")]
             avx2: std::arch::is_x86_feature_detected!("avx2"),
         };
@@ -498,7 +533,12 @@ impl ByteModel {
     ) -> [u64; MAX_CTX] {
         let mut out = [0u64; MAX_CTX];
         let kind = (g.kind as u64) << 56;
-        for (o, c) in out.iter_mut().zip(&self.p.ctx).take(self.cnt::<N>()) {
+        // A compiled shape's list is a constant, so the match below folds away.
+        let list: &[Ctx] = match shape_ctx(N) {
+            Some(l) => l,
+            None => &self.p.ctx,
+        };
+        for (o, c) in out.iter_mut().zip(list).take(self.cnt::<N>()) {
             *o = match c {
                 Ctx::O2 => hash2(2, c8 & 0xFFFF),
                 Ctx::O3 => hash2(3, c8 & 0xFF_FFFF),
@@ -658,11 +698,13 @@ impl ByteModel {
         self.node = node;
         self.prefetch_ahead::<N>();
         let mut seen = 0usize;
-        let young = self.p.young;
+        // A compiled shape's input flags are constants, so the lanes below are too.
+        let (young, o0_input, conf_input) =
+            shape_inputs(N, S, K).unwrap_or((self.p.young, self.p.o0_input, self.p.conf_input));
         let n = self.cnt::<N>();
         let c1 = (self.c8 & 0xFF) as usize;
         self.o1_cx = (c1 << 8) | self.c0 as usize;
-        let p0 = if self.p.o0_input {
+        let p0 = if o0_input {
             Some(self.o0.p(self.c0 as usize))
         } else {
             None
@@ -695,7 +737,10 @@ impl ByteModel {
         // The inputs in the lanes `Mixer2::add_in_range` calls would fill (every
         // value is in -2047..=2047: stretch outputs, 0, a bounded confidence, the bias).
         let cur = &self.cur;
-        let x = self.mixer.slots();
+        // Start from the last bit's lanes (every used lane is overwritten; the rest
+        // are 0): the inputs then go to the mixer in registers, not through memory.
+        let mut xl = *self.mixer.slots();
+        let x = &mut xl;
         let mut k = 0usize;
         for i in 0..n {
             let v = cur.get(i).map(|b| b.0[node]).unwrap_or(COUNTER_INIT);
@@ -715,7 +760,7 @@ impl ByteModel {
         x[k & (MAX_IN - 1)] = t.stretch(p1);
         x[(k + 1) & (MAX_IN - 1)] = mst;
         k += 2;
-        if self.p.conf_input {
+        if conf_input {
             x[k & (MAX_IN - 1)] = conf;
             k += 1;
         }
@@ -727,7 +772,7 @@ impl ByteModel {
             self.mixer.set(3, ((seen & 31) << 3) | self.bitpos as usize);
         }
         self.mixer.set_final(self.bitpos as usize);
-        let pr = self.mixer.mix_fixed::<S, K>(t);
+        let pr = self.mixer.mix_inputs::<S, K>(t, &xl);
         let st = t.stretch(pr);
         let p16 = if self.p.apm3 {
             let a1 = self.apm1.p_stretched(st, self.c0 as usize);
@@ -854,6 +899,14 @@ impl ByteModel {
             None => self.contexts_after::<N>(b),
         };
         (self.mhash, self.mtag) = self.match_slot_after(b);
+        if self.mlen == 0 || self.hist.get(self.mptr) != Some(&b) {
+            // `finish_byte` will look for a new match at the slot's position:
+            // start loading that part of the history now (a hint only).
+            if let Some(&slot) = self.mtab.get(self.mhash) {
+                let cand = (slot & self.pmask) as usize;
+                prefetch_ptr(self.hist.as_ptr().wrapping_add(cand.wrapping_sub(1)));
+            }
+        }
         self.hist.push(b);
         self.c8 = (self.c8 << 8) | b as u64;
         self.c0 = 1;

@@ -201,6 +201,52 @@ impl Mixer2 {
         self.final_mix(t)
     }
 
+    /// [`Mixer2::mix_fixed`] of the inputs `x` (lanes as [`Mixer2::slots`]
+    /// holds them; they are stored there for [`Mixer2::update_fixed`]). The
+    /// inputs and the set outputs stay in registers, and the four sets' sums are
+    /// reduced together (integer addition is associative, so the sums are the
+    /// same as [`dot_n`]'s).
+    #[inline(always)]
+    pub fn mix_inputs<const S: usize, const K: usize>(&mut self, t: &Tables, x: &[i32; MAX_IN]) -> i32 {
+        let xs: &[i32; S] = match x.first_chunk::<S>() {
+            Some(xs) if self.stride == S && self.k == K && K <= 4 && S > 0 => xs,
+            _ => {
+                self.x = *x;
+                return self.mix(t);
+            }
+        };
+        if let Some(d) = self.x.first_chunk_mut::<S>() {
+            *d = *xs;
+        }
+        let (rows, _) = self.weights.as_chunks::<S>();
+        let mut acc = [[0i32; 8]; 4];
+        for (a, &r) in acc.iter_mut().zip(&self.rows).take(K) {
+            if let Some(w) = rows.get(r) {
+                for i in 0..S {
+                    a[i % 8] = a[i % 8].wrapping_add((w[i] * xs[i]) >> 8);
+                }
+            }
+        }
+        // Four 8-lane partial sums -> four totals: fold the halves, then a 4x4 transpose-add.
+        let h = |a: &[i32; 8]| [a[0].wrapping_add(a[4]), a[1].wrapping_add(a[5]), a[2].wrapping_add(a[6]), a[3].wrapping_add(a[7])];
+        let (a0, a1, a2, a3) = (h(&acc[0]), h(&acc[1]), h(&acc[2]), h(&acc[3]));
+        let u0 = [a0[0].wrapping_add(a0[2]), a1[0].wrapping_add(a1[2]), a0[1].wrapping_add(a0[3]), a1[1].wrapping_add(a1[3])];
+        let u1 = [a2[0].wrapping_add(a2[2]), a3[0].wrapping_add(a3[2]), a2[1].wrapping_add(a2[3]), a3[1].wrapping_add(a3[3])];
+        let r = [u0[0].wrapping_add(u0[2]), u0[1].wrapping_add(u0[3]), u1[0].wrapping_add(u1[2]), u1[1].wrapping_add(u1[3])];
+        let mut outs = [0i32; FINAL_LANES];
+        for (o, &v) in outs.iter_mut().zip(&r) {
+            *o = (v >> 8).clamp(-2047, 2047);
+        }
+        self.outs = outs;
+        let (f, _) = self.final_w.as_chunks::<FINAL_LANES>();
+        let d = match f.get(self.final_row) {
+            Some(fw) => dot_n(fw, &outs),
+            None => 0,
+        };
+        self.pr = t.squash(d);
+        self.pr
+    }
+
     #[inline(always)]
     fn mix_any(&mut self, t: &Tables) -> i32 {
         let st = self.stride;
@@ -314,6 +360,56 @@ impl Mixer2 {
 mod tests {
     use super::*;
     use crate::ctxmix::prim::tables;
+
+    /// One step of [`Mixer2::mix_inputs`] / [`Mixer2::update_fixed`] against [`Mixer2::mix`] / [`Mixer2::update`].
+    fn step_inputs<const S: usize, const K: usize>(a: &mut Mixer2, b: &mut Mixer2, x: &[i32; MAX_IN], cx: &[usize], fcx: usize, bit: u32) -> (i32, i32) {
+        let t = tables();
+        for &v in x.iter().take(b.stride) {
+            b.add(v);
+        }
+        for m in [&mut *a, &mut *b] {
+            for (i, &c) in cx.iter().enumerate() {
+                m.set(i, c);
+            }
+            m.set_final(fcx);
+        }
+        let pa = a.mix_inputs::<S, K>(t, x);
+        let pb = b.mix(t);
+        a.update_fixed::<S, K>(t, bit);
+        b.update(t, bit);
+        (pa, pb)
+    }
+
+    /// The register-input path (fused reduction of the set sums) gives the integers of the generic one.
+    #[test]
+    fn input_path_matches_generic() {
+        let mut s = 7u32;
+        let mut rnd = move || {
+            s = s.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            s >> 8
+        };
+        for (n, sets) in [(13usize, &[256usize, 128, 256, 256][..]), (29, &[256, 128, 256, 256]), (8, &[256, 128, 256]), (9, &[256]), (17, &[256, 128, 256, 256])] {
+            let mut a = Mixer2::new(n, sets, 8, 2, 1);
+            let mut b = Mixer2::new(n, sets, 8, 2, 1);
+            for step in 0..3000 {
+                let mut x = [0i32; MAX_IN];
+                for v in x.iter_mut().take(n) {
+                    *v = (rnd() % 4095) as i32 - 2047;
+                }
+                let cx: Vec<usize> = (0..sets.len()).map(|_| rnd() as usize).collect();
+                let (fcx, bit) = (rnd() as usize, rnd() & 1);
+                let (pa, pb) = match (a.stride, sets.len()) {
+                    (16, 4) => step_inputs::<16, 4>(&mut a, &mut b, &x, &cx, fcx, bit),
+                    (32, 4) => step_inputs::<32, 4>(&mut a, &mut b, &x, &cx, fcx, bit),
+                    (24, 4) => step_inputs::<24, 4>(&mut a, &mut b, &x, &cx, fcx, bit),
+                    (8, 3) => step_inputs::<8, 3>(&mut a, &mut b, &x, &cx, fcx, bit),
+                    _ => step_inputs::<16, 1>(&mut a, &mut b, &x, &cx, fcx, bit),
+                };
+                assert_eq!(pa, pb, "n={n} step={step}");
+                assert!(a.outs == b.outs && a.weights == b.weights && a.final_w == b.final_w, "n={n} step={step}");
+            }
+        }
+    }
 
     /// The fixed-width paths must give the integers of the generic ones.
     #[test]

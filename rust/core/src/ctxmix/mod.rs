@@ -85,7 +85,7 @@ struct Dec<'a>(BitDecoder<'a>);
 impl Io for Dec<'_> {
     #[inline(always)]
     fn bit(&mut self, p16: u32, _bit: u32) -> u32 {
-        self.0.decode(p16)
+        self.0.decode_select(p16)
     }
 }
 
