@@ -925,16 +925,17 @@ impl ByteModel {
 /// The per-stream context state of a [`ByteModel`] whose statistics several
 /// streams share (neural payload flags 3): everything that describes where one
 /// stream is and persists from one byte to the next (history, byte and nibble
-/// contexts, chosen buckets and their working copies, word/line/gene state,
-/// the match model). The context tables, counter maps, mixer and APMs stay in
-/// the model. Made by [`ByteModel::new_row`], exchanged by [`ByteModel::swap_row`].
+/// contexts, chosen buckets, word/line/gene state, the match model). The
+/// context tables, counter maps, mixer and APMs stay in the model; so do the
+/// buckets' working copies (written back before a swap and reloaded after it)
+/// and the look-ahead contexts (recomputed within every byte). Made by
+/// [`ByteModel::new_row`], exchanged by [`ByteModel::swap_row`].
 pub struct RowState {
     hist: Vec<u8>,
     ctx_hash: [u64; MAX_CTX],
     cand: [usize; MAX_CTX],
     chk: [u32; MAX_CTX],
     base: [usize; MAX_CTX],
-    cur: [Bucket; MAX_CTX],
     c0: u32,
     bitpos: u32,
     c8: u64,
@@ -949,8 +950,6 @@ pub struct RowState {
     mptr: usize,
     mlen: usize,
     mbyte: u32,
-    spec: [[u64; MAX_CTX]; 2],
-    spec_c0: u32,
 }
 
 impl ByteModel {
@@ -965,7 +964,6 @@ impl ByteModel {
             cand: [0; MAX_CTX],
             chk: [0; MAX_CTX],
             base: std::array::from_fn(|i| if i < n { i * size } else { 0 }),
-            cur: [EMPTY; MAX_CTX],
             c0: 1,
             bitpos: 0,
             c8: 0,
@@ -980,8 +978,6 @@ impl ByteModel {
             mptr: 0,
             mlen: 0,
             mbyte: 0,
-            spec: [[0; MAX_CTX]; 2],
-            spec_c0: 0,
         };
         self.flush_row();
         self.exchange_row(&mut r);
@@ -1029,7 +1025,6 @@ impl ByteModel {
         swap(&mut self.cand, &mut r.cand);
         swap(&mut self.chk, &mut r.chk);
         swap(&mut self.base, &mut r.base);
-        swap(&mut self.cur, &mut r.cur);
         swap(&mut self.c0, &mut r.c0);
         swap(&mut self.bitpos, &mut r.bitpos);
         swap(&mut self.c8, &mut r.c8);
@@ -1044,8 +1039,6 @@ impl ByteModel {
         swap(&mut self.mptr, &mut r.mptr);
         swap(&mut self.mlen, &mut r.mlen);
         swap(&mut self.mbyte, &mut r.mbyte);
-        swap(&mut self.spec, &mut r.spec);
-        swap(&mut self.spec_c0, &mut r.spec_c0);
     }
 }
 

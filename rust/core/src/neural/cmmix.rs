@@ -533,6 +533,8 @@ mod tests {
     fn tune_group() {
         let gs: Vec<usize> = std::env::var("MIX_G").unwrap_or_else(|_| "4,16,0".into()).split(',').map(|x| x.parse().unwrap()).collect();
         let f2 = std::env::var("MIX_F2").is_ok();
+        // Flags 2 with its rows in lockstep groups of this many (as the codec runs it; 0: one sub-stream after another).
+        let f2i: usize = std::env::var("MIX_F2_LOCKSTEP").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
         let cmw = std::env::var("MIX_NOCM").is_err();
         let share = std::env::var("MIX_SHARE_FIN").is_ok();
         let mut tot = vec![0f64; 2 + gs.len()];
@@ -565,11 +567,18 @@ mod tests {
             }
             if f2 {
                 let t0 = std::time::Instant::now();
-                for (si, chunk) in toks.chunks(seg).enumerate() {
-                    let mut m = CmMix::new(level, chunk.len(), modality);
+                let g = if f2i == 0 { 1 } else { f2i };
+                for (gi, gl) in lens.chunks(g).enumerate() {
+                    let mut ms: Vec<CmMix> = gl.iter().map(|&l| CmMix::new(level, l, modality)).collect();
                     let mut cx = Cost(0.0);
-                    for (t, &b) in chunk.iter().enumerate() {
-                        m.code(&mut cx, &Path(d.node_path(si * seg + t)), b);
+                    for t in 0..gl[0] {
+                        for (r, &l) in gl.iter().enumerate() {
+                            if l <= t {
+                                break;
+                            }
+                            let pos = (gi * g + r) * seg + t;
+                            ms[r].code(&mut cx, &Path(d.node_path(pos)), toks[pos]);
+                        }
                     }
                     c[1] += cx.0;
                 }
@@ -605,5 +614,21 @@ mod tests {
         }
         let gtxt: Vec<String> = gs.iter().enumerate().map(|(k, g)| format!("g{g}={:.0} ({:.2}s)", tot[2 + k] / 8.0, secs[2 + k])).collect();
         println!("TOTAL raw={raw} bytes cm={:.0} ({:.2}s) f2={:.0} ({:.2}s) {} share_fin={share}", tot[0] / 8.0, secs[0], tot[1] / 8.0, secs[1], gtxt.join(" "));
+        // MIX_JSON=path appends one JSON line with the totals (bytes and CPU seconds of one thread).
+        if let Ok(path) = std::env::var("MIX_JSON") {
+            use std::io::Write;
+            let groups: Vec<String> = gs.iter().enumerate().map(|(k, g)| format!("{{\"g\": {g}, \"bytes\": {:.0}, \"s\": {:.3}}}", tot[2 + k] / 8.0, secs[2 + k])).collect();
+            let dir = std::env::var("MIX_TUNE_DIR").unwrap_or_default();
+            let line = format!(
+                "{{\"dumps\": \"{dir}\", \"raw\": {raw}, \"share_fin\": {share}, \"f2_lockstep\": {f2i}, \"cm_bytes\": {:.0}, \"cm_s\": {:.3}, \"f2_bytes\": {:.0}, \"f2_s\": {:.3}, \"groups\": [{}]}}\n",
+                tot[0] / 8.0,
+                secs[0],
+                tot[1] / 8.0,
+                secs[1],
+                groups.join(", ")
+            );
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+            f.write_all(line.as_bytes()).unwrap();
+        }
     }
 }
