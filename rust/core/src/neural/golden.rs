@@ -71,6 +71,14 @@ fn golden_vectors() {
     assert_eq!(cmx.len() as u64, golden("cm_mixed_payload_len"), "CM-mixed payload length");
     assert_eq!(xxh3(&cmx), golden("cm_mixed_payload"), "CM-mixed payload hash");
     assert_eq!(c.decode(&cmx, golden_text().len(), &h, 1, 1).expect("CM-mixed decodes"), golden_text());
+    // The CM-group form (flags 3): 3 sub-streams in one group (pins the shared model's bits, e.g.
+    // across CM engine speed work: a new per-stream field of `ByteModel` belongs in `RowState`).
+    let long = golden_text().repeat(40);
+    let grp = c.encode_cm_group(&long, 1, &h, 1, 1).expect("CM-group form");
+    assert_eq!(grp[3], super::codec::FLAGS_CM_GROUP);
+    assert_eq!(grp.len() as u64, golden("cm_group_payload_len"), "CM-group payload length");
+    assert_eq!(xxh3(&grp), golden("cm_group_payload"), "CM-group payload hash");
+    assert_eq!(c.decode(&grp, long.len(), &h, 2, 2).expect("CM-group decodes"), long);
 }
 
 #[test]
