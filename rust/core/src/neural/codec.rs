@@ -49,6 +49,10 @@ pub fn cm_group_len(_seg: usize, streams: usize) -> usize {
     streams.clamp(1, 32)
 }
 
+/// Largest CM group length a reader accepts (bounds a decoder's memory: every
+/// sub-stream of a group is live at once).
+pub const CM_GROUP_MAX: usize = 64;
+
 /// Level whose CM byte-model parameters the flags-2 form uses for sub-streams
 /// of `seg` bytes. The CM parameters depend on the level only through the
 /// groups 1-3 / 4-6 / 7-9, which are also the groups of [`segment_len`], so the
@@ -458,7 +462,7 @@ impl NeuralCodec {
                 return Err(MmzError::Truncated("neural CM group length".into()));
             }
             let g = u32_at(PAYLOAD_FIXED) as usize;
-            if g == 0 || g > ns.max(1) {
+            if g == 0 || g > ns.max(1) || g > CM_GROUP_MAX {
                 return Err(c("bad CM group length"));
             }
             (g, PAYLOAD_FIXED + 4)

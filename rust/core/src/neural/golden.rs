@@ -217,6 +217,12 @@ fn cm_group_form_invariance_roundtrip_and_damage() {
         bad[PAYLOAD_FIXED..PAYLOAD_FIXED + 4].copy_from_slice(&bad_g.to_le_bytes());
         assert!(c.decode(&bad, long.len(), &text_hint, 1, 1).is_err(), "G = {bad_g}");
     }
+    // G above the reader's limit is refused even when the chunk has that many sub-streams.
+    let mut bad = m.clone();
+    bad[16..20].copy_from_slice(&65u32.to_le_bytes());
+    bad[PAYLOAD_FIXED..PAYLOAD_FIXED + 4].copy_from_slice(&65u32.to_le_bytes());
+    let e = c.decode(&bad, 65 * 4096, &text_hint, 1, 1).unwrap_err();
+    assert!(e.to_string().contains("group length"), "{e}");
     let mut bad = m.clone();
     bad[PAYLOAD_FIXED..PAYLOAD_FIXED + 4].copy_from_slice(&9u32.to_le_bytes());
     assert!(c.decode(&bad, long.len(), &text_hint, 1, 1).map(|d| d != long).unwrap_or(true));
