@@ -1,7 +1,10 @@
 """Neural codec with and without online mixing: bits/byte of the network alone (payload flags 0), the
 network mixed bitwise with per-sub-stream context models (flags 1), the network mixed bitwise with the
-full CM byte model of each sub-stream (flags 2, ``cmmix``), the CM codec alone, and the per-chunk
-cheapest of them (what ``mmz -z --codec neural`` writes), on (a) small files and
+full CM byte model of each sub-stream (flags 2, ``cmmix``), the network mixed with one CM byte model
+shared by each group of sub-streams (flags 3, ``cmgrp``), the CM codec alone, and the per-chunk
+cheapest of them (``best``: flags 3 / 1 / 0, CM, stored = what ``mmz -z --codec neural`` writes;
+``best_f2``: the same with flags 2 instead of flags 3, what it wrote before; ``best_all``: every
+form), on (a) small files and
 excerpts and (b) 1 MB excerpts per dev modality; plus compress/decompress KB/s with and without
 mixing. Writes ``out/bench/neural_mix.json``.
 
@@ -42,28 +45,35 @@ def planned(path: Path) -> tuple[str, bytes, tuple[_codec.Region, ...]]:
 def code(m: neural.Model, mod: str, stream: bytes, regions: tuple[_codec.Region, ...], level: int,
          verify: bool) -> dict[str, Any]:
     """Payload bytes of every method over the chunks of ``stream``."""
-    res = {"raw": len(stream), "plain": 0, "mixed": 0, "cmmix": 0, "cm": 0, "best": 0, "best_old": 0, "chunks": 0,
-           "neural_s": 0.0}
+    res = {"raw": len(stream), "plain": 0, "mixed": 0, "cmmix": 0, "cmgrp": 0, "cm": 0, "best": 0, "best_old": 0,
+           "best_f2": 0, "best_all": 0, "chunks": 0, "neural_s": 0.0}
     for start, end in _codec.cut(len(stream), _codec.default_chunk_size(level)):
         piece = stream[start:end]
         hint = _codec.chunk_hint(mod, regions, start, end)
         t0 = time.perf_counter()
-        plain, mixed, cmmix = neural.encode_all_forms(m, piece, level, hint)
+        plain, mixed, cmmix, cmgrp = neural.encode_all_forms(m, piece, level, hint)
         res["neural_s"] += time.perf_counter() - t0
         mixed = mixed if mixed is not None else plain
         cmmix = cmmix if cmmix is not None else plain
+        cmgrp = cmgrp if cmgrp is not None else plain
         cm = len(_core.encode_chunk(piece, "cm", level, hint)) - _core.CHUNK_HEADER_LEN
         if verify:
             if neural.decode_payload(m, mixed, len(piece), hint) != piece:
                 raise SystemExit(f"mixed payload did not round-trip ({mod}, {len(piece)} bytes)")
             if neural.decode_payload(m, cmmix, len(piece), hint) != piece:
                 raise SystemExit(f"CM-mixed payload did not round-trip ({mod}, {len(piece)} bytes)")
+            if neural.decode_payload(m, cmgrp, len(piece), hint) != piece:
+                raise SystemExit(f"CM-group payload did not round-trip ({mod}, {len(piece)} bytes)")
         res["plain"] += len(plain)
         res["mixed"] += len(mixed)
         res["cmmix"] += len(cmmix)
+        res["cmgrp"] += len(cmgrp)
         res["cm"] += cm
-        res["best_old"] += min(len(plain), len(mixed), cm, len(piece) + 1)
-        res["best"] += min(len(plain), len(mixed), len(cmmix), cm, len(piece) + 1)
+        old = min(len(plain), len(mixed), cm, len(piece) + 1)
+        res["best_old"] += old
+        res["best_f2"] += min(old, len(cmmix))
+        res["best"] += min(old, len(cmgrp))
+        res["best_all"] += min(old, len(cmmix), len(cmgrp))
         res["chunks"] += 1
     return res
 
@@ -75,11 +85,13 @@ def add(total: dict[str, Any], r: dict[str, Any]) -> None:
 
 def bpb(r: dict[str, Any]) -> dict[str, Any]:
     out = dict(r)
-    for k in ("plain", "mixed", "cmmix", "cm", "best", "best_old"):
+    for k in ("plain", "mixed", "cmmix", "cmgrp", "cm", "best", "best_old", "best_f2", "best_all"):
         out[f"{k}_bpb"] = 8 * r[k] / r["raw"] if r["raw"] else 0.0
     out["mixed_vs_plain_pct"] = 100 * (r["mixed"] / r["plain"] - 1) if r["plain"] else 0.0
     out["mixed_vs_cm_pct"] = 100 * (r["mixed"] / r["cm"] - 1) if r["cm"] else 0.0
     out["cmmix_vs_cm_pct"] = 100 * (r["cmmix"] / r["cm"] - 1) if r["cm"] else 0.0
+    out["cmgrp_vs_cm_pct"] = 100 * (r["cmgrp"] / r["cm"] - 1) if r["cm"] else 0.0
+    out["cmgrp_vs_cmmix_pct"] = 100 * (r["cmgrp"] / r["cmmix"] - 1) if r["cmmix"] else 0.0
     out["best_vs_cm_pct"] = 100 * (r["best"] / r["cm"] - 1) if r["cm"] else 0.0
     return out
 
@@ -181,7 +193,7 @@ def main() -> None:
     out_path = Path(args.out)
     res: dict[str, Any] = json.loads(out_path.read_text()) if out_path.is_file() else {}
     res.update({"model_id": m.manifest["model_id"], "mix_flags": _core.NEURAL_FLAGS_MIX,
-                "cm_mix_flags": _core.NEURAL_FLAGS_CM_MIX,
+                "cm_mix_flags": _core.NEURAL_FLAGS_CM_MIX, "cm_group_flags": _core.NEURAL_FLAGS_CM_GROUP,
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
     out_path.parent.mkdir(parents=True, exist_ok=True)
     if "small" in sets:

@@ -160,11 +160,15 @@ def test_cm_mixed_form_roundtrip_invariance_and_damage(tmp_path: Path) -> None:
         assert cmx[3] == _core.NEURAL_FLAGS_CM_MIX == 2
         m.batch, m.threads = 1, 1
         assert neural.encode_payload(m, sample, 1, hint, cm_mixed=True) == cmx
-        plain, mixed, both = neural.encode_all_forms(m, sample, 1, hint)
+        plain, mixed, both, _ = neural.encode_all_forms(m, sample, 1, hint)
         assert both == cmx and mixed == neural.encode_payload(m, sample, 1, hint, mixed=True)
         assert plain == neural.encode_payload(m, sample, 1, hint)
         assert neural.decode_payload(m, cmx, len(sample), hint) == sample
-    plain, mixed, cmx = neural.encode_all_forms(m, data, 1, hint)
+    plain, mixed, cmx, grp = neural.encode_all_forms(m, data, 1, hint)
+    # Flags 3 (5 sub-streams, one CM group): same bytes as the single-form call, round-trips.
+    assert grp is not None and grp[3] == _core.NEURAL_FLAGS_CM_GROUP == 3
+    assert grp == neural.encode_payload(m, data, 1, hint, cm_group=True)
+    assert neural.decode_payload(m, grp, len(data), hint) == data
     # i.i.d. symbols: both partners learn the 13-symbol alphabet the tiny network does not know.
     assert cmx is not None and mixed is not None and len(cmx) < 0.8 * len(plain) and len(mixed) < 0.8 * len(plain)
     bad = bytearray(cmx)

@@ -185,25 +185,29 @@ def decode_chunk(model: Model, header: bytes, payload: bytes) -> bytes:
 
 
 def encode_payload(model: Model, data: bytes, level: int, hint: bytes, mixed: bool = False,
-                   cm_mixed: bool = False) -> bytes:
+                   cm_mixed: bool = False, cm_group: bool = False) -> bytes:
     """Neural payload only (always codec 3, no fallback); ``mixed`` = the network mixed bitwise with
     online context models of each sub-stream (payload flags 1) instead of the network alone,
-    ``cm_mixed`` = the network mixed bitwise with the full CM byte model of each sub-stream (flags 2)."""
-    return bytes(model.engine.encode_payload(data, level, hint, model.batch, model.threads, mixed, cm_mixed))
+    ``cm_mixed`` = the network mixed bitwise with the full CM byte model of each sub-stream (flags 2),
+    ``cm_group`` = the same with one CM byte model per group of sub-streams (flags 3)."""
+    return bytes(model.engine.encode_payload(data, level, hint, model.batch, model.threads, mixed, cm_mixed,
+                                             cm_group))
 
 
 def encode_all_forms(model: Model, data: bytes, level: int,
-                     hint: bytes) -> tuple[bytes, bytes | None, bytes | None]:
-    """``(plain, mixed, cm_mixed)`` neural payloads (flags 0, 1, 2) from one run of the network (the
-    mixed forms are None when the model slice is not byte-wide)."""
-    plain, mixed, cmx = model.engine.encode_forms(data, level, hint, model.batch, model.threads)
-    return bytes(plain), (bytes(mixed) if mixed is not None else None), (bytes(cmx) if cmx is not None else None)
+                     hint: bytes) -> tuple[bytes, bytes | None, bytes | None, bytes | None]:
+    """``(plain, mixed, cm_mixed, cm_group)`` neural payloads (flags 0, 1, 2, 3) from one run of the
+    network (the mixed forms are None when the model slice is not byte-wide)."""
+    forms = model.engine.encode_forms(data, level, hint, model.batch, model.threads)
+    plain, rest = forms[0], forms[1:]
+    mixed, cmx, cmg = (bytes(f) if f is not None else None for f in rest)
+    return bytes(plain), mixed, cmx, cmg
 
 
 def encode_forms(model: Model, data: bytes, level: int, hint: bytes) -> tuple[bytes, bytes | None]:
     """``(plain, mixed)`` neural payloads from one run of the network (``mixed`` is None when the
     model slice is not byte-wide)."""
-    plain, mixed, _ = encode_all_forms(model, data, level, hint)
+    plain, mixed, _, _ = encode_all_forms(model, data, level, hint)
     return plain, mixed
 
 

@@ -59,14 +59,17 @@ impl NeuralEngine {
 
     /// Neural payload only (no chunk header): the plain form, with `mixed`
     /// the network mixed with online context models (payload flags 1), with
-    /// `cm_mixed` the network mixed with the full CM byte model (flags 2).
-    #[pyo3(signature = (data, level, hint, batch=64, threads=0, mixed=false, cm_mixed=false))]
+    /// `cm_mixed` the network mixed with the full CM byte model (flags 2), with
+    /// `cm_group` the network mixed with one CM byte model per group of sub-streams (flags 3).
+    #[pyo3(signature = (data, level, hint, batch=64, threads=0, mixed=false, cm_mixed=false, cm_group=false))]
     #[allow(clippy::too_many_arguments)]
-    fn encode_payload<'py>(&self, py: Python<'py>, data: &[u8], level: u8, hint: &[u8], batch: usize, threads: usize, mixed: bool, cm_mixed: bool) -> PyResult<Bound<'py, PyBytes>> {
+    fn encode_payload<'py>(&self, py: Python<'py>, data: &[u8], level: u8, hint: &[u8], batch: usize, threads: usize, mixed: bool, cm_mixed: bool, cm_group: bool) -> PyResult<Bound<'py, PyBytes>> {
         let hint = Hint::from_bytes(hint).map_err(to_py)?;
         let out = py
             .allow_threads(|| {
-                if cm_mixed {
+                if cm_group {
+                    self.inner.encode_cm_group(data, level, &hint, batch, threads)
+                } else if cm_mixed {
                     self.inner.encode_cm_mixed(data, level, &hint, batch, threads)
                 } else if mixed {
                     self.inner.encode_mixed(data, level, &hint, batch, threads)
@@ -78,7 +81,7 @@ impl NeuralEngine {
         Ok(PyBytes::new(py, &out))
     }
 
-    /// `(plain, mixed, cm_mixed)` payloads (flags 0, 1, 2) from one network run
+    /// `(plain, mixed, cm_mixed, cm_group)` payloads (flags 0, 1, 2, 3) from one network run
     /// (the mixed forms are None for a slice that is not 256 symbols wide).
     #[pyo3(signature = (data, level, hint, batch=64, threads=0))]
     #[allow(clippy::type_complexity)]
@@ -90,11 +93,12 @@ impl NeuralEngine {
         hint: &[u8],
         batch: usize,
         threads: usize,
-    ) -> PyResult<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>, Option<Bound<'py, PyBytes>>)> {
+    ) -> PyResult<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>, Option<Bound<'py, PyBytes>>, Option<Bound<'py, PyBytes>>)> {
         let hint = Hint::from_bytes(hint).map_err(to_py)?;
         let f = py.allow_threads(|| self.inner.encode_forms(data, level, &hint, batch, threads, codec::Want::ALL)).map_err(to_py)?;
         let p = f.plain.unwrap_or_default();
-        Ok((PyBytes::new(py, &p), f.mixed.map(|m| PyBytes::new(py, &m)), f.cm_mixed.map(|m| PyBytes::new(py, &m))))
+        let b = |x: Option<Vec<u8>>| x.map(|m| PyBytes::new(py, &m));
+        Ok((PyBytes::new(py, &p), b(f.mixed), b(f.cm_mixed), b(f.cm_group)))
     }
 
     /// Inverse of `encode_payload`.
@@ -146,5 +150,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NEURAL_PRECISION", codec::PRECISION)?;
     m.add("NEURAL_FLAGS_MIX", codec::FLAGS_MIX)?;
     m.add("NEURAL_FLAGS_CM_MIX", codec::FLAGS_CM_MIX)?;
+    m.add("NEURAL_FLAGS_CM_GROUP", codec::FLAGS_CM_GROUP)?;
     Ok(())
 }

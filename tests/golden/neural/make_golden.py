@@ -90,10 +90,12 @@ def compute(container: bytes) -> dict[str, int]:
     payload = eng.encode_payload(GOLDEN_TEXT, 1, hint, 1, 1)
     mixed = eng.encode_payload(GOLDEN_TEXT, 1, hint, 1, 1, True)
     cm_mixed = eng.encode_payload(GOLDEN_TEXT, 1, hint, 1, 1, False, True)
+    cm_group = eng.encode_payload(GOLDEN_TEXT * 40, 1, hint, 1, 1, False, False, True)  # 3 sub-streams, G = 3
     return {"probe": int(eng.probe_hash), "logits": _core.xxh3(lg.tobytes()), "cdfs": _core.xxh3(cdfs),
             "payload": _core.xxh3(bytes(payload)), "payload_len": len(payload),
             "mixed_payload": _core.xxh3(bytes(mixed)), "mixed_payload_len": len(mixed),
-            "cm_mixed_payload_len": len(cm_mixed), "cm_mixed_payload": _core.xxh3(bytes(cm_mixed))}
+            "cm_mixed_payload_len": len(cm_mixed), "cm_mixed_payload": _core.xxh3(bytes(cm_mixed)),
+            "cm_group_payload_len": len(cm_group), "cm_group_payload": _core.xxh3(bytes(cm_group))}
 
 
 def main() -> None:

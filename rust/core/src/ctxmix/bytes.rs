@@ -975,6 +975,126 @@ impl ByteModel {
     }
 }
 
+/// The per-stream context state of a [`ByteModel`] whose statistics several
+/// streams share (neural payload flags 3): everything that describes where one
+/// stream is and persists from one byte to the next (history, byte and nibble
+/// contexts, chosen buckets, word/line/gene state, the match model). The
+/// context tables, counter maps, mixer and APMs stay in the model; so do the
+/// buckets' working copies (written back before a swap and reloaded after it)
+/// and the look-ahead contexts (recomputed within every byte). Made by
+/// [`ByteModel::new_row`], exchanged by [`ByteModel::swap_row`].
+pub struct RowState {
+    hist: Vec<u8>,
+    ctx_hash: [u64; MAX_CTX],
+    cand: [usize; MAX_CTX],
+    chk: [u32; MAX_CTX],
+    base: [usize; MAX_CTX],
+    c0: u32,
+    bitpos: u32,
+    c8: u64,
+    word: u64,
+    word1: u64,
+    line_start: usize,
+    prev_line_start: usize,
+    gs: GeneState,
+    mtab: Vec<u32>,
+    mhash: usize,
+    mtag: u8,
+    mptr: usize,
+    mlen: usize,
+    mbyte: u32,
+}
+
+impl ByteModel {
+    /// A fresh stream of `len` bytes for this model (as a fresh model starts;
+    /// its first-nibble buckets are selected in the shared tables now).
+    pub fn new_row(&mut self, len: usize) -> RowState {
+        let n = self.n;
+        let size = self.size;
+        let mut r = RowState {
+            hist: Vec::with_capacity(len),
+            ctx_hash: [0; MAX_CTX],
+            cand: [0; MAX_CTX],
+            chk: [0; MAX_CTX],
+            base: std::array::from_fn(|i| if i < n { i * size } else { 0 }),
+            c0: 1,
+            bitpos: 0,
+            c8: 0,
+            word: 0,
+            word1: 0,
+            line_start: 0,
+            prev_line_start: 0,
+            gs: GeneState::default(),
+            mtab: big_vec(self.mmask + 1, 0),
+            mhash: 0,
+            mtag: 0,
+            mptr: 0,
+            mlen: 0,
+            mbyte: 0,
+        };
+        self.flush_row();
+        self.exchange_row(&mut r);
+        self.ctx_hash = self.initial_contexts();
+        self.nibble_hashes::<0>();
+        self.reload_row();
+        self.flush_row();
+        self.exchange_row(&mut r);
+        self.reload_row();
+        r
+    }
+
+    /// Make `row` the stream the model codes next and leave the stream it
+    /// coded so far in `row`. The outgoing stream's working copies are written
+    /// to the shared tables first, and the incoming stream's buckets are
+    /// selected again (another stream may have claimed them meanwhile). Call
+    /// between bytes only.
+    pub fn swap_row(&mut self, row: &mut RowState) {
+        self.flush_row();
+        self.exchange_row(row);
+        self.reload_row();
+    }
+
+    /// Write the working copies of the current nibble's buckets back to the tables.
+    fn flush_row(&mut self) {
+        for i in 0..self.n {
+            if let Some(b) = self.tab.get_mut(self.base[i]) {
+                *b = self.cur[i];
+            }
+        }
+    }
+
+    /// Reselect the current nibble's buckets from the tables (after a flush).
+    fn reload_row(&mut self) {
+        for i in 0..self.n {
+            self.cur[i] = self.tab.get(self.base[i]).copied().unwrap_or(EMPTY);
+        }
+        self.nibble_select::<0>();
+    }
+
+    fn exchange_row(&mut self, r: &mut RowState) {
+        use std::mem::swap;
+        swap(&mut self.hist, &mut r.hist);
+        swap(&mut self.ctx_hash, &mut r.ctx_hash);
+        swap(&mut self.cand, &mut r.cand);
+        swap(&mut self.chk, &mut r.chk);
+        swap(&mut self.base, &mut r.base);
+        swap(&mut self.c0, &mut r.c0);
+        swap(&mut self.bitpos, &mut r.bitpos);
+        swap(&mut self.c8, &mut r.c8);
+        swap(&mut self.word, &mut r.word);
+        swap(&mut self.word1, &mut r.word1);
+        swap(&mut self.line_start, &mut r.line_start);
+        swap(&mut self.prev_line_start, &mut r.prev_line_start);
+        swap(&mut self.gs, &mut r.gs);
+        swap(&mut self.mtab, &mut r.mtab);
+        swap(&mut self.mhash, &mut r.mhash);
+        swap(&mut self.mtag, &mut r.mtag);
+        swap(&mut self.mptr, &mut r.mptr);
+        swap(&mut self.mlen, &mut r.mlen);
+        swap(&mut self.mbyte, &mut r.mbyte);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@
 //! threads do not change the output.
 
 use super::mix::{mix_sets, train_sets, BitIo, NodeSource, StreamMix};
-use crate::ctxmix::bytes::{ByteModel, ByteParams};
+use crate::ctxmix::bytes::{ByteModel, ByteParams, RowState};
 use crate::ctxmix::prim::{tables, Apm, Tables};
 use crate::ctxmix::Io;
 use crate::hint::Modality;
@@ -201,6 +201,75 @@ impl CmMix {
     }
 }
 
+
+/// The model of one CM group of the flags-3 form: G consecutive sub-streams
+/// share one CM byte model (its context tables sized for the group's total
+/// length, counter maps, mixer and APMs) while each keeps its own context
+/// state ([`RowState`]: history, contexts, match model) and its own flags-1
+/// model; the final mixer and its APMs are shared by the group too. Bytes must
+/// be coded step-major, sub-stream minor (byte t of every sub-stream still
+/// running, then byte t + 1).
+pub struct CmGroup {
+    cm: Box<ByteModel>,
+    rows: Vec<RowState>,
+    /// The sub-stream whose state is in `cm` (its slot in `rows` is a spare).
+    held: usize,
+    small: Vec<Option<StreamMix>>,
+    fin: Vec<Final>,
+    share_fin: bool,
+}
+
+impl CmGroup {
+    /// A fresh group of sub-streams of `lens` bytes (non-increasing) of a chunk at `level` with `modality`.
+    pub fn new(level: u8, lens: &[usize], modality: Modality) -> Self {
+        Self::with_params(level, lens, modality, CmMixParams::for_level(level), true)
+    }
+
+    /// A fresh group with explicit mixer parameters; `share_fin`: one final
+    /// mixer for the group (tuning experiments).
+    pub fn with_params(level: u8, lens: &[usize], modality: Modality, p: CmMixParams, share_fin: bool) -> Self {
+        let total: usize = lens.iter().sum();
+        let first = lens.first().copied().unwrap_or(0);
+        let mut bp = ByteParams::for_version(CM_PARAMS_VERSION, level, total, modality);
+        bp.match_bits = ByteParams::for_version(CM_PARAMS_VERSION, level, first, modality).match_bits;
+        let mut cm = Box::new(ByteModel::new(bp, first));
+        let rows = (0..lens.len()).map(|r| cm.new_row(if r == 0 { 0 } else { lens[r] })).collect();
+        CmGroup {
+            cm,
+            rows,
+            held: 0,
+            small: lens.iter().map(|&l| p.small.then(|| StreamMix::new(l))).collect(),
+            fin: (0..if share_fin { 1 } else { lens.len().max(1) }).map(|_| Final::new(p)).collect(),
+            share_fin,
+        }
+    }
+
+    /// Code byte `byte` (ignored when decoding) of sub-stream `r` under the
+    /// network's node probabilities `nn`; returns the byte coded (0 for a
+    /// sub-stream index outside the group).
+    pub fn code<I: BitIo, N: NodeSource>(&mut self, r: usize, io: &mut I, nn: &N, byte: u8) -> u8 {
+        if r >= self.rows.len() {
+            return 0;
+        }
+        if r != self.held {
+            self.cm.swap_row(&mut self.rows[r]);
+            self.rows.swap(r, self.held);
+            self.held = r;
+        }
+        let fi = if self.share_fin { 0 } else { r };
+        let (Some(fin), Some(small)) = (self.fin.get_mut(fi), self.small.get_mut(r)) else {
+            return 0;
+        };
+        let mut br = Bridge { io, nn, fin, small: small.as_mut(), c0: 1, depth: 0 };
+        self.cm.code(&mut br, byte);
+        let b = (br.c0 & 0xFF) as u8;
+        if let Some(s) = small.as_mut() {
+            s.end_byte(b);
+        }
+        b
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,5 +411,224 @@ mod tests {
             tot[4] / 8.0,
             best / 8.0
         );
+    }
+
+    fn sample_text(n: usize, seed: u32) -> Vec<u8> {
+        let mut st = seed;
+        (0..n)
+            .map(|i| {
+                st = st.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                if st >> 28 == 0 { (st >> 20) as u8 } else { b"rows share the statistics, not the state.\n"[i % 42] }
+            })
+            .collect()
+    }
+
+    /// Swapping a fresh row in and out between bytes leaves the coded row's
+    /// state intact; only the spare's bucket selections (claims in the shared
+    /// tables) may cost the coded row a little.
+    #[test]
+    fn swapping_a_row_out_and_back_keeps_its_state() {
+        for (level, modality) in [(1, Modality::Text), (5, Modality::Text), (9, Modality::Text), (5, Modality::Gene), (9, Modality::Gene)] {
+            let data = sample_text(6000, 9);
+            let p = ByteParams::for_version(3, level, data.len(), modality);
+            let mut a = ByteModel::new(p, data.len());
+            let mut b = ByteModel::new(p, data.len());
+            let mut spare = b.new_row(data.len());
+            let (mut ra, mut rb) = (Cost(0.0), Cost(0.0));
+            for &x in &data {
+                a.code(&mut ra, x);
+                b.swap_row(&mut spare);
+                b.swap_row(&mut spare);
+                assert_eq!(b.code(&mut rb, x), x);
+            }
+            assert!(rb.0 < 1.01 * ra.0 && ra.0 < 1.01 * rb.0, "level {level} {modality:?}: {} vs {}", rb.0, ra.0);
+        }
+    }
+
+    /// Random words of a small vocabulary: predictable from the last few bytes, not from long matches.
+    fn words(n: usize, seed: u32) -> Vec<u8> {
+        let vocab: [&[u8]; 8] = [b"the ", b"cat ", b"sat ", b"on ", b"mat, ", b"and ", b"dog ", b"ran.\n"];
+        let mut st = seed;
+        let mut out = Vec::with_capacity(n + 8);
+        while out.len() < n {
+            st = st.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            out.extend_from_slice(vocab[(st >> 29) as usize]);
+        }
+        out.truncate(n);
+        out
+    }
+
+    #[test]
+    fn rows_share_statistics_but_not_state() {
+        let data = sample_text(8000, 4);
+        let p = ByteParams::for_version(3, 5, 2 * data.len(), Modality::Text);
+        // Two rows with the same bytes in lockstep: the second learns from the first.
+        let mut m = ByteModel::new(p, data.len());
+        let mut other = m.new_row(data.len());
+        let (mut c0, mut c1) = (Cost(0.0), Cost(0.0));
+        for &x in &data {
+            m.code(&mut c0, x);
+            m.swap_row(&mut other);
+            assert_eq!(m.code(&mut c1, x), x);
+            m.swap_row(&mut other);
+        }
+        assert!(c1.0 < 0.5 * c0.0, "second row {} first row {}", c1.0, c0.0);
+        // A row of other bytes keeps its own history: interleaving does not garble the first row's contexts.
+        let data = words(8000, 4);
+        let mut alone = ByteModel::new(p, data.len());
+        let mut ca = Cost(0.0);
+        for &x in &data {
+            alone.code(&mut ca, x);
+        }
+        let noise: Vec<u8> = words(8000, 77).iter().map(|b| b.wrapping_mul(151)).collect();
+        let mut m = ByteModel::new(p, data.len());
+        let mut other = m.new_row(data.len());
+        let (mut c0, mut c1) = (Cost(0.0), Cost(0.0));
+        for (&x, &y) in data.iter().zip(&noise) {
+            m.code(&mut c0, x);
+            m.swap_row(&mut other);
+            m.code(&mut c1, y);
+            m.swap_row(&mut other);
+        }
+        assert!(c0.0 < 1.05 * ca.0, "interleaved {} alone {}", c0.0, ca.0);
+    }
+
+    #[test]
+    fn group_roundtrip_in_coding_order() {
+        let mut f = vec![1u32 << 12; 256];
+        f[b' ' as usize] += 1 << 18;
+        let mut np = NodeProbs::default();
+        np.load(&f);
+        let data = sample_text(3 * 1000 + 321, 5);
+        let lens = [1000usize, 1000, 1000, 321];
+        for (level, modality) in [(1, Modality::Text), (9, Modality::Gene)] {
+            let mut g = CmGroup::new(level, &lens, modality);
+            let mut encs: Vec<BitEncoder> = lens.iter().map(|_| BitEncoder::new()).collect();
+            for t in 0..1000 {
+                for (r, _) in lens.iter().enumerate().filter(|x| *x.1 > t) {
+                    g.code(r, &mut encs[r], &np, data[r * 1000 + t]);
+                }
+            }
+            let outs: Vec<Vec<u8>> = encs.into_iter().map(BitEncoder::finish).collect();
+            let mut g = CmGroup::new(level, &lens, modality);
+            let mut decs: Vec<BitDecoder> = outs.iter().map(|o| BitDecoder::new(o)).collect();
+            let mut back = vec![0u8; data.len()];
+            for t in 0..1000 {
+                for (r, _) in lens.iter().enumerate().filter(|x| *x.1 > t) {
+                    back[r * 1000 + t] = g.code(r, &mut decs[r], &np, 0);
+                }
+            }
+            assert!(back == data, "level {level}");
+            // Out-of-range rows code nothing.
+            assert_eq!(g.code(9, &mut decs[0], &np, 0), 0);
+        }
+    }
+
+    /// Flags-3 tuning on the dumps of [`tune`]: bits/byte of CM over the whole
+    /// dump, flags 2 (`MIX_F2=1`) and CM groups of each G in `MIX_G` (comma
+    /// list, 0 = the whole dump; default 4,16,0; `MIX_SHARE_FIN=1`: one final
+    /// mixer per group). Also prints the CPU seconds of each coding.
+    #[test]
+    #[ignore]
+    fn tune_group() {
+        let gs: Vec<usize> = std::env::var("MIX_G").unwrap_or_else(|_| "4,16,0".into()).split(',').map(|x| x.parse().unwrap()).collect();
+        let f2 = std::env::var("MIX_F2").is_ok();
+        // Flags 2 with its rows in lockstep groups of this many (as the codec runs it; 0: one sub-stream after another).
+        let f2i: usize = std::env::var("MIX_F2_LOCKSTEP").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let cmw = std::env::var("MIX_NOCM").is_err();
+        let share = std::env::var("MIX_SHARE_FIN").is_ok();
+        let mut tot = vec![0f64; 2 + gs.len()];
+        let mut secs = vec![0f64; 2 + gs.len()];
+        let mut raw = 0usize;
+        for d in dumps() {
+            let name = d.path.file_stem().unwrap().to_string_lossy().to_string();
+            let kind = name.split_once('_').map(|x| x.1).unwrap_or("text").trim_end_matches(|c: char| c.is_ascii_digit());
+            let modality = match kind {
+                "structured" => Modality::Structured,
+                "gene" => Modality::Gene,
+                "image" | "medical" => Modality::Image,
+                "speech" | "music" | "audio" => Modality::Audio,
+                _ => Modality::Text,
+            };
+            let (seg, n) = (d.seg, d.toks.len());
+            let level = crate::neural::codec::cm_level(seg);
+            let toks = &d.toks[..];
+            let lens: Vec<usize> = toks.chunks(seg).map(|c| c.len()).collect();
+            let mut c = vec![0f64; 2 + gs.len()];
+            if cmw {
+                let t0 = std::time::Instant::now();
+                let mut whole = Cost(0.0);
+                let mut bm = ByteModel::new(ByteParams::for_version(3, level, n, modality), n);
+                for &b in toks {
+                    bm.code(&mut whole, b);
+                }
+                c[0] = whole.0;
+                secs[0] += t0.elapsed().as_secs_f64();
+            }
+            if f2 {
+                let t0 = std::time::Instant::now();
+                let g = if f2i == 0 { 1 } else { f2i };
+                for (gi, gl) in lens.chunks(g).enumerate() {
+                    let mut ms: Vec<CmMix> = gl.iter().map(|&l| CmMix::new(level, l, modality)).collect();
+                    let mut cx = Cost(0.0);
+                    for t in 0..gl[0] {
+                        for (r, &l) in gl.iter().enumerate() {
+                            if l <= t {
+                                break;
+                            }
+                            let pos = (gi * g + r) * seg + t;
+                            ms[r].code(&mut cx, &Path(d.node_path(pos)), toks[pos]);
+                        }
+                    }
+                    c[1] += cx.0;
+                }
+                secs[1] += t0.elapsed().as_secs_f64();
+            }
+            for (k, &g) in gs.iter().enumerate() {
+                let g = if g == 0 { lens.len().max(1) } else { g };
+                let t0 = std::time::Instant::now();
+                for (gi, gl) in lens.chunks(g).enumerate() {
+                    let first = gi * g;
+                    let mut grp = CmGroup::with_params(level, gl, modality, CmMixParams::for_level(level), share);
+                    let mut costs: Vec<Cost> = gl.iter().map(|_| Cost(0.0)).collect();
+                    for t in 0..gl[0] {
+                        for (r, &l) in gl.iter().enumerate() {
+                            if l <= t {
+                                break;
+                            }
+                            let pos = (first + r) * seg + t;
+                            grp.code(r, &mut costs[r], &Path(d.node_path(pos)), toks[pos]);
+                        }
+                    }
+                    c[2 + k] += costs.iter().map(|x| x.0).sum::<f64>();
+                }
+                secs[2 + k] += t0.elapsed().as_secs_f64();
+            }
+            let nb = n as f64;
+            raw += n;
+            let gtxt: Vec<String> = gs.iter().enumerate().map(|(k, g)| format!("g{g}={:.3}", c[2 + k] / nb)).collect();
+            println!("{name:>16} n={n:>7} seg={seg:>6} cm={:.3} f2={:.3} {}", c[0] / nb, c[1] / nb, gtxt.join(" "));
+            for k in 0..c.len() {
+                tot[k] += c[k];
+            }
+        }
+        let gtxt: Vec<String> = gs.iter().enumerate().map(|(k, g)| format!("g{g}={:.0} ({:.2}s)", tot[2 + k] / 8.0, secs[2 + k])).collect();
+        println!("TOTAL raw={raw} bytes cm={:.0} ({:.2}s) f2={:.0} ({:.2}s) {} share_fin={share}", tot[0] / 8.0, secs[0], tot[1] / 8.0, secs[1], gtxt.join(" "));
+        // MIX_JSON=path appends one JSON line with the totals (bytes and CPU seconds of one thread).
+        if let Ok(path) = std::env::var("MIX_JSON") {
+            use std::io::Write;
+            let groups: Vec<String> = gs.iter().enumerate().map(|(k, g)| format!("{{\"g\": {g}, \"bytes\": {:.0}, \"s\": {:.3}}}", tot[2 + k] / 8.0, secs[2 + k])).collect();
+            let dir = std::env::var("MIX_TUNE_DIR").unwrap_or_default();
+            let line = format!(
+                "{{\"dumps\": \"{dir}\", \"raw\": {raw}, \"share_fin\": {share}, \"f2_lockstep\": {f2i}, \"cm_bytes\": {:.0}, \"cm_s\": {:.3}, \"f2_bytes\": {:.0}, \"f2_s\": {:.3}, \"groups\": [{}]}}\n",
+                tot[0] / 8.0,
+                secs[0],
+                tot[1] / 8.0,
+                secs[1],
+                groups.join(", ")
+            );
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+            f.write_all(line.as_bytes()).unwrap();
+        }
     }
 }

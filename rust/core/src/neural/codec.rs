@@ -3,7 +3,7 @@
 //! "Neural codec".
 
 use super::engine::{self, step};
-use super::cmmix::CmMix;
+use super::cmmix::{CmGroup, CmMix};
 use super::mix::{NodeProbs, StreamMix};
 use crate::bitcoder::{BitDecoder, BitEncoder};
 use super::weights::Model;
@@ -34,6 +34,24 @@ pub const FLAGS_MIX: u8 = 1;
 /// bitwise mix of the network with the full CM byte model of the sub-stream
 /// (and the flags-1 model), see [`super::cmmix`] (version 1 of that model).
 pub const FLAGS_CM_MIX: u8 = 2;
+/// Payload flags value: like [`FLAGS_CM_MIX`], but each CM group of `G`
+/// consecutive sub-streams shares one CM byte model ([`super::cmmix::CmGroup`],
+/// version 1 of that model); `G` follows the fixed header.
+pub const FLAGS_CM_GROUP: u8 = 3;
+
+/// Sub-streams per CM group of the flags-3 form for sub-streams of `seg`
+/// bytes and `streams` sub-streams in the chunk (a function of the level and
+/// the sub-stream count only, never of the batch or thread count): up to 32
+/// sub-streams, so the 64 sub-streams of 256 KiB at level 1 (4 KiB) still form
+/// two groups for two threads, and a 1 MiB chunk at level 9 (16 x 64 KiB) is
+/// one group (docs/BENCHMARKS.md, "Neural + shared CM").
+pub fn cm_group_len(_seg: usize, streams: usize) -> usize {
+    streams.clamp(1, 32)
+}
+
+/// Largest CM group length a reader accepts (bounds a decoder's memory: every
+/// sub-stream of a group is live at once).
+pub const CM_GROUP_MAX: usize = 64;
 
 /// Level whose CM byte-model parameters the flags-2 form uses for sub-streams
 /// of `seg` bytes. The CM parameters depend on the level only through the
@@ -197,11 +215,13 @@ pub struct Want {
     pub mixed: bool,
     /// Flags 2: network + the full CM byte model (+ the flags-1 model).
     pub cm_mixed: bool,
+    /// Flags 3: network + one CM byte model per group of sub-streams (+ the flags-1 model).
+    pub cm_group: bool,
 }
 
 impl Want {
     /// Every form.
-    pub const ALL: Want = Want { plain: true, mixed: true, cm_mixed: true };
+    pub const ALL: Want = Want { plain: true, mixed: true, cm_mixed: true, cm_group: true };
 }
 
 /// Payloads of [`NeuralCodec::encode_forms`] (`None` where not requested, or
@@ -214,6 +234,8 @@ pub struct Forms {
     pub mixed: Option<Vec<u8>>,
     /// Flags 2.
     pub cm_mixed: Option<Vec<u8>>,
+    /// Flags 3 (flags 2 for a chunk of one sub-stream, where the two models are the same).
+    pub cm_group: Option<Vec<u8>>,
 }
 
 /// How one chunk is cut for the engine (see [`NeuralCodec::plan`]).
@@ -280,6 +302,13 @@ impl NeuralCodec {
             .ok_or_else(|| MmzError::InvalidArgument("CM-mixed neural payload not produced".into()))
     }
 
+    /// Neural payload of `data` in the CM-group form (flags 3, network + one CM byte model per group of sub-streams).
+    pub fn encode_cm_group(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<Vec<u8>> {
+        self.encode_forms(data, level, hint, batch, threads, Want { cm_group: true, ..Want::default() })?
+            .cm_group
+            .ok_or_else(|| MmzError::InvalidArgument("CM-group neural payload not produced".into()))
+    }
+
     /// Whether the mixed form applies to modality slice `m` (byte slices only).
     fn mixable(&self, m: usize) -> bool {
         self.model.cfg.slices.get(m).is_some_and(|s| s.1 == 256)
@@ -292,11 +321,15 @@ impl NeuralCodec {
         let plain = want.plain;
         let mixed = want.mixed && self.mixable(m);
         let cmx = want.cm_mixed && self.mixable(m);
+        let cmg = want.cm_group && self.mixable(m);
         let (cml, modality) = (cm_level(seg), hint.modality);
+        // With the flags-3 form the lockstep groups are its CM groups (the other forms do not depend on the grouping).
+        let glen = cm_group_len(seg, lens.len());
+        let batch = if cmg { glen } else { batch };
         let groups: Vec<(usize, &[usize])> = lens.chunks(batch).enumerate().map(|(g, l)| (g * batch, l)).collect();
         let model = &self.model;
         let toks = &toks;
-        type Coded = (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>);
+        type Coded = (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>);
         let coded: Vec<Result<Coded>> = in_pool(threads, || {
             groups
                 .par_iter()
@@ -307,6 +340,8 @@ impl NeuralCodec {
                     let mut mixes: Vec<StreamMix> = if mixed { (0..rows).map(|_| StreamMix::new(seg)).collect() } else { Vec::new() };
                     let mut cencs: Vec<BitEncoder> = if cmx { (0..rows).map(|_| BitEncoder::with_capacity(seg / 2)).collect() } else { Vec::new() };
                     let mut cms: Vec<CmMix> = if cmx { gl.iter().map(|&l| CmMix::new(cml, l, modality)).collect() } else { Vec::new() };
+                    let mut gencs: Vec<BitEncoder> = if cmg { (0..rows).map(|_| BitEncoder::with_capacity(seg / 2)).collect() } else { Vec::new() };
+                    let mut grp = cmg.then(|| CmGroup::new(cml, gl, modality));
                     let mut freqs = vec![0u32; 256];
                     let mut np = NodeProbs::default();
                     run_group(model, m, gl, |r, t, w| {
@@ -314,7 +349,7 @@ impl NeuralCodec {
                         if plain {
                             encs[r].encode_probs(b as u32, w, PRECISION)?;
                         }
-                        if mixed || cmx {
+                        if mixed || cmx || cmg {
                             quant::quantize_probs(w, PRECISION, &mut freqs)?;
                             np.load(&freqs);
                         }
@@ -324,12 +359,16 @@ impl NeuralCodec {
                         if cmx {
                             cms[r].code(&mut cencs[r], &np, b);
                         }
+                        if let Some(g) = grp.as_mut() {
+                            g.code(r, &mut gencs[r], &np, b);
+                        }
                         Ok(b)
                     })?;
                     Ok((
                         encs.into_iter().map(RangeEncoder::finish).collect(),
                         bencs.into_iter().map(BitEncoder::finish).collect(),
                         cencs.into_iter().map(BitEncoder::finish).collect(),
+                        gencs.into_iter().map(BitEncoder::finish).collect(),
                     ))
                 })
                 .collect()
@@ -337,18 +376,23 @@ impl NeuralCodec {
         let mut ps = Vec::with_capacity(lens.len());
         let mut ms = Vec::with_capacity(lens.len());
         let mut cs = Vec::with_capacity(lens.len());
+        let mut gs = Vec::with_capacity(lens.len());
         for g in coded {
-            let (p, x, y) = g?;
+            let (p, x, y, z) = g?;
             ps.extend(p);
             ms.extend(x);
             cs.extend(y);
+            gs.extend(z);
         }
         let assemble = |flags: u8, streams: &[Vec<u8>]| {
-            let mut out = Vec::with_capacity(PAYLOAD_FIXED + 4 * streams.len() + streams.iter().map(Vec::len).sum::<usize>());
+            let mut out = Vec::with_capacity(PAYLOAD_FIXED + 4 + 4 * streams.len() + streams.iter().map(Vec::len).sum::<usize>());
             out.extend_from_slice(&[ENGINE_VERSION, PRECISION as u8, m as u8, flags]);
             out.extend_from_slice(&self.probe.to_le_bytes());
             out.extend_from_slice(&(seg as u32).to_le_bytes());
             out.extend_from_slice(&(streams.len() as u32).to_le_bytes());
+            if flags == FLAGS_CM_GROUP {
+                out.extend_from_slice(&(glen as u32).to_le_bytes());
+            }
             for s in streams {
                 out.extend_from_slice(&(s.len() as u32).to_le_bytes());
             }
@@ -361,6 +405,8 @@ impl NeuralCodec {
             plain: plain.then(|| assemble(FLAGS_PLAIN, &ps)),
             mixed: mixed.then(|| assemble(FLAGS_MIX, &ms)),
             cm_mixed: cmx.then(|| assemble(FLAGS_CM_MIX, &cs)),
+            // One sub-stream: the CM group is exactly the flags-2 model, written as flags 2 (no `G` field).
+            cm_group: cmg.then(|| assemble(if lens.len() <= 1 { FLAGS_CM_MIX } else { FLAGS_CM_GROUP }, &gs)),
         })
     }
 
@@ -378,7 +424,7 @@ impl NeuralCodec {
             ));
         }
         let flags = payload[3];
-        if payload[1] as u32 != PRECISION || !matches!(flags, FLAGS_PLAIN | FLAGS_MIX | FLAGS_CM_MIX) {
+        if payload[1] as u32 != PRECISION || !matches!(flags, FLAGS_PLAIN | FLAGS_MIX | FLAGS_CM_MIX | FLAGS_CM_GROUP) {
             return Err(c("unsupported precision or flags"));
         }
         let m = model_modality(&self.model, hint, &self.modalities)?;
@@ -410,14 +456,27 @@ impl NeuralCodec {
         if lens.len() != ns {
             return Err(c("stream count does not match the raw length"));
         }
-        let table_end = ns.checked_mul(4).and_then(|x| x.checked_add(PAYLOAD_FIXED)).ok_or_else(|| c("overflow"))?;
+        // Flags 3: the CM group length follows the fixed header.
+        let (glen, table) = if flags == FLAGS_CM_GROUP {
+            if payload.len() < PAYLOAD_FIXED + 4 {
+                return Err(MmzError::Truncated("neural CM group length".into()));
+            }
+            let g = u32_at(PAYLOAD_FIXED) as usize;
+            if g == 0 || g > ns.max(1) || g > CM_GROUP_MAX {
+                return Err(c("bad CM group length"));
+            }
+            (g, PAYLOAD_FIXED + 4)
+        } else {
+            (0, PAYLOAD_FIXED)
+        };
+        let table_end = ns.checked_mul(4).and_then(|x| x.checked_add(table)).ok_or_else(|| c("overflow"))?;
         if payload.len() < table_end {
             return Err(MmzError::Truncated("neural stream table".into()));
         }
         let mut streams: Vec<&[u8]> = Vec::with_capacity(ns);
         let mut pos = table_end;
         for i in 0..ns {
-            let n = u32_at(PAYLOAD_FIXED + 4 * i) as usize;
+            let n = u32_at(table + 4 * i) as usize;
             let s = payload.get(pos..pos.saturating_add(n)).ok_or_else(|| MmzError::Truncated("neural stream".into()))?;
             streams.push(s);
             pos += n;
@@ -425,7 +484,8 @@ impl NeuralCodec {
         if pos != payload.len() {
             return Err(c("trailing bytes after the streams"));
         }
-        let batch = group_size(batch, lens.len(), threads);
+        // Flags 3 decodes each CM group as one lockstep group (its coding order).
+        let batch = if flags == FLAGS_CM_GROUP { glen } else { group_size(batch, lens.len(), threads) };
         let model = &self.model;
         let size = model.cfg.slices[m].1;
         let groups: Vec<(&[usize], &[&[u8]])> = lens.chunks(batch).zip(streams.chunks(batch)).collect();
@@ -465,6 +525,21 @@ impl NeuralCodec {
                         })?;
                         if decs.iter().any(|d| d.overrun() > 8) {
                             return Err(MmzError::corrupt("neural payload", "CM-mixed sub-stream overrun"));
+                        }
+                    } else if flags == FLAGS_CM_GROUP {
+                        let mut decs: Vec<BitDecoder> = gs.iter().map(|s| BitDecoder::new(s)).collect();
+                        let mut grp = CmGroup::new(cm_level(seg), gl, hint.modality);
+                        let mut freqs = vec![0u32; 256];
+                        let mut np = NodeProbs::default();
+                        run_group(model, m, gl, |r, _t, w| {
+                            quant::quantize_probs(w, PRECISION, &mut freqs)?;
+                            np.load(&freqs);
+                            let b = grp.code(r, &mut decs[r], &np, 0);
+                            outs[r].push(b);
+                            Ok(b)
+                        })?;
+                        if decs.iter().any(|d| d.overrun() > 8) {
+                            return Err(MmzError::corrupt("neural payload", "CM-group sub-stream overrun"));
                         }
                     } else {
                         let mut decs: Vec<RangeDecoder> = gs.iter().map(|s| RangeDecoder::new(s.to_vec())).collect();
@@ -556,13 +631,15 @@ impl NeuralCodec {
     }
 
     /// A complete chunk record (64-byte header + payload) holding the cheapest
-    /// of: the CM-mixed, mixed and plain neural payloads (all from one network
-    /// run), the CM codec (or stored, as `codec::compress_chunk` decides).
+    /// of: the CM-group, mixed and plain neural payloads (all from one network
+    /// run), the CM codec (or stored, as `codec::compress_chunk` decides). The
+    /// CM-mixed form (flags 2) is no longer written: flags 3 codes at least as
+    /// small on the measured sets at a fraction of its memory.
     pub fn encode_chunk(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<Vec<u8>> {
         let (mut codec, mut payload) = compress_chunk(data, CodecId::Cm, level, hint)?;
         if !data.is_empty() {
-            let f = self.encode_forms(data, level, hint, batch, threads, Want::ALL)?;
-            for neural in [f.cm_mixed, f.mixed, f.plain].into_iter().flatten() {
+            let f = self.encode_forms(data, level, hint, batch, threads, Want { cm_mixed: false, ..Want::ALL })?;
+            for neural in [f.cm_group, f.mixed, f.plain].into_iter().flatten() {
                 if neural.len() < payload.len() {
                     codec = CodecId::Neural;
                     payload = neural;

@@ -71,6 +71,14 @@ fn golden_vectors() {
     assert_eq!(cmx.len() as u64, golden("cm_mixed_payload_len"), "CM-mixed payload length");
     assert_eq!(xxh3(&cmx), golden("cm_mixed_payload"), "CM-mixed payload hash");
     assert_eq!(c.decode(&cmx, golden_text().len(), &h, 1, 1).expect("CM-mixed decodes"), golden_text());
+    // The CM-group form (flags 3): 3 sub-streams in one group (pins the shared model's bits, e.g.
+    // across CM engine speed work: a new per-stream field of `ByteModel` belongs in `RowState`).
+    let long = golden_text().repeat(40);
+    let grp = c.encode_cm_group(&long, 1, &h, 1, 1).expect("CM-group form");
+    assert_eq!(grp[3], super::codec::FLAGS_CM_GROUP);
+    assert_eq!(grp.len() as u64, golden("cm_group_payload_len"), "CM-group payload length");
+    assert_eq!(xxh3(&grp), golden("cm_group_payload"), "CM-group payload hash");
+    assert_eq!(c.decode(&grp, long.len(), &h, 2, 2).expect("CM-group decodes"), long);
 }
 
 #[test]
@@ -115,9 +123,9 @@ fn cm_mixed_form_invariance_roundtrip_and_damage() {
     let mixed = c.encode_mixed(&text, 1, &text_hint, 8, 1).expect("mixed");
     let cmx = c.encode_cm_mixed(&text, 1, &text_hint, 8, 1).expect("cm mixed");
     assert!(cmx.len() < mixed.len(), "cm-mixed {} mixed {}", cmx.len(), mixed.len());
-    // Flags 3 is refused; a damaged stream never decodes to the input; the chunk record picks flags 2 here.
+    // Flags 4 is refused; a damaged stream never decodes to the input.
     let mut bad = cmx.clone();
-    bad[3] = 3;
+    bad[3] = 4;
     assert!(c.decode(&bad, text.len(), &text_hint, 1, 1).is_err());
     let mut bad = cmx.clone();
     let k = bad.len() / 2;
@@ -141,6 +149,104 @@ fn cm_mixed_form_invariance_roundtrip_and_damage() {
     let k = 64 + (rec.len() - 64) / 2;
     bad[k] ^= 1;
     assert!(c.decode_chunk(&h, &bad[64..], 1, 1).is_err());
+}
+
+#[test]
+fn cm_group_form_invariance_roundtrip_and_damage() {
+    use super::codec::{cm_group_len, FLAGS_CM_GROUP, PAYLOAD_FIXED};
+    let c = codec();
+    let mut st = 17u32;
+    let mut phrase = |n: usize, p: &[u8]| -> Vec<u8> {
+        (0..n)
+            .map(|i| {
+                st = st.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                if st >> 29 == 0 { (st >> 20) as u8 } else { p[i % p.len()] }
+            })
+            .collect::<Vec<u8>>()
+    };
+    // 37 sub-streams at level 1 (4 KiB): groups of 32 and 5, the last sub-stream 370 bytes.
+    let long = phrase(36 * 4096 + 370, b"one CM model shared by a group of sub-streams; ");
+    let gene = phrase(20_000, b">r1\nACGTTGCAAC\nGGTACCA\n");
+    let mut noise = Vec::new();
+    for _ in 0..9000 {
+        st = st.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        noise.push((st >> 24) as u8);
+    }
+    let text_hint = Hint::bytes(Modality::Text);
+    let gene_hint = Hint::bytes(Modality::Gene);
+    assert!(cm_group_len(4096, 37) < 37 && 37 % cm_group_len(4096, 37) != 0, "the test needs S not a multiple of G");
+    for (data, hint, level) in [
+        (long.clone(), text_hint, 1u8),
+        (gene.clone(), gene_hint, 5),
+        (noise, text_hint, 1),
+        (vec![], text_hint, 1),
+        (vec![7u8], text_hint, 1),
+        (b"ab".to_vec(), text_hint, 9),
+        (long[..1000].to_vec(), text_hint, 5),
+    ] {
+        // B = 1, 4, 64 and 1 or 2 threads give the same bytes; decoding with any batch/threads inverts them.
+        let m1 = c.encode_cm_group(&data, level, &hint, 1, 1).expect("b1");
+        if data.len() > super::codec::segment_len(level) {
+            assert_eq!(m1[3], FLAGS_CM_GROUP);
+        } else {
+            // One sub-stream: a group of one codes exactly as flags 2 and is written as flags 2.
+            assert_eq!(m1, c.encode_cm_mixed(&data, level, &hint, 1, 1).expect("flags 2"));
+        }
+        assert_eq!(c.encode_cm_group(&data, level, &hint, 4, 2).expect("b4"), m1);
+        assert_eq!(c.encode_cm_group(&data, level, &hint, 64, 2).expect("b64"), m1);
+        assert_eq!(c.decode(&m1, data.len(), &hint, 64, 2).expect("dec"), data);
+        assert_eq!(c.decode(&m1, data.len(), &hint, 1, 1).expect("dec"), data);
+        for cut in [0, 3, 19, 22, m1.len().saturating_sub(1)] {
+            if cut < m1.len() {
+                assert!(c.decode(&m1[..cut], data.len(), &hint, 1, 1).is_err(), "cut {cut}");
+            }
+        }
+        // The same bytes come out of the all-forms pass.
+        let f = c.encode_forms(&data, level, &hint, 3, 2, super::codec::Want::ALL).expect("forms");
+        assert_eq!(f.cm_group.as_deref(), Some(&m1[..]));
+    }
+    let m = c.encode_cm_group(&long, 1, &text_hint, 8, 2).expect("long");
+    let g = u32::from_le_bytes([m[PAYLOAD_FIXED], m[PAYLOAD_FIXED + 1], m[PAYLOAD_FIXED + 2], m[PAYLOAD_FIXED + 3]]);
+    assert_eq!(g as usize, cm_group_len(4096, 37));
+    // Sharing the CM model across sub-streams beats a CM model per sub-stream here.
+    let cmx = c.encode_cm_mixed(&long, 1, &text_hint, 8, 2).expect("cm mixed");
+    assert!(m.len() < cmx.len(), "cm-group {} cm-mixed {}", m.len(), cmx.len());
+    // A bad group length is refused; another valid one never decodes to the input.
+    for bad_g in [0u32, 38, u32::MAX] {
+        let mut bad = m.clone();
+        bad[PAYLOAD_FIXED..PAYLOAD_FIXED + 4].copy_from_slice(&bad_g.to_le_bytes());
+        assert!(c.decode(&bad, long.len(), &text_hint, 1, 1).is_err(), "G = {bad_g}");
+    }
+    // G above the reader's limit is refused even when the chunk has that many sub-streams.
+    let mut bad = m.clone();
+    bad[16..20].copy_from_slice(&65u32.to_le_bytes());
+    bad[PAYLOAD_FIXED..PAYLOAD_FIXED + 4].copy_from_slice(&65u32.to_le_bytes());
+    let e = c.decode(&bad, 65 * 4096, &text_hint, 1, 1).unwrap_err();
+    assert!(e.to_string().contains("group length"), "{e}");
+    let mut bad = m.clone();
+    bad[PAYLOAD_FIXED..PAYLOAD_FIXED + 4].copy_from_slice(&9u32.to_le_bytes());
+    assert!(c.decode(&bad, long.len(), &text_hint, 1, 1).map(|d| d != long).unwrap_or(true));
+    // A damaged stream never decodes to the input; read as flags 2 it does not either.
+    let mut bad = m.clone();
+    let k = bad.len() / 2;
+    bad[k] ^= 0x10;
+    assert!(c.decode(&bad, long.len(), &text_hint, 1, 1).map(|d| d != long).unwrap_or(true));
+    let mut as2 = m.clone();
+    as2[3] = super::codec::FLAGS_CM_MIX;
+    assert!(c.decode(&as2, long.len(), &text_hint, 1, 1).map(|d| d != long).unwrap_or(true));
+    // The chunk record is never larger than flags 3 and decodes; a damaged flags-3 record is refused.
+    let rec = c.encode_chunk(&long, 1, &text_hint, 8, 2).expect("record");
+    assert!(rec.len() - 64 <= m.len());
+    let h = crate::frame::ChunkHeader::parse(&rec).expect("header");
+    assert_eq!(c.decode_chunk(&h, &rec[64..], 1, 2).expect("chunk"), long);
+    let rec = crate::frame::chunk_record(&long, crate::codec::CodecId::Neural, 1, &text_hint, &m);
+    let h = crate::frame::ChunkHeader::parse(&rec).expect("header");
+    assert_eq!(c.decode_chunk(&h, &rec[64..], 64, 2).expect("chunk"), long);
+    for k in [64 + 30, 64 + (rec.len() - 64) / 2, rec.len() - 1] {
+        let mut bad = rec.clone();
+        bad[k] ^= 4;
+        assert!(c.decode_chunk(&h, &bad[64..], 1, 1).is_err(), "byte {k}");
+    }
 }
 
 #[test]
@@ -178,7 +284,7 @@ fn mixed_form_invariance_roundtrip_and_damage() {
     assert!(mixed.len() * 2 < plain.len(), "mixed {} plain {}", mixed.len(), plain.len());
     // Unknown flags are refused; a damaged stream never decodes to the input.
     let mut bad = mixed.clone();
-    bad[3] = 3;
+    bad[3] = 4;
     assert!(c.decode(&bad, text.len(), &hint, 1, 1).is_err());
     let mut bad = mixed.clone();
     let k = bad.len() / 2;
