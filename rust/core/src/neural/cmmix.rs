@@ -315,6 +315,20 @@ mod tests {
         roundtrip(&[0], 5);
     }
 
+    /// File stem of a tuning dump and the modality its name says (`NN_kind[digits]`).
+    fn dump_modality(path: &std::path::Path) -> (String, Modality) {
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let kind = name.split_once('_').map(|x| x.1).unwrap_or("text").trim_end_matches(|c: char| c.is_ascii_digit());
+        let modality = match kind {
+            "structured" => Modality::Structured,
+            "gene" => Modality::Gene,
+            "image" | "medical" => Modality::Image,
+            "speech" | "music" | "audio" => Modality::Audio,
+            _ => Modality::Text,
+        };
+        (name, modality)
+    }
+
     /// Offline tuning on dumps of the network's path probabilities
     /// (`MIX_TUNE_DIR`/*.nnp: u32 seg, u32 n, n bytes, 8n u16; the modality is
     /// the file name's text after the first `_`, the level follows `seg`).
@@ -328,15 +342,7 @@ mod tests {
         let mut tot = [0f64; 5];
         let mut best = 0f64;
         for d in dumps() {
-            let name = d.path.file_stem().unwrap().to_string_lossy().to_string();
-            let kind = name.split_once('_').map(|x| x.1).unwrap_or("text").trim_end_matches(|c: char| c.is_ascii_digit());
-            let modality = match kind {
-                "structured" => Modality::Structured,
-                "gene" => Modality::Gene,
-                "image" | "medical" => Modality::Image,
-                "speech" | "music" | "audio" => Modality::Audio,
-                _ => Modality::Text,
-            };
+            let (name, modality) = dump_modality(&d.path);
             let (seg, n) = (d.seg, d.toks.len());
             let level = crate::neural::codec::cm_level(seg);
             let toks = &d.toks[..];
@@ -541,15 +547,7 @@ mod tests {
         let mut secs = vec![0f64; 2 + gs.len()];
         let mut raw = 0usize;
         for d in dumps() {
-            let name = d.path.file_stem().unwrap().to_string_lossy().to_string();
-            let kind = name.split_once('_').map(|x| x.1).unwrap_or("text").trim_end_matches(|c: char| c.is_ascii_digit());
-            let modality = match kind {
-                "structured" => Modality::Structured,
-                "gene" => Modality::Gene,
-                "image" | "medical" => Modality::Image,
-                "speech" | "music" | "audio" => Modality::Audio,
-                _ => Modality::Text,
-            };
+            let (name, modality) = dump_modality(&d.path);
             let (seg, n) = (d.seg, d.toks.len());
             let level = crate::neural::codec::cm_level(seg);
             let toks = &d.toks[..];
