@@ -41,17 +41,25 @@ pub const FLAGS_CM_GROUP: u8 = 3;
 
 /// Sub-streams per CM group of the flags-3 form for sub-streams of `seg`
 /// bytes and `streams` sub-streams in the chunk (a function of the level and
-/// the sub-stream count only, never of the batch or thread count): up to 32
-/// sub-streams, so the 64 sub-streams of 256 KiB at level 1 (4 KiB) still form
-/// two groups for two threads, and a 1 MiB chunk at level 9 (16 x 64 KiB) is
-/// one group (docs/BENCHMARKS.md, "Neural + shared CM").
-pub fn cm_group_len(_seg: usize, streams: usize) -> usize {
-    streams.clamp(1, 32)
+/// the sub-stream count only, never of the batch or thread count). Levels
+/// 1-6 (4/16 KiB sub-streams): up to 32 sub-streams, so the 64 sub-streams of
+/// 256 KiB at level 1 still form two groups for two threads. Levels 7-9 (the
+/// max preset, 64 KiB sub-streams): the whole chunk (up to [`CM_GROUP_MAX`]
+/// sub-streams), because the shared CM only passes CM alone when it sees about
+/// as much of the chunk as CM does; such a group's network steps are split
+/// across threads instead ([`step_rows`]). See docs/BENCHMARKS.md, "Neural +
+/// shared CM".
+pub fn cm_group_len(seg: usize, streams: usize) -> usize {
+    if seg < 1 << 16 {
+        streams.clamp(1, 32)
+    } else {
+        streams.clamp(1, CM_GROUP_MAX)
+    }
 }
 
 /// Largest CM group length a reader accepts (bounds a decoder's memory: every
 /// sub-stream of a group is live at once).
-pub const CM_GROUP_MAX: usize = 64;
+pub const CM_GROUP_MAX: usize = 1024;
 
 /// Level whose CM byte-model parameters the flags-2 form uses for sub-streams
 /// of `seg` bytes. The CM parameters depend on the level only through the
@@ -136,9 +144,37 @@ fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T> {
     })
 }
 
+/// Fewest rows per block when a lockstep step is split across threads
+/// (smaller blocks reuse each weight fetch over fewer rows).
+const PAR_STEP_ROWS: usize = 24;
+
+/// One engine step for `states.len()` rows. A large group (a flags-3 CM group
+/// can hold a whole chunk's sub-streams) is split into blocks of at least
+/// [`PAR_STEP_ROWS`] rows that run on the current rayon pool, so its network
+/// work uses every thread while its CM coding stays in order. Rows are
+/// independent, so any split computes the same logits.
+pub(crate) fn step_rows(model: &Model, states: &mut [Vec<f32>], toks: &[u32], mods: &[usize], logits: &mut [f32]) -> Result<()> {
+    let rows = states.len();
+    let threads = rayon::current_num_threads().max(1);
+    let parts = (rows / PAR_STEP_ROWS).min(threads);
+    if parts < 2 {
+        return step(model, states, toks, mods, logits);
+    }
+    let per = rows.div_ceil(parts);
+    let ms = logits.len() / rows; // rows >= 2 * PAR_STEP_ROWS here
+    states
+        .par_chunks_mut(per)
+        .zip(toks.par_chunks(per))
+        .zip(mods.par_chunks(per))
+        .zip(logits.par_chunks_mut(per * ms))
+        .try_for_each(|(((s, t), m), l)| step(model, s, t, m, l))
+}
+
 /// Runs the streams of one group in lockstep. `visit(row, t, weights)` is called
 /// with the softmax weights of row `row` at step `t` and returns the byte to feed.
-fn run_group<V>(model: &Model, m: usize, lens: &[usize], mut visit: V) -> Result<()>
+/// `split`: the caller has fewer groups than threads, so each step may be
+/// split across the pool ([`step_rows`]; the same logits either way).
+fn run_group<V>(model: &Model, m: usize, lens: &[usize], split: bool, mut visit: V) -> Result<()>
 where
     V: FnMut(usize, usize, &[f32]) -> Result<u8>,
 {
@@ -154,7 +190,11 @@ where
     let tmax = lens.first().copied().unwrap_or(0);
     for t in 0..tmax {
         let active = lens.iter().take_while(|&&l| l > t).count();
-        step(model, &mut states[..active], &toks[..active], &mods[..active], &mut logits[..active * ms])?;
+        if split {
+            step_rows(model, &mut states[..active], &toks[..active], &mods[..active], &mut logits[..active * ms])?;
+        } else {
+            step(model, &mut states[..active], &toks[..active], &mods[..active], &mut logits[..active * ms])?;
+        }
         for r in 0..active {
             quant::logits_to_weights(&logits[r * ms..r * ms + size], &mut w)?;
             let b = visit(r, t, &w)?;
@@ -172,7 +212,7 @@ pub fn probe_hash(model: &Model) -> Result<u64> {
         let mut st = 0x9E37_79B9_7F4A_7C15u64 ^ m as u64;
         let lens = [64usize];
         let mut freqs = vec![0u32; model.cfg.slices[m].1];
-        run_group(model, m, &lens, |_, _, w| {
+        run_group(model, m, &lens, false, |_, _, w| {
             quant::quantize_probs(w, PRECISION, &mut freqs)?;
             all.extend(freqs.iter().flat_map(|f| f.to_le_bytes()));
             st = st.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
@@ -331,6 +371,7 @@ impl NeuralCodec {
         let toks = &toks;
         type Coded = (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>);
         let coded: Vec<Result<Coded>> = in_pool(threads, || {
+            let split = groups.len() < rayon::current_num_threads();
             groups
                 .par_iter()
                 .map(|&(first, gl)| {
@@ -344,7 +385,7 @@ impl NeuralCodec {
                     let mut grp = cmg.then(|| CmGroup::new(cml, gl, modality));
                     let mut freqs = vec![0u32; 256];
                     let mut np = NodeProbs::default();
-                    run_group(model, m, gl, |r, t, w| {
+                    run_group(model, m, gl, split, |r, t, w| {
                         let b = toks[(first + r) * seg + t];
                         if plain {
                             encs[r].encode_probs(b as u32, w, PRECISION)?;
@@ -490,6 +531,7 @@ impl NeuralCodec {
         let size = model.cfg.slices[m].1;
         let groups: Vec<(&[usize], &[&[u8]])> = lens.chunks(batch).zip(streams.chunks(batch)).collect();
         let decoded: Vec<Result<Vec<Vec<u8>>>> = in_pool(threads, || {
+            let split = groups.len() < rayon::current_num_threads();
             groups
                 .into_par_iter()
                 .map(|(gl, gs)| {
@@ -499,7 +541,7 @@ impl NeuralCodec {
                         let mut mixes: Vec<StreamMix> = gl.iter().map(|_| StreamMix::new(seg)).collect();
                         let mut freqs = vec![0u32; 256];
                         let mut np = NodeProbs::default();
-                        run_group(model, m, gl, |r, _t, w| {
+                        run_group(model, m, gl, split, |r, _t, w| {
                             quant::quantize_probs(w, PRECISION, &mut freqs)?;
                             np.load(&freqs);
                             let b = mixes[r].code(&mut decs[r], &np, 0);
@@ -516,7 +558,7 @@ impl NeuralCodec {
                         let mut cms: Vec<CmMix> = gl.iter().map(|&l| CmMix::new(cml, l, modality)).collect();
                         let mut freqs = vec![0u32; 256];
                         let mut np = NodeProbs::default();
-                        run_group(model, m, gl, |r, _t, w| {
+                        run_group(model, m, gl, split, |r, _t, w| {
                             quant::quantize_probs(w, PRECISION, &mut freqs)?;
                             np.load(&freqs);
                             let b = cms[r].code(&mut decs[r], &np, 0);
@@ -531,7 +573,7 @@ impl NeuralCodec {
                         let mut grp = CmGroup::new(cm_level(seg), gl, hint.modality);
                         let mut freqs = vec![0u32; 256];
                         let mut np = NodeProbs::default();
-                        run_group(model, m, gl, |r, _t, w| {
+                        run_group(model, m, gl, split, |r, _t, w| {
                             quant::quantize_probs(w, PRECISION, &mut freqs)?;
                             np.load(&freqs);
                             let b = grp.code(r, &mut decs[r], &np, 0);
@@ -544,7 +586,7 @@ impl NeuralCodec {
                     } else {
                         let mut decs: Vec<RangeDecoder> = gs.iter().map(|s| RangeDecoder::new(s.to_vec())).collect();
                         let mut scratch = Vec::with_capacity(size);
-                        run_group(model, m, gl, |r, _t, w| {
+                        run_group(model, m, gl, split, |r, _t, w| {
                             let s = decs[r].decode_probs(w, PRECISION, &mut scratch)?;
                             let b = u8::try_from(s).map_err(|_| MmzError::corrupt("neural payload", "symbol out of range"))?;
                             outs[r].push(b);
@@ -583,7 +625,7 @@ impl NeuralCodec {
                     let mut out = vec![0u16; gl.iter().sum::<usize>() * 8];
                     let mut freqs = vec![0u32; 256];
                     let mut np = NodeProbs::default();
-                    run_group(model, m, gl, |r, t, w| {
+                    run_group(model, m, gl, false, |r, t, w| {
                         let b = tk[(first + r) * seg + t];
                         quant::quantize_probs(w, PRECISION, &mut freqs)?;
                         np.load(&freqs);
@@ -617,7 +659,7 @@ impl NeuralCodec {
                 .enumerate()
                 .map(|(g, gl)| {
                     let mut bits = 0f64;
-                    run_group(model, m, gl, |r, t, w| {
+                    run_group(model, m, gl, false, |r, t, w| {
                         let b = toks[(g * batch + r) * seg + t];
                         let tot: f64 = w.iter().map(|&x| x as f64).sum();
                         bits -= (w[b as usize] as f64 / tot).log2();

@@ -219,9 +219,10 @@ fn cm_group_form_invariance_roundtrip_and_damage() {
     }
     // G above the reader's limit is refused even when the chunk has that many sub-streams.
     let mut bad = m.clone();
-    bad[16..20].copy_from_slice(&65u32.to_le_bytes());
-    bad[PAYLOAD_FIXED..PAYLOAD_FIXED + 4].copy_from_slice(&65u32.to_le_bytes());
-    let e = c.decode(&bad, 65 * 4096, &text_hint, 1, 1).unwrap_err();
+    let over = super::codec::CM_GROUP_MAX as u32 + 1;
+    bad[16..20].copy_from_slice(&over.to_le_bytes());
+    bad[PAYLOAD_FIXED..PAYLOAD_FIXED + 4].copy_from_slice(&over.to_le_bytes());
+    let e = c.decode(&bad, over as usize * 4096, &text_hint, 1, 1).unwrap_err();
     assert!(e.to_string().contains("group length"), "{e}");
     let mut bad = m.clone();
     bad[PAYLOAD_FIXED..PAYLOAD_FIXED + 4].copy_from_slice(&9u32.to_le_bytes());
@@ -360,4 +361,33 @@ fn container_errors_are_values() {
     let mut bad = CONTAINER.to_vec();
     bad[12] = 0xFF; // d_model negative/huge
     assert!(Model::from_container(&bad).is_err());
+}
+
+/// A lockstep step split across threads (large flags-3 groups) computes the
+/// same logits and states as one engine call over all rows.
+#[test]
+fn split_step_matches_one_step() {
+    use super::codec::step_rows;
+    use super::engine::{step, zero_state};
+    let c = codec();
+    let model = &c.model;
+    let rows = 150;
+    let ms = model.cfg.max_slice();
+    let mods: Vec<usize> = (0..rows).map(|r| r % model.cfg.n_mod).collect();
+    let mut one: Vec<Vec<f32>> = (0..rows).map(|_| zero_state(model)).collect();
+    let mut split = one.clone();
+    let (mut l1, mut l2) = (vec![0f32; rows * ms], vec![1f32; rows * ms]);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().expect("pool");
+    for t in 0..6 {
+        let toks: Vec<u32> = (0..rows)
+            .map(|r| {
+                let (start, size) = model.cfg.slices[mods[r]];
+                (start + (r * 7 + t * 13) % size) as u32
+            })
+            .collect();
+        step(model, &mut one, &toks, &mods, &mut l1).expect("one step");
+        pool.install(|| step_rows(model, &mut split, &toks, &mods, &mut l2)).expect("split step");
+        assert!(l1.iter().zip(&l2).all(|(a, b)| a.to_bits() == b.to_bits()), "logits differ at step {t}");
+    }
+    assert!(one.iter().zip(&split).all(|(a, b)| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())), "states differ");
 }
