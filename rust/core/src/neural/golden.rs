@@ -25,6 +25,16 @@ fn codec() -> NeuralCodec {
     NeuralCodec::new(model, vec!["text".into(), "image".into()]).expect("codec")
 }
 
+/// `n` pseudo-random bytes from the test LCG, advancing its state `st`.
+fn lcg_noise(st: &mut u32, n: usize) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            *st = st.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (*st >> 24) as u8
+        })
+        .collect()
+}
+
 fn golden_text() -> Vec<u8> {
     b"golden vector: the quick brown fox jumps over the lazy dog 0123456789".repeat(3)
 }
@@ -91,11 +101,7 @@ fn cm_mixed_form_invariance_roundtrip_and_damage() {
             if st >> 29 == 0 { (st >> 20) as u8 } else { b"the CM engine as the network's mixing partner; "[(i % 47) as usize] }
         })
         .collect();
-    let mut noise = Vec::new();
-    for _ in 0..9000 {
-        st = st.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        noise.push((st >> 24) as u8);
-    }
+    let noise = lcg_noise(&mut st, 9000);
     let text_hint = Hint::bytes(Modality::Text);
     let gene_hint = Hint::bytes(Modality::Gene);
     for (data, hint, level) in [
@@ -167,11 +173,7 @@ fn cm_group_form_invariance_roundtrip_and_damage() {
     // 37 sub-streams at level 1 (4 KiB): groups of 32 and 5, the last sub-stream 370 bytes.
     let long = phrase(36 * 4096 + 370, b"one CM model shared by a group of sub-streams; ");
     let gene = phrase(20_000, b">r1\nACGTTGCAAC\nGGTACCA\n");
-    let mut noise = Vec::new();
-    for _ in 0..9000 {
-        st = st.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        noise.push((st >> 24) as u8);
-    }
+    let noise = lcg_noise(&mut st, 9000);
     let text_hint = Hint::bytes(Modality::Text);
     let gene_hint = Hint::bytes(Modality::Gene);
     assert!(cm_group_len(4096, 37) < 37 && 37 % cm_group_len(4096, 37) != 0, "the test needs S not a multiple of G");
@@ -261,11 +263,7 @@ fn mixed_form_invariance_roundtrip_and_damage() {
             if st >> 29 == 0 { (st >> 20) as u8 } else { b"mixing the network with context models; "[(i % 40) as usize] }
         })
         .collect();
-    let mut noise = Vec::new();
-    for _ in 0..9000 {
-        st = st.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        noise.push((st >> 24) as u8);
-    }
+    let noise = lcg_noise(&mut st, 9000);
     for data in [text.clone(), noise, vec![], vec![7u8], b"ab".to_vec()] {
         // level 1: 4 KiB segments; B = 1, 4, 64 and 1 or 2 threads give the same bytes.
         let m1 = c.encode_mixed(&data, 1, &hint, 1, 1).expect("b1");
