@@ -17,7 +17,8 @@
 //! arithmetic and a sub-stream sees only its own past, so lockstep groups and
 //! threads do not change the output.
 
-use super::mix::{mix_sets, train_sets, BitIo, NodeSource, StreamMix};
+use super::mix::{mix_sets, train_sets, BitIo, MixParams, NodeSource, StreamMix};
+use crate::bitcoder::BitEncoder;
 use crate::ctxmix::bytes::{ByteModel, ByteParams, RowState};
 use crate::ctxmix::prim::{tables, Apm, Tables};
 use crate::ctxmix::Io;
@@ -150,6 +151,11 @@ struct Bridge<'a, B, N> {
     nn: &'a N,
     fin: &'a mut Final,
     small: Option<&'a mut StreamMix>,
+    /// Encoder only: also code each bit under the small model's own
+    /// prediction, which is exactly what a flags-1 model of this sub-stream
+    /// would predict (same model, same inputs), so the flags-1 form needs no
+    /// model of its own.
+    side: Option<&'a mut BitEncoder>,
     c0: u32,
     depth: u32,
 }
@@ -162,6 +168,9 @@ impl<B: BitIo, N: NodeSource> Io for Bridge<'_, B, N> {
         let sm16 = self.small.as_mut().map(|s| s.predict_bit(nn16, d));
         let p = self.fin.predict(cm16, nn16, sm16, d, self.c0);
         let b = self.io.bit(p, bit) & 1;
+        if let (Some(e), Some(q)) = (self.side.as_mut(), sm16) {
+            e.encode(b, q);
+        }
         self.fin.update(b);
         if let Some(s) = self.small.as_mut() {
             s.update_bit(b);
@@ -191,7 +200,7 @@ impl CmMix {
     /// Code one byte (ignored when decoding) under the network's node
     /// probabilities `nn`; returns the byte coded.
     pub fn code<I: BitIo, N: NodeSource>(&mut self, io: &mut I, nn: &N, byte: u8) -> u8 {
-        let mut br = Bridge { io, nn, fin: &mut self.fin, small: self.small.as_mut(), c0: 1, depth: 0 };
+        let mut br = Bridge { io, nn, fin: &mut self.fin, small: self.small.as_mut(), side: None, c0: 1, depth: 0 };
         self.cm.code(&mut br, byte);
         let b = (br.c0 & 0xFF) as u8;
         if let Some(s) = self.small.as_mut() {
@@ -248,6 +257,19 @@ impl CmGroup {
     /// network's node probabilities `nn`; returns the byte coded (0 for a
     /// sub-stream index outside the group).
     pub fn code<I: BitIo, N: NodeSource>(&mut self, r: usize, io: &mut I, nn: &N, byte: u8) -> u8 {
+        self.code_with_side(r, io, nn, byte, None)
+    }
+
+    /// Whether sub-stream `r`'s small model is the flags-1 model of a
+    /// sub-stream of `seg` bytes (built with the same parameters), so that
+    /// [`CmGroup::code_with_side`] can write that sub-stream's flags-1 form.
+    pub fn side_matches(&self, r: usize, seg: usize) -> bool {
+        matches!(self.small.get(r), Some(Some(s)) if s.params() == MixParams::for_segment(seg))
+    }
+
+    /// [`CmGroup::code`] that, when encoding, also writes the flags-1 form of
+    /// sub-stream `r` to `side` (valid only where [`CmGroup::side_matches`]).
+    pub fn code_with_side<I: BitIo, N: NodeSource>(&mut self, r: usize, io: &mut I, nn: &N, byte: u8, side: Option<&mut BitEncoder>) -> u8 {
         if r >= self.rows.len() {
             return 0;
         }
@@ -260,7 +282,7 @@ impl CmGroup {
         let (Some(fin), Some(small)) = (self.fin.get_mut(fi), self.small.get_mut(r)) else {
             return 0;
         };
-        let mut br = Bridge { io, nn, fin, small: small.as_mut(), c0: 1, depth: 0 };
+        let mut br = Bridge { io, nn, fin, small: small.as_mut(), side, c0: 1, depth: 0 };
         self.cm.code(&mut br, byte);
         let b = (br.c0 & 0xFF) as u8;
         if let Some(s) = small.as_mut() {

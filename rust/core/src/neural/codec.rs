@@ -378,11 +378,17 @@ impl NeuralCodec {
                     let rows = gl.len();
                     let mut encs = if plain { vec![RangeEncoder::new(); rows] } else { Vec::new() };
                     let mut bencs: Vec<BitEncoder> = if mixed { (0..rows).map(|_| BitEncoder::with_capacity(seg / 2)).collect() } else { Vec::new() };
-                    let mut mixes: Vec<StreamMix> = if mixed { (0..rows).map(|_| StreamMix::new(seg)).collect() } else { Vec::new() };
+
                     let mut cencs: Vec<BitEncoder> = if cmx { (0..rows).map(|_| BitEncoder::with_capacity(seg / 2)).collect() } else { Vec::new() };
                     let mut cms: Vec<CmMix> = if cmx { gl.iter().map(|&l| CmMix::new(cml, l, modality)).collect() } else { Vec::new() };
                     let mut gencs: Vec<BitEncoder> = if cmg { (0..rows).map(|_| BitEncoder::with_capacity(seg / 2)).collect() } else { Vec::new() };
                     let mut grp = cmg.then(|| CmGroup::new(cml, gl, modality));
+                    // A flags-1 model of its own only where the group's small model is not that model.
+                    let mut mixes: Vec<Option<StreamMix>> = if mixed {
+                        (0..rows).map(|r| (!grp.as_ref().is_some_and(|g| g.side_matches(r, seg))).then(|| StreamMix::new(seg))).collect()
+                    } else {
+                        Vec::new()
+                    };
                     let mut freqs = vec![0u32; 256];
                     let mut np = NodeProbs::default();
                     run_group(model, m, gl, split, |r, t, w| {
@@ -394,14 +400,20 @@ impl NeuralCodec {
                             quant::quantize_probs(w, PRECISION, &mut freqs)?;
                             np.load(&freqs);
                         }
+                        let mut side = None;
                         if mixed {
-                            mixes[r].code(&mut bencs[r], &np, b);
+                            match mixes[r].as_mut() {
+                                Some(mx) => {
+                                    mx.code(&mut bencs[r], &np, b);
+                                }
+                                None => side = Some(&mut bencs[r]),
+                            }
                         }
                         if cmx {
                             cms[r].code(&mut cencs[r], &np, b);
                         }
                         if let Some(g) = grp.as_mut() {
-                            g.code(r, &mut gencs[r], &np, b);
+                            g.code_with_side(r, &mut gencs[r], &np, b, side);
                         }
                         Ok(b)
                     })?;

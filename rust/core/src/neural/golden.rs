@@ -206,6 +206,10 @@ fn cm_group_form_invariance_roundtrip_and_damage() {
         // The same bytes come out of the all-forms pass.
         let f = c.encode_forms(&data, level, &hint, 3, 2, super::codec::Want::ALL).expect("forms");
         assert_eq!(f.cm_group.as_deref(), Some(&m1[..]));
+        // The flags-1 form written from the group's small models (where they are the flags-1
+        // model: every sub-stream here but a short last one) equals the one coded on its own.
+        let alone = c.encode_mixed(&data, level, &hint, 1, 1).expect("flags 1 alone");
+        assert_eq!(f.mixed.as_deref(), Some(&alone[..]), "flags 1 from the group, {} bytes", data.len());
     }
     let m = c.encode_cm_group(&long, 1, &text_hint, 8, 2).expect("long");
     let g = u32::from_le_bytes([m[PAYLOAD_FIXED], m[PAYLOAD_FIXED + 1], m[PAYLOAD_FIXED + 2], m[PAYLOAD_FIXED + 3]]);

@@ -100,7 +100,7 @@ impl NodeProbs {
 }
 
 /// Tunable shape of the model (table sizes follow the sub-stream length).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MixParams {
     /// log2 of the counters per hashed order.
     pub table_bits: u32,
@@ -218,6 +218,11 @@ impl StreamMix {
             c4: 0,
             bits_seen: 0,
         }
+    }
+
+    /// The parameters this model was built with.
+    pub fn params(&self) -> MixParams {
+        self.p
     }
 
     /// 16-bit probability of a 1 for the next bit, given the network's 16-bit `nn16`.
