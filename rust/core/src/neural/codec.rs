@@ -378,7 +378,6 @@ impl NeuralCodec {
                     let rows = gl.len();
                     let mut encs = if plain { vec![RangeEncoder::new(); rows] } else { Vec::new() };
                     let mut bencs: Vec<BitEncoder> = if mixed { (0..rows).map(|_| BitEncoder::with_capacity(seg / 2)).collect() } else { Vec::new() };
-
                     let mut cencs: Vec<BitEncoder> = if cmx { (0..rows).map(|_| BitEncoder::with_capacity(seg / 2)).collect() } else { Vec::new() };
                     let mut cms: Vec<CmMix> = if cmx { gl.iter().map(|&l| CmMix::new(cml, l, modality)).collect() } else { Vec::new() };
                     let mut gencs: Vec<BitEncoder> = if cmg { (0..rows).map(|_| BitEncoder::with_capacity(seg / 2)).collect() } else { Vec::new() };
