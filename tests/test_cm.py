@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
+import subprocess
+import sys
 
 import pytest
 from conftest import sample_files
@@ -89,6 +92,28 @@ def test_determinism():
     two = mmz.compress(data, 5, codec="cm", threads=2, chunk_size=16_384)
     assert one == two
     assert mmz.decompress(two) == data
+
+
+_CHILD = """
+import hashlib, random, sys
+import mmz
+data = random.Random(3).randbytes(5000) + b"the quick brown fox " * 3000 + bytes(range(256)) * 40
+for level in (1, 5, 9):
+    print(level, hashlib.sha256(mmz.compress(data, level, codec="cm", threads=int(sys.argv[1]),
+                                              chunk_size=16_384)).hexdigest())
+"""
+
+
+def test_determinism_across_processes():
+    """Two fresh interpreters (1 and 2 threads) write the same CM bytes as this process, at every preset."""
+    data = random.Random(3).randbytes(5000) + b"the quick brown fox " * 3000 + bytes(range(256)) * 40
+    here = "".join(
+        f"{lv} {hashlib.sha256(mmz.compress(data, lv, codec='cm', threads=1, chunk_size=16_384)).hexdigest()}\n"
+        for lv in (1, 5, 9))
+    for threads in ("1", "2"):
+        out = subprocess.run([sys.executable, "-c", _CHILD, threads], capture_output=True, text=True,
+                             timeout=300, check=True).stdout
+        assert out == here, f"process with {threads} thread(s) wrote different bytes"
 
 
 def test_corrupt_payload_never_panics():
