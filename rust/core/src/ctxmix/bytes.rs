@@ -51,6 +51,14 @@ pub enum Ctx {
     /// newlines skipped) and the case of the last one; in other lines the
     /// fallback context of the second field.
     Nuc(u8, Alt),
+    /// (binary) The byte 2 back alone.
+    Skip1,
+    /// (binary) Bytes 3 and 4 back.
+    Skip2,
+    /// (binary) The last byte and the position modulo 4.
+    Align,
+    /// (binary) Bytes 4 and 8 back and the last byte (32-bit fields).
+    Dword,
 }
 
 /// The context a [`Ctx::Nuc`] slot uses outside sequence lines (FASTA/FASTQ
@@ -125,7 +133,7 @@ impl GeneState {
     }
 }
 
-use Ctx::{Above, Column, KindO2, Nuc, Sparse, Word, Word2, O2, O3, O4, O5, O6};
+use Ctx::{Above, Align, Column, Dword, KindO2, Nuc, Skip1, Skip2, Sparse, Word, Word2, O2, O3, O4, O5, O6};
 
 /// The context lists of the levels of [`ByteParams::for_version`]: levels 1-3;
 /// levels 4-6; levels 7-9; gene levels 4-6; gene levels 7-9. Each list has its
@@ -149,6 +157,14 @@ const CTX12: [Ctx; 12] = [
     Nuc(20, Alt::Col),
 ];
 
+/// (v4) The context lists of binary chunks: levels 1-3; 4-6; 7-9 (sparse and
+/// 32-bit-field contexts instead of line and word structure). They have no
+/// compiled shape except the 9-context list (the default level): [`Shape::of`]
+/// sends the others to the run-time path (their counts name other lists).
+const CTXB4: [Ctx; 4] = [O2, O4, Skip2, Align];
+const CTXB9: [Ctx; 9] = [O2, O3, O4, O6, Word, Sparse, Skip2, Dword, Align];
+const CTXB12: [Ctx; 12] = [O2, O3, O4, O5, O6, Word, Sparse, Skip2, Dword, Align, Skip1, Word2];
+
 /// The context list of a compiled shape with `n` contexts (`None`: read the params at run time).
 #[inline(always)]
 const fn shape_ctx(n: usize) -> Option<&'static [Ctx]> {
@@ -156,6 +172,7 @@ const fn shape_ctx(n: usize) -> Option<&'static [Ctx]> {
         4 => Some(&CTX4),
         5 => Some(&CTX5),
         7 => Some(&CTX7),
+        9 => Some(&CTXB9),
         10 => Some(&CTX10),
         12 => Some(&CTX12),
         _ => None,
@@ -169,7 +186,7 @@ const fn shape_inputs(n: usize, s: usize, k: usize) -> Option<(bool, bool, bool)
     match (n, s, k) {
         (4, 16, 1) | (10, 16, 3) => Some((false, true, true)),
         (5, 8, 3) => Some((false, false, false)),
-        (5, 16, 4) | (7, 24, 4) => Some((true, false, false)),
+        (5, 16, 4) | (7, 24, 4) | (9, 24, 4) => Some((true, false, false)),
         (10, 32, 4) | (12, 32, 4) => Some((true, true, true)),
         _ => None,
     }
@@ -220,24 +237,30 @@ impl ByteParams {
         Self::for_version(2, level, raw_len, Modality::Text)
     }
 
-    /// Parameters of CM payload `version` (2 or 3) for `level`, a chunk of
+    /// Parameters of CM payload `version` (2, 3 or 4) for `level`, a chunk of
     /// `raw_len` bytes and the chunk's modality (version 2 ignores it).
     /// Memory: contexts * 4 * 2^table_bits + 4 * 2^match_bits + APMs (~9 MiB
     /// with the order-1/order-2 APMs, else ~0.1 MiB) + ~1 MiB. Levels 1-3:
     /// <= 4*4 MiB + 4 MiB; 4-6: <= 5*8 MiB + 8 MiB (v3 gene: 7 contexts);
-    /// 7-9: <= 10*16 MiB + 16 MiB (v3 gene: 12 contexts).
+    /// 7-9: <= 10*16 MiB + 16 MiB (v3 gene, v4 binary: 12 contexts; v4 binary
+    /// 4-6: 9 contexts).
     pub fn for_version(version: u8, level: u8, raw_len: usize, modality: Modality) -> Self {
         use Ctx::*;
         // Version 3 changes levels 4-9 only; levels 1-3 code as in version 2.
+        // Version 4 changes the context lists of binary chunks only (all levels).
         let v3 = version >= 3 && level >= 4;
         let gene = v3 && modality == Modality::Gene;
+        let binary = version >= 4 && modality == Modality::Binary;
         let mut ctx = [O2; MAX_CTX];
-        let list: &[Ctx] = match (gene, level) {
-            (false, 0..=3) => &CTX4,
-            (false, 4..=6) => &CTX5,
-            (false, _) => &CTX10,
-            (true, 0..=6) => &CTX7,
-            (true, _) => &CTX12,
+        let list: &[Ctx] = match (gene, binary, level) {
+            (_, true, 0..=3) => &CTXB4,
+            (_, true, 4..=6) => &CTXB9,
+            (_, true, _) => &CTXB12,
+            (false, false, 0..=3) => &CTX4,
+            (false, false, 4..=6) => &CTX5,
+            (false, false, _) => &CTX10,
+            (true, false, 0..=6) => &CTX7,
+            (true, false, _) => &CTX12,
         };
         ctx[..list.len()].copy_from_slice(list);
         let max_bits = match level {
@@ -292,6 +315,8 @@ enum Shape {
     N7S24K4,
     /// Version 3 gene, levels 7-9.
     N12S32K4,
+    /// Version 4 binary, levels 4-6.
+    N9S24K4,
     /// Anything else (counts read at run time).
     Any,
 }
@@ -312,6 +337,7 @@ impl Shape {
             (10, 32, 4) => Shape::N10S32K4,
             (7, 24, 4) => Shape::N7S24K4,
             (12, 32, 4) => Shape::N12S32K4,
+            (9, 24, 4) => Shape::N9S24K4,
             _ => Shape::Any,
         }
     }
@@ -511,12 +537,12 @@ impl ByteModel {
         } else {
             (self.gs, 0)
         };
-        self.ctx_values::<N>(c8, word, word1, above, col, &g, above_k)
+        self.ctx_values::<N>(c8, word, word1, above, col, &g, above_k, pos)
     }
 
     /// The contexts at the start of a chunk.
     fn initial_contexts(&self) -> [u64; MAX_CTX] {
-        self.ctx_values::<0>(0, 0, 0, 0, 0, &GeneState::default(), 0)
+        self.ctx_values::<0>(0, 0, 0, 0, 0, &GeneState::default(), 0, 0)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -530,6 +556,7 @@ impl ByteModel {
         col: usize,
         g: &GeneState,
         above_k: u64,
+        pos: usize,
     ) -> [u64; MAX_CTX] {
         let mut out = [0u64; MAX_CTX];
         let kind = (g.kind as u64) << 56;
@@ -554,6 +581,10 @@ impl ByteModel {
                     (c8 & 0xFF00_FF00) | (above << 32) | ((col.min(255) as u64) << 40),
                 ),
                 Ctx::KindO2 => hash2(12, kind | (c8 & 0xFFFF)),
+                Ctx::Skip1 => hash2(19, (c8 >> 8) & 0xFF),
+                Ctx::Skip2 => hash2(20, (c8 >> 16) & 0xFFFF),
+                Ctx::Align => hash2(21, ((pos as u64 & 3) << 8) | (c8 & 0xFF)),
+                Ctx::Dword => hash2(22, ((c8 >> 24) & 0xFF) << 16 | ((c8 >> 56) << 8) | (c8 & 0xFF)),
                 Ctx::Nuc(n, alt) => {
                     if g.kind == SEQ {
                         let mask = if *n >= 32 {
@@ -862,6 +893,7 @@ impl ByteModel {
             Shape::N10S32K4 => self.code_shape::<I, 10, 32, 4>(io, byte),
             Shape::N7S24K4 => self.code_shape::<I, 7, 24, 4>(io, byte),
             Shape::N12S32K4 => self.code_shape::<I, 12, 32, 4>(io, byte),
+            Shape::N9S24K4 => self.code_shape::<I, 9, 24, 4>(io, byte),
             Shape::Any => self.code_shape::<I, 0, 0, 0>(io, byte),
         }
     }
@@ -1156,6 +1188,7 @@ mod tests {
             (3, Modality::Text, 9),
             (3, Modality::Gene, 5),
             (3, Modality::Gene, 9),
+            (4, Modality::Binary, 5),
         ] {
             let p = ByteParams::for_version(version, level, v.len(), modality);
             let a = probs(&v, p, true);
@@ -1174,6 +1207,12 @@ mod tests {
                 "v{version} {modality:?} level {level}: fixed-shape and run-time paths differ"
             );
             assert!(a.iter().all(|p| (1..=65535).contains(p)));
+        }
+        // The binary lists of levels 1-3 and 7-9 run on the run-time path only.
+        for level in [1, 9] {
+            let p = ByteParams::for_version(4, level, v.len(), Modality::Binary);
+            assert_eq!(ByteModel::new(p, v.len()).shape, Shape::Any);
+            assert!(probs(&v, p, true) == probs(&v, p, false), "v4 binary level {level}: AVX2 and scalar differ");
         }
     }
 
@@ -1260,14 +1299,16 @@ mod tests {
         } else {
             (GeneState::default(), 0)
         };
-        m.ctx_values::<0>(c8, word, word1, above, col, &g, above_k)
+        m.ctx_values::<0>(c8, word, word1, above, col, &g, above_k, pos)
     }
 
     #[test]
     fn incremental_and_look_ahead_contexts_match_recomputed_ones() {
         let text = b"ab\ncd\nefgh\n\nij KL mn\n12\n\n\nxyz w\xe9rd\n";
         let fastq = b"@r1 x:1\nACGTNacgt\n+\n@@II#+\n@r2 x:2\nGGTA\n+r2\n>IIII\n\n>chr1 a\nACGTTGCA\nacgtn\n\nAC\n>c2\nTT";
-        let cases: [(&[u8], Modality, u8); 4] = [
+        let cases: [(&[u8], Modality, u8); 6] = [
+            (text, Modality::Binary, 4),
+            (fastq, Modality::Binary, 4),
             (text, Modality::Text, 2),
             (text, Modality::Text, 3),
             (fastq, Modality::Gene, 3),

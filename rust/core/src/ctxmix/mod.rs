@@ -7,18 +7,21 @@
 //! codes each sample's residual against a blend of integer predictors. All
 //! model arithmetic is integer, so encoder and decoder agree on every CPU.
 //!
-//! Payload: one version byte, then the binary arithmetic code. Version 3 is
-//! written; versions 1, 2 and 3 are read. Version 2 changes the byte model
+//! Payload: one version byte, then the binary arithmetic code. Version 4 is
+//! written for binary chunks and version 3 for every other modality (for which
+//! the two are the same model); versions 1 to 4 are read. Version 2 changes the byte model
 //! ([`bytes_v1`] is frozen, [`bytes`] is versions 2 and 3) and the audio sample
 //! predictor (an NLMS cascade with stereo decorrelation, see `sample.rs`, which
 //! takes the version). Version 3 changes the byte model at levels 4-9 only
 //! (gated by `bytes::ByteParams::for_version`: FASTA/FASTQ contexts for gene
 //! chunks, young-counter inputs, a fourth mixer weight set, an order-1 APM at
-//! levels 4-6); samples code as in version 2. docs/FORMAT.md lists the differences.
+//! levels 4-6); samples code as in version 2. Version 4 changes the hashed
+//! contexts of binary chunks only (sparse, 32-bit field and alignment contexts
+//! at every level). docs/FORMAT.md lists the differences.
 //!
 //! Memory bound per chunk (tables scale down for small chunks): levels 1-3
-//! about 25 MiB, 4-6 about 60 MiB (v1 payloads: 120 MiB; v3 gene chunks: 75 MiB), 7-9 about 200 MiB
-//! (v3 gene chunks: 230 MiB), plus the sample model
+//! about 25 MiB, 4-6 about 60 MiB (v1 payloads: 120 MiB; v3 gene chunks: 75 MiB; v4 binary
+//! chunks: 90 MiB), 7-9 about 200 MiB (v3 gene and v4 binary chunks: 230 MiB), plus the sample model
 //! for image/audio chunks (<= 64 MiB of counters at levels <= 6, 4 bytes per
 //! sample, and for images 72 bytes per row sample) and ~2x the chunk.
 
@@ -33,8 +36,20 @@ use crate::error::{MmzError, Result};
 use crate::hint::{Hint, Modality};
 use sample::SampleModel;
 
-/// Payload version written by [`compress`]; [`decompress`] also reads versions 1 and 2.
-const VERSION: u8 = 3;
+/// Newest payload version: [`compress`] writes it for binary chunks (see
+/// [`version_for`]); [`decompress`] reads versions 1 to this one.
+const VERSION: u8 = 4;
+
+/// The payload version [`compress`] writes for a chunk of `modality`: 4 for
+/// binary chunks, 3 for the rest (version 4 only changes binary chunks, so the
+/// other modalities keep their version-3 bytes).
+pub fn version_for(modality: Modality) -> u8 {
+    if modality == Modality::Binary {
+        VERSION
+    } else {
+        3
+    }
+}
 
 /// The byte model of a payload version.
 enum Bytes {
@@ -178,8 +193,9 @@ fn run<I: Io>(io: &mut I, data: Option<&[u8]>, len: usize, level: u8, hint: &Hin
 /// Compress a chunk at `level` (1..=9) with the given hint.
 pub fn compress(data: &[u8], level: u8, hint: &Hint) -> Result<Vec<u8>> {
     let mut enc = Enc(BitEncoder::with_capacity(data.len() / 2 + 16));
-    let _ = run(&mut enc, Some(data), data.len(), level, hint, VERSION);
-    let mut out = vec![VERSION];
+    let version = version_for(hint.modality);
+    let _ = run(&mut enc, Some(data), data.len(), level, hint, version);
+    let mut out = vec![version];
     out.extend_from_slice(&enc.0.finish());
     Ok(out)
 }
@@ -245,13 +261,27 @@ mod tests {
         let v: Vec<u8> = b"version test, version test, version test".repeat(50);
         let h = Hint::bytes(Modality::Text);
         let c = compress(&v, 5, &h).unwrap();
-        assert_eq!(c[0], VERSION);
+        assert_eq!(c[0], 3);
         let mut bad = c.clone();
         bad[0] = VERSION + 1;
         assert!(decompress(&bad, v.len(), 5, &h).is_err());
         // The same body read as version 1 runs the v1 model: it must not come out as the input.
         bad[0] = 1;
         assert!(decompress(&bad, v.len(), 5, &h).map(|d| d != v).unwrap_or(true));
+        // Version 4 changes binary chunks only: a text body read as version 4 decodes the same.
+        bad[0] = 4;
+        assert_eq!(decompress(&bad, v.len(), 5, &h).unwrap(), v);
+        // Binary chunks are written as version 4, and their body read as version 3 is not the input.
+        let hb = Hint::bytes(Modality::Binary);
+        let mut vb = v.clone();
+        vb.extend((0..4000u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8));
+        for level in [1, 5, 9] {
+            let mut cb = compress(&vb, level, &hb).unwrap();
+            assert_eq!(cb[0], 4);
+            assert_eq!(decompress(&cb, vb.len(), level, &hb).unwrap(), vb);
+            cb[0] = 3;
+            assert!(decompress(&cb, vb.len(), level, &hb).map(|d| d != vb).unwrap_or(true));
+        }
     }
 
     #[test]
