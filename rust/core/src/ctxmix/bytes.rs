@@ -636,12 +636,10 @@ impl ByteModel {
         }
     }
 
-    /// At the last bit of a nibble, prefetch the next nibble's buckets for both
-    /// values of the bit about to be coded.
+    /// The order-1 APM rows of the next bit (both values of this one).
     #[inline(always)]
-    fn prefetch_ahead<const N: usize>(&mut self) {
+    fn prefetch_apm(&self) {
         if self.p.apm_o1 {
-            // The order-1 APM rows of the next bit (both values of this one).
             if self.bitpos < 7 {
                 let c1 = (self.c8 & 0xFF) as usize;
                 self.apm2.prefetch((c1 << 8) | (self.c0 as usize) << 1, 2);
@@ -651,6 +649,35 @@ impl ByteModel {
                 self.apm2.prefetch(((b | 1) << 8) | 1, 1);
             }
         }
+    }
+
+    /// Encoder look-ahead (`known` = the byte being coded): at the first bit of
+    /// a nibble prefetch exactly the buckets the next nibble will use, and at
+    /// the first bit of the low nibble also compute the next byte's contexts
+    /// (kept for [`Self::begin_byte`]) and prefetch its first buckets and match
+    /// slot: three to four bits earlier than the decoder can, and one path
+    /// instead of two. Only what is loaded and when changes, never a value.
+    #[inline(always)]
+    fn prefetch_known<const N: usize>(&mut self, byte: u8) {
+        if self.bitpos == 0 {
+            let ctx = self.ctx_hash;
+            self.prefetch_nibble::<N>(&ctx, 16 | (byte as u32 >> 4));
+        } else if self.bitpos == 4 {
+            let ctx = self.contexts_after::<N>(byte);
+            self.prefetch_nibble::<N>(&ctx, 1);
+            if let Some(sl) = self.mtab.get(self.match_slot_after(byte).0) {
+                prefetch(sl);
+            }
+            self.spec[(byte & 1) as usize] = ctx;
+            self.spec_c0 = (256 | byte as u32) >> 1;
+        }
+    }
+
+    /// At the last bit of a nibble, prefetch the next nibble's buckets for both
+    /// values of the bit about to be coded.
+    #[inline(always)]
+    fn prefetch_ahead<const N: usize>(&mut self) {
+        self.prefetch_apm();
         if self.bitpos == 3 {
             let ctx = self.ctx_hash;
             self.prefetch_nibble::<N>(&ctx, self.c0 << 1);
@@ -718,7 +745,7 @@ impl ByteModel {
 
     /// Predict the next bit; 16-bit probability of a 1.
     #[inline(always)]
-    fn predict<const N: usize, const S: usize, const K: usize>(&mut self) -> u32 {
+    fn predict<const N: usize, const S: usize, const K: usize>(&mut self, known: Option<u8>) -> u32 {
         let t = self.t;
         let node = if self.bitpos < 4 {
             self.c0 as usize & 15
@@ -727,7 +754,13 @@ impl ByteModel {
         };
         let node = node & 15;
         self.node = node;
-        self.prefetch_ahead::<N>();
+        match known {
+            Some(byte) => {
+                self.prefetch_apm();
+                self.prefetch_known::<N>(byte);
+            }
+            None => self.prefetch_ahead::<N>(),
+        }
         let mut seen = 0usize;
         // A compiled shape's input flags are constants, so the lanes below are too.
         let (young, o0_input, conf_input) =
@@ -873,8 +906,9 @@ impl ByteModel {
         io: &mut I,
         byte: u8,
     ) -> u8 {
+        let known = I::KNOWN.then_some(byte);
         for i in (0..8).rev() {
-            let p = self.predict::<N, S, K>();
+            let p = self.predict::<N, S, K>(known);
             let bit = io.bit(p, (byte as u32 >> i) & 1);
             self.update::<N, S, K>(bit);
         }
@@ -1140,8 +1174,46 @@ mod tests {
         }
     }
 
+    /// `Rec` that tells the model each byte before its bits (as the encoder does).
+    struct RecKnown(Vec<u32>);
+    impl Io for RecKnown {
+        const KNOWN: bool = true;
+        fn bit(&mut self, p16: u32, bit: u32) -> u32 {
+            self.0.push(p16);
+            bit
+        }
+    }
+
     fn probs(data: &[u8], p: ByteParams, vector: bool) -> Vec<u32> {
         probs_shape(data, p, vector, None)
+    }
+
+    #[test]
+    fn known_byte_look_ahead_gives_the_same_probabilities() {
+        let mut s = 11u32;
+        let data: Vec<u8> = (0..20000u32)
+            .map(|i| {
+                s = s.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                if i % 7 == 0 { (s >> 24) as u8 } else { b"abc abd, the then; 0123\n"[(i % 24) as usize] }
+            })
+            .collect();
+        for (version, modality) in [(3, Modality::Text), (3, Modality::Gene), (4, Modality::Binary), (2, Modality::Text)] {
+            for level in [1, 5, 9] {
+                let p = ByteParams::for_version(version, level, data.len(), modality);
+                let (mut a, mut b) = (ByteModel::new(p, data.len()), ByteModel::new(p, data.len()));
+                let (mut ra, mut rb) = (Rec(Vec::new()), RecKnown(Vec::new()));
+                for (i, &x) in data.iter().enumerate() {
+                    if i % 89 == 3 {
+                        a.push(x);
+                        b.push(x);
+                    } else {
+                        a.code(&mut ra, x);
+                        b.code(&mut rb, x);
+                    }
+                }
+                assert!(ra.0 == rb.0, "v{version} {modality:?} level {level}: look-ahead changed a probability");
+            }
+        }
     }
 
     /// `probs` with the model's compiled shape replaced (`Shape::Any`: the run-time path).

@@ -83,12 +83,17 @@ impl Bytes {
 
 /// One coded binary decision: the encoder codes `bit`, the decoder returns the decoded bit.
 pub trait Io {
+    /// True when the models are told the byte being coded before its bits are
+    /// coded (encoding): they may then prefetch exactly the memory the byte's
+    /// later bits will touch. Timing only: the probabilities do not depend on it.
+    const KNOWN: bool = false;
     /// Code a bit with P(1) = `p16` / 65536 (`1..=65535`); returns the actual bit.
     fn bit(&mut self, p16: u32, bit: u32) -> u32;
 }
 
 struct Enc(BitEncoder);
 impl Io for Enc {
+    const KNOWN: bool = true;
     #[inline(always)]
     fn bit(&mut self, p16: u32, bit: u32) -> u32 {
         self.0.encode(bit, p16);
