@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -185,9 +186,11 @@ def main() -> None:
     ap.add_argument("--modalities", default=",".join(MODALITIES), help="folders of the large set")
     ap.add_argument("--large-key", default="large", help="JSON key of the large set")
     ap.add_argument("--out", default=str(ROOT / "out" / "bench" / "neural_mix.json"))
+    ap.add_argument("--model", default=None,
+                    help="model directory or id (default: $MMZ_MODEL, else the shipped default model)")
     args = ap.parse_args()
     sets = set(args.sets.split(","))
-    m = neural.load()
+    m = neural.load(args.model or os.environ.get("MMZ_MODEL"))
     m.batch, m.threads = 64, 2
     corpus = Path(args.corpus)
     out_path = Path(args.out)
