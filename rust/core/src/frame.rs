@@ -15,8 +15,10 @@ use crate::hint::{Hint, Modality, HINT_BYTES};
 pub const MAGIC: [u8; 4] = [0x89, b'M', b'M', b'Z'];
 /// Last four bytes of every frame.
 pub const END_MAGIC: [u8; 4] = [b'Z', b'M', b'M', 0x89];
-/// The format version this build writes (and the newest it reads).
+/// The version of the full frame this module writes and parses.
 pub const FORMAT_VERSION: u8 = 1;
+/// The newest format version this build reads (2 = the compact frame, `crate::compact`).
+pub const NEWEST_VERSION: u8 = crate::compact::COMPACT_VERSION;
 /// Size of the frame header.
 pub const FRAME_HEADER_LEN: usize = 84;
 /// Size of a chunk record header (including the hint).
@@ -94,8 +96,11 @@ impl FrameHeader {
         if b.len() < 5 {
             return Err(MmzError::Truncated("frame header".into()));
         }
-        if b[4] > FORMAT_VERSION || b[4] == 0 {
-            return Err(MmzError::UnsupportedVersion { found: b[4], supported: FORMAT_VERSION });
+        if b[4] > NEWEST_VERSION || b[4] == 0 {
+            return Err(MmzError::UnsupportedVersion { found: b[4], supported: NEWEST_VERSION });
+        }
+        if b[4] != FORMAT_VERSION {
+            return Err(MmzError::InvalidArgument(format!("format version {} is a compact frame", b[4])));
         }
         if b.len() < FRAME_HEADER_LEN {
             return Err(MmzError::Truncated("frame header".into()));
@@ -329,15 +334,34 @@ impl Trailer {
     }
 }
 
-/// A decoded frame: its header, the decoded chunk stream and the trailer.
+/// What a frame records about its original content, for checking it after the inverse transform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentCheck {
+    /// A full frame's trailer: the content length and XXH3-64.
+    Full { len: u64, hash: u64 },
+    /// A compact frame: the low 32 bits of the content's XXH3-64.
+    Low32(u32),
+}
+
+impl ContentCheck {
+    /// Whether `content` (after the inverse transform) is what the frame recorded.
+    pub fn matches(&self, content: &[u8]) -> bool {
+        match *self {
+            ContentCheck::Full { len, hash } => content.len() as u64 == len && xxh3(content) == hash,
+            ContentCheck::Low32(c) => xxh3(content) as u32 == c,
+        }
+    }
+}
+
+/// A decoded frame: its header, the decoded chunk stream and its content check.
 #[derive(Debug, Clone)]
 pub struct DecodedFrame {
-    /// The frame header.
+    /// The frame header (for a compact frame: its fields, `chunk_size` = the chunk's length, no ids).
     pub header: FrameHeader,
     /// Concatenated decoded chunks (the content itself when `header.transform == 0`).
     pub stream: Vec<u8>,
-    /// The trailer.
-    pub trailer: Trailer,
+    /// What the original content must match (already verified when `header.transform == 0`).
+    pub content: ContentCheck,
 }
 
 /// Builds a frame in memory chunk by chunk (the Python layer streams the same
@@ -407,6 +431,22 @@ pub fn decode_frames(data: &[u8]) -> Result<Vec<DecodedFrame>> {
             break;
         }
         let frame_start = pos;
+        if rest.len() > 4 && rest[0..4] == MAGIC && rest[4] == crate::compact::COMPACT_VERSION {
+            let d = crate::compact::decode_compact(rest).map_err(|e| annotate(e, index, None))?;
+            pos += d.header.frame_len();
+            let header = FrameHeader {
+                modality: d.header.hint.modality,
+                level: d.header.level,
+                transform: d.header.transform,
+                codec: d.header.codec,
+                chunk_size: d.header.raw_len,
+                model_id: None,
+                tokenizer_id: None,
+            };
+            frames.push(DecodedFrame { header, stream: d.stream, content: ContentCheck::Low32(d.content_check) });
+            index += 1;
+            continue;
+        }
         let header = FrameHeader::parse(rest).map_err(|e| annotate(e, index, None))?;
         pos += FRAME_HEADER_LEN;
         let mut stream = Vec::new();
@@ -439,7 +479,8 @@ pub fn decode_frames(data: &[u8]) -> Result<Vec<DecodedFrame>> {
         if header.transform == 0 && (trailer.content_len != stream.len() as u64 || trailer.content_hash != hash.digest()) {
             return Err(annotate(MmzError::corrupt("frame content", "whole-content checksum mismatch"), index, None));
         }
-        frames.push(DecodedFrame { header, stream, trailer });
+        let content = ContentCheck::Full { len: trailer.content_len, hash: trailer.content_hash };
+        frames.push(DecodedFrame { header, stream, content });
         index += 1;
     }
     Ok(frames)

@@ -17,6 +17,7 @@ pub mod batch;
 pub mod bitcoder;
 pub mod checksum;
 pub mod codec;
+pub mod compact;
 pub mod coder;
 pub mod ctxmix;
 pub mod deflate;
