@@ -17,7 +17,7 @@ from typing import IO, Any, BinaryIO
 from mmz import _core
 from mmz import codec as _codec
 from mmz.errors import MmzError
-from mmz.frame import HEADER_LEN, FrameReader, FrameWriter
+from mmz.frame import FrameReader, FrameWriter, header_info
 
 #: Read/write block size for file streaming.
 BLOCK = 1 << 20
@@ -180,8 +180,11 @@ def decompress(data: bytes, *, threads: int = 0) -> bytes:
 
 
 def frame_info(data: bytes) -> dict[str, Any]:
-    """Header fields of the first frame in ``data`` (modality, level, codec, transform, ids)."""
-    return dict(_core.parse_frame_header(bytes(data[:HEADER_LEN])))
+    """Header fields of the first frame in ``data`` (version, modality, level, codec, transform, ids).
+
+    For a compact frame (version 2) ``codec`` is the codec of its one chunk and the ids are ``None``.
+    """
+    return header_info(data)
 
 
 class MmzCompressor:

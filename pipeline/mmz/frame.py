@@ -4,6 +4,11 @@ The byte layout lives in docs/FORMAT.md and the Rust core validates every
 header; this module sequences records, runs chunk codecs on a thread pool
 (the core releases the GIL) and checks the trailer. Memory stays bounded by
 ``threads x 2`` chunks in flight, whatever the input size.
+
+Small inputs get a compact frame (format version 2: 11 bytes of header and
+check instead of 208): the writer holds back its first chunk record and only
+commits to a version-1 frame once a second chunk arrives, the chunk is larger
+than :data:`COMPACT_LIMIT`, or the record needs a model id (neural chunks).
 """
 
 from __future__ import annotations
@@ -20,6 +25,12 @@ MAGIC: bytes = _core.MAGIC
 HEADER_LEN: int = _core.FRAME_HEADER_LEN
 CHUNK_HEADER_LEN: int = _core.CHUNK_HEADER_LEN
 TRAILER_FIXED_LEN: int = _core.TRAILER_FIXED_LEN
+COMPACT_VERSION: int = _core.COMPACT_VERSION
+#: Largest single chunk (raw stream bytes) a writer puts in a compact frame.
+COMPACT_LIMIT: int = 64 << 10
+#: Levels a compact frame's CM chunk is also tried at (the smallest record wins): on inputs of a
+#: few KiB the fast preset's fewer contexts learn sooner (bench/small_binary_sweep.py).
+COMPACT_TRY_LEVELS: tuple[int, ...] = (1, 5)
 
 
 class _Done:
@@ -40,7 +51,11 @@ def _pool(threads: int) -> ThreadPoolExecutor | None:
 
 
 class FrameWriter:
-    """Writes one frame: header now, chunk records as they are coded, trailer at :meth:`finish`."""
+    """Writes one frame: header, chunk records as they are coded, trailer at :meth:`finish`.
+
+    With ``compact`` (the default) the header waits for the first record; a frame that
+    ends with at most one small non-neural chunk is written as a compact frame instead.
+    """
 
     def __init__(
         self,
@@ -54,6 +69,7 @@ class FrameWriter:
         threads: int = 1,
         model_id: bytes | None = None,
         tokenizer_id: bytes | None = None,
+        compact: bool = True,
     ) -> None:
         self._write = write
         self._codec = codec
@@ -70,8 +86,14 @@ class FrameWriter:
         self._entries: list[tuple[int, int, int]] = []
         self._stream_len = 0
         self.compressed_bytes = 0
-        header = _core.frame_header(modality, level, transform, codec, chunk_size, model_id, tokenizer_id)
-        self._emit(header)
+        self._modality = modality
+        self._transform = transform
+        self._header = _core.frame_header(modality, level, transform, codec, chunk_size, model_id, tokenizer_id)
+        # None once the version-1 header is written; until then the first record waits here.
+        self._held: list[bytes] | None = [] if compact and tokenizer_id is None else None
+        self._first: tuple[bytes, bytes] | None = None  # raw first chunk while a compact frame is possible
+        if self._held is None:
+            self._emit(self._header)
 
     def _emit(self, data: bytes) -> None:
         self._write(data)
@@ -86,6 +108,9 @@ class FrameWriter:
 
     def add_chunk(self, data: bytes, hint: bytes) -> None:
         """Queue one chunk for coding; blocks when too many chunks are in flight."""
+        if self._held is not None:
+            first = not self._pending and not self._held and self._first is None
+            self._first = (data, hint) if first and len(data) <= COMPACT_LIMIT else None
         if self._pool is None:
             self._pending.append(_Done(self._encode(data, hint)))
         else:
@@ -95,16 +120,55 @@ class FrameWriter:
 
     def _drain_one(self) -> None:
         record = self._pending.popleft().result()
+        if self._held is not None:
+            self._held.append(record)
+            if len(self._held) == 1 and self._fits_compact(record):
+                return
+            self._commit_v1()
+            return
+        self._emit_record(record)
+
+    def _smallest(self, record: bytes) -> bytes:
+        """The compact frame's one CM record, re-coded at :data:`COMPACT_TRY_LEVELS` if that is smaller."""
+        if self._first is None or self._model is not None or self._codec != "cm":
+            return record
+        data, hint = self._first
+        for level in COMPACT_TRY_LEVELS:
+            if level != self._level:
+                other = bytes(_core.encode_chunk(data, "cm", level, hint))
+                if len(other) < len(record):
+                    record = other
+        return record
+
+    @staticmethod
+    def _fits_compact(record: bytes) -> bool:
+        info = _core.parse_chunk_header(record[:CHUNK_HEADER_LEN])
+        return info["codec"] != "neural" and info["raw_len"] <= COMPACT_LIMIT
+
+    def _commit_v1(self) -> None:
+        """Give up on a compact frame: write the version-1 header and the held records."""
+        held, self._held = self._held or [], None
+        self._emit(self._header)
+        for record in held:
+            self._emit_record(record)
+
+    def _emit_record(self, record: bytes) -> None:
         info = _core.parse_chunk_header(record[:CHUNK_HEADER_LEN])
         self._entries.append((self.compressed_bytes, info["payload_len"], info["raw_len"]))
         self._stream_len += info["raw_len"]
         self._emit(record)
 
     def finish(self, content_len: int, content_hash: int) -> None:
-        """Write the remaining chunks and the trailer."""
+        """Write the remaining chunks and the trailer (or the whole compact frame)."""
         try:
             while self._pending:
                 self._drain_one()
+            if self._held is not None:
+                record = self._smallest(self._held[0]) if self._held else None
+                self._held = None
+                self._emit(_core.compact_frame(record, self._modality, self._level, self._transform,
+                                               content_hash))
+                return
             self._emit(_core.build_trailer(content_len, content_hash, self._stream_len, self._entries))
         finally:
             self.close()
@@ -175,6 +239,9 @@ class FrameReader:
             self.close()
             raise CorruptDataError("not an mmz frame (empty input)")
         if not self.at_frame_boundary:
+            if self._state == "magic":  # a frame header (or a whole compact frame) is cut short
+                self.close()
+                raise CorruptDataError(f"truncated data: frame {self._frame_index + 1} is incomplete")
             where = self._where(self._chunk_index if self._state in ("chunk", "payload") else None)
             self.close()
             raise CorruptDataError(f"truncated data: {where} ends before its trailer")
@@ -199,10 +266,14 @@ class FrameReader:
         if self._state == "magic":
             if not buf:
                 return False
-            if len(buf) < HEADER_LEN:
-                if MAGIC[: len(buf)] != bytes(buf[: len(MAGIC)]):
-                    self._bad_magic()
+            if MAGIC[: len(buf)] != bytes(buf[: len(MAGIC)]):
+                self._bad_magic()
+            if len(buf) <= len(MAGIC):
                 return False
+            if buf[len(MAGIC)] == COMPACT_VERSION:
+                return self._compact(out)
+            if len(buf) < HEADER_LEN and buf[len(MAGIC)] == _core.FORMAT_VERSION:
+                return False  # other versions are refused below without waiting for a full header
             self._frame_index += 1
             self._frame_pos = 0
             try:
@@ -317,10 +388,63 @@ class FrameReader:
         self._state = "magic"
         return True
 
+    def _compact(self, out: list[bytes]) -> bool:
+        """Decode one compact frame once all of it is buffered."""
+        where = f"frame {self._frame_index + 1}"
+        try:
+            head = _core.parse_compact_header(bytes(self._buf[: _core.COMPACT_MAX_HEADER_LEN]))
+        except CorruptDataError as e:
+            raise CorruptDataError(f"{where}: {e}") from None
+        if head is None or len(self._buf) < head["frame_len"]:
+            return False
+        self._frame_index += 1
+        frame = self._take(head["frame_len"])
+        try:
+            info, stream, check = _core.decode_compact(frame)
+        except CorruptDataError as e:
+            raise self._corrupt(str(e)) from None
+        except MmzError as e:
+            raise MmzError(f"{where}: {e}") from None
+        self.headers.append(_compact_info(info))
+        if info["transform"] != 0:
+            from mmz import transform as _transform
+
+            try:
+                stream = _transform.inverse(info["transform"], stream)
+            except CorruptDataError as e:
+                raise self._corrupt(str(e)) from None
+            except MmzError as e:
+                raise MmzError(f"{where}: {e}") from None
+            if _core.xxh3(stream) & 0xFFFFFFFF != check:
+                raise self._corrupt("compact frame: content checksum mismatch after inverse transform")
+        out.append(stream)
+        self._frames_done += 1
+        return True
+
     def _bad_magic(self) -> None:
         if self._frames_done:
             raise CorruptDataError(f"data after frame {self._frames_done - 1} is not an mmz frame")
         raise CorruptDataError("not an mmz frame (missing magic bytes 89 4D 4D 5A)")
+
+
+def _compact_info(head: dict[str, Any]) -> dict[str, Any]:
+    """A compact frame's header in the shape of a version-1 header dict."""
+    return {
+        "version": COMPACT_VERSION, "modality": head["modality"], "level": head["level"],
+        "transform": head["transform"], "codec": head["codec"], "chunk_size": head["raw_len"],
+        "model_id": None, "tokenizer_id": None,
+    }
+
+
+def header_info(data: bytes) -> dict[str, Any]:
+    """Header fields of the frame that starts ``data`` (either format version)."""
+    data = bytes(data[: max(HEADER_LEN, _core.COMPACT_MAX_HEADER_LEN)])
+    if len(data) > len(MAGIC) and data[: len(MAGIC)] == MAGIC and data[len(MAGIC)] == COMPACT_VERSION:
+        head = _core.parse_compact_header(data)
+        if head is None:
+            raise CorruptDataError("truncated compact frame header")
+        return _compact_info(head)
+    return {"version": _core.FORMAT_VERSION, **_core.parse_frame_header(data[:HEADER_LEN])}
 
 
 def scan(fp: BinaryIO) -> Iterator[dict[str, Any]]:
@@ -332,9 +456,14 @@ def scan(fp: BinaryIO) -> Iterator[dict[str, Any]]:
     """
     index = 0
     while True:
-        head = fp.read(HEADER_LEN)
+        head = fp.read(len(MAGIC) + 1)
         if not head and index > 0:
             return
+        if head[: len(MAGIC)] == MAGIC and head[len(MAGIC):] == bytes([COMPACT_VERSION]):
+            yield _scan_compact(fp, head, index)
+            index += 1
+            continue
+        head += fp.read(HEADER_LEN - len(head))
         if len(head) < HEADER_LEN:
             raise CorruptDataError(f"frame {index}: truncated frame header")
         try:
@@ -375,3 +504,28 @@ def scan(fp: BinaryIO) -> Iterator[dict[str, Any]]:
         info.update(chunks=chunk, content_len=trailer["content_len"], compressed_len=size, codecs=codecs)
         yield info
         index += 1
+
+
+def _scan_compact(fp: BinaryIO, head: bytes, index: int) -> dict[str, Any]:
+    """Read past one compact frame whose first five bytes are ``head``."""
+    where = f"frame {index}"
+    try:
+        parsed = None
+        while parsed is None:
+            more = fp.read(1)
+            if not more or len(head) >= _core.COMPACT_MAX_HEADER_LEN:
+                raise CorruptDataError("truncated compact frame header")
+            head += more
+            parsed = _core.parse_compact_header(head)
+    except CorruptDataError as e:
+        raise CorruptDataError(f"{where}: {e}") from None
+    rest = fp.read(parsed["frame_len"] - len(head))
+    if len(rest) != parsed["frame_len"] - len(head):
+        raise CorruptDataError(f"{where}: truncated compact frame")
+    info = _compact_info(parsed)
+    content_len = parsed["raw_len"]
+    if parsed["transform"] != 0:  # the original length is known only after the inverse transform
+        content_len = len(FrameReader().feed(head + rest))
+    info.update(chunks=1 if parsed["raw_len"] else 0, content_len=content_len,
+                compressed_len=parsed["frame_len"], codecs=[parsed["codec"]] if parsed["raw_len"] else [])
+    return info

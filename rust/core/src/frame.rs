@@ -558,6 +558,28 @@ mod tests {
     }
 
     #[test]
+    fn versions_mix_and_content_checks_match() {
+        let data = sample();
+        let full = compress_frame(&data, CodecId::Cm, 5, Modality::Text, 4096).unwrap();
+        let rec = encode_chunk(&data[..500], CodecId::Cm, 5, &Hint::bytes(Modality::Text)).unwrap();
+        let small = crate::compact::compact_frame(Some(&rec), Modality::Text, 5, 0, xxh3(&data[..500])).unwrap();
+        let mut both = full.clone();
+        both.extend_from_slice(&small);
+        both.extend_from_slice(&full);
+        let frames = decode_frames(&both).unwrap();
+        assert_eq!(frames.len(), 3);
+        assert!(matches!(frames[1].content, ContentCheck::Low32(_)));
+        assert!(matches!(frames[0].content, ContentCheck::Full { .. }));
+        for f in &frames {
+            assert!(f.content.matches(&f.stream));
+            let mut other = f.stream.clone();
+            other[0] ^= 1;
+            assert!(!f.content.matches(&other));
+        }
+        assert_eq!(frames[1].stream, &data[..500]);
+    }
+
+    #[test]
     fn newer_version_is_refused() {
         let mut frame = compress_frame(b"x", CodecId::Store, 5, Modality::Binary, 16).unwrap();
         frame[4] = 9;

@@ -2,6 +2,7 @@
 
 use crate::errors::{to_py, PyResult};
 use mmz_core::codec::CodecId;
+use mmz_core::compact::{self, CompactHeader, COMPACT_VERSION};
 use mmz_core::frame::{self, ChunkEntry, ChunkHeader, FrameHeader, Trailer};
 use mmz_core::hint::{Hint, Modality, SampleLayout};
 use pyo3::prelude::*;
@@ -154,4 +155,55 @@ pub fn parse_trailer<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, P
 pub fn decompress_frames<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
     let out = py.allow_threads(|| frame::decompress_frames(data)).map_err(to_py)?;
     Ok(PyBytes::new(py, &out))
+}
+
+fn compact_dict<'py>(py: Python<'py>, h: &CompactHeader) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("version", COMPACT_VERSION)?;
+    d.set_item("modality", h.hint.modality.name())?;
+    d.set_item("level", h.level)?;
+    d.set_item("transform", h.transform)?;
+    d.set_item("codec", h.codec.name())?;
+    d.set_item("raw_len", h.raw_len)?;
+    d.set_item("payload_len", h.payload_len)?;
+    d.set_item("header_len", h.header_len)?;
+    d.set_item("frame_len", h.frame_len())?;
+    Ok(d)
+}
+
+/// Build a compact (version 2) frame from one encoded chunk record (`None` for
+/// empty content) and the xxh3 of the original content.
+#[pyfunction]
+#[pyo3(signature = (record, modality, level, transform, content_hash))]
+pub fn compact_frame<'py>(
+    py: Python<'py>,
+    record: Option<&[u8]>,
+    modality: &str,
+    level: u8,
+    transform: u8,
+    content_hash: u64,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let modality = Modality::from_name(modality).map_err(to_py)?;
+    let f = compact::compact_frame(record, modality, level, transform, content_hash).map_err(to_py)?;
+    Ok(PyBytes::new(py, &f))
+}
+
+/// Parse the compact frame header at the start of `data`: a dict with its
+/// fields plus `header_len` and `frame_len`, or `None` if `data` ends first.
+#[pyfunction]
+pub fn parse_compact_header<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Option<Bound<'py, PyDict>>> {
+    match CompactHeader::parse(data).map_err(to_py)? {
+        None => Ok(None),
+        Some(h) => Ok(Some(compact_dict(py, &h)?)),
+    }
+}
+
+/// Verify and decode the compact frame at the start of `data` (GIL released).
+/// Returns `(header dict, stream, content_check)`; for transform 0 the stream
+/// is the content and is already verified, otherwise the caller inverts the
+/// transform and compares the low 32 bits of its xxh3 with `content_check`.
+#[pyfunction]
+pub fn decode_compact<'py>(py: Python<'py>, data: &[u8]) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyBytes>, u32)> {
+    let d = py.allow_threads(|| compact::decode_compact(data)).map_err(to_py)?;
+    Ok((compact_dict(py, &d.header)?, PyBytes::new(py, &d.stream), d.content_check))
 }

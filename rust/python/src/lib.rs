@@ -50,6 +50,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MmzCoreError", py.get_type::<errors::MmzCoreError>())?;
     m.add("CorruptDataError", py.get_type::<errors::CorruptDataError>())?;
     m.add("FORMAT_VERSION", mmz_core::frame::FORMAT_VERSION)?;
+    m.add("COMPACT_VERSION", mmz_core::compact::COMPACT_VERSION)?;
+    m.add("COMPACT_MAX_HEADER_LEN", mmz_core::compact::MAX_HEADER_LEN)?;
+    m.add("COMPACT_CHECK_LEN", mmz_core::compact::CHECK_LEN)?;
     m.add("FRAME_HEADER_LEN", mmz_core::frame::FRAME_HEADER_LEN)?;
     m.add("CHUNK_HEADER_LEN", mmz_core::frame::CHUNK_HEADER_LEN)?;
     m.add("TRAILER_FIXED_LEN", mmz_core::frame::TRAILER_FIXED_LEN)?;
@@ -70,5 +73,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(frame::build_trailer, m)?)?;
     m.add_function(wrap_pyfunction!(frame::parse_trailer, m)?)?;
     m.add_function(wrap_pyfunction!(frame::decompress_frames, m)?)?;
+    m.add_function(wrap_pyfunction!(frame::compact_frame, m)?)?;
+    m.add_function(wrap_pyfunction!(frame::parse_compact_header, m)?)?;
+    m.add_function(wrap_pyfunction!(frame::decode_compact, m)?)?;
     Ok(())
 }

@@ -1,0 +1,132 @@
+"""Compact frames (format version 2): when the writer uses them, their sizes, damage detection,
+mixing with version-1 frames, listing, and committed golden frames that must keep decoding."""
+
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+
+import pytest
+
+import mmz
+from mmz import _core
+from mmz.cli import main as cli_main
+from mmz.frame import COMPACT_LIMIT, FrameReader, scan
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests" / "golden" / "frame"
+TEXT = (ROOT / "data" / "sample" / "text" / "debian_handbook_en.txt").read_bytes()
+
+
+def _small_png() -> bytes:
+    from PIL import Image
+
+    r = random.Random(3)
+    im = Image.new("RGB", (16, 12))
+    im.putdata([(x * 13 % 256, y * 20 % 256, (x * y + r.randrange(8)) % 256) for y in range(12) for x in range(16)])
+    b = io.BytesIO()
+    im.save(b, "PNG")
+    return b.getvalue()
+
+
+def test_small_inputs_get_compact_frames() -> None:
+    rnd = random.Random(1).randbytes(100)
+    assert len(mmz.compress(b"")) == 12
+    assert len(mmz.compress(b"x")) == 13
+    assert len(mmz.compress(rnd)) == 112  # stored: 12 bytes of header and check
+    for data in (b"", rnd, TEXT[:3000]):
+        blob = mmz.compress(data)
+        info = mmz.frame_info(blob)
+        assert info["version"] == 2 and info["model_id"] is None
+        assert mmz.decompress(blob) == data
+        assert _core.decompress_frames(blob) == data
+    assert mmz.frame_info(mmz.compress(TEXT[:3000]))["codec"] == "cm"
+
+
+def test_version_1_when_compact_does_not_fit() -> None:
+    two_chunks = mmz.compress(TEXT[:3000], chunk_size=2000)
+    assert mmz.frame_info(two_chunks)["version"] == 1
+    assert mmz.decompress(two_chunks) == TEXT[:3000]
+    big = (TEXT * 2)[: COMPACT_LIMIT + 1]
+    blob = mmz.compress(big, chunk_size=1 << 20)
+    assert mmz.frame_info(blob)["version"] == 1 and mmz.decompress(blob) == big
+    at_limit = big[:COMPACT_LIMIT]
+    assert mmz.frame_info(mmz.compress(at_limit, chunk_size=1 << 20))["version"] == 2
+
+
+def test_compact_frame_carries_a_transform() -> None:
+    png = _small_png()
+    blob = mmz.compress(png)
+    info = mmz.frame_info(blob)
+    assert info["version"] == 2 and info["transform"] != 0
+    assert mmz.decompress(blob) == png
+    [listed] = list(scan(io.BytesIO(blob)))
+    assert listed["content_len"] == len(png) and listed["compressed_len"] == len(blob)
+
+
+@pytest.mark.parametrize("kind", ["text", "png", "store", "empty"])
+def test_every_bit_flip_and_truncation_is_refused(kind: str) -> None:
+    data = {"text": TEXT[:400], "png": _small_png(), "store": random.Random(2).randbytes(60), "empty": b""}[kind]
+    blob = mmz.compress(data)
+    assert mmz.frame_info(blob)["version"] == 2
+    for i in range(len(blob) * 8):
+        bad = bytearray(blob)
+        bad[i // 8] ^= 1 << (i % 8)
+        with pytest.raises(mmz.MmzError):
+            out = mmz.decompress(bytes(bad))
+            assert out == data, f"bit {i}: wrong bytes returned"  # never reached if the flip is caught
+    for n in range(len(blob)):
+        with pytest.raises(mmz.CorruptDataError):
+            mmz.decompress(blob[:n])
+
+
+def test_mixed_versions_concatenate_stream_and_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parts = [TEXT[:5000], b"", TEXT[5000:5100], random.Random(4).randbytes(300)]
+    frames = [mmz.compress(parts[0], chunk_size=2000)] + [mmz.compress(p) for p in parts[1:]]
+    assert [mmz.frame_info(f)["version"] for f in frames] == [1, 2, 2, 2]
+    blob = b"".join(frames)
+    assert mmz.decompress(blob) == b"".join(parts)
+    reader = FrameReader()
+    out = b"".join(reader.feed(blob[i : i + 1]) for i in range(len(blob))) + reader.finish()
+    assert out == b"".join(parts) and reader.frames == 4
+    listed = list(scan(io.BytesIO(blob)))
+    assert [f["content_len"] for f in listed] == [len(p) for p in parts]
+    assert [f["compressed_len"] for f in listed] == [len(f) for f in frames]
+    path = tmp_path / "mixed.mmz"
+    path.write_bytes(blob)
+    assert cli_main(["-l", "-vv", str(path)]) == 0
+    shown = capsys.readouterr().out
+    assert f"{sum(len(p) for p in parts)}" in shown and "frame 3:" in shown
+    with pytest.raises(mmz.CorruptDataError, match="frame 4"):
+        mmz.decompress(blob + frames[2][:-1])
+
+
+def test_streaming_compressor_writes_compact_at_flush() -> None:
+    c = mmz.MmzCompressor()
+    head = c.compress(TEXT[:1000])
+    blob = head + c.flush()
+    assert mmz.frame_info(blob)["version"] == 2
+    assert mmz.decompress(blob) == TEXT[:1000]
+
+
+def test_unknown_version_refused_early() -> None:
+    blob = bytearray(mmz.compress(b"version test"))
+    blob[4] = 9
+    with pytest.raises(mmz.MmzError, match="version 9"):
+        mmz.decompress(bytes(blob))
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in GOLDEN.glob("*.mmz")))
+def test_golden_frames_decode(name: str) -> None:
+    """Committed frames written by an earlier build; every released format must keep decoding."""
+    blob = (GOLDEN / f"{name}.mmz").read_bytes()
+    want = (GOLDEN / f"{name}.raw").read_bytes()
+    assert mmz.decompress(blob) == want
+    if mmz.frame_info(blob)["transform"] == 0:  # the core alone decodes transform-free frames
+        assert _core.decompress_frames(blob) == want
+
+
+def test_golden_set_is_present() -> None:
+    names = {p.stem for p in GOLDEN.glob("*.mmz")}
+    assert {"compact_empty", "compact_text", "compact_audio", "compact_png", "v1_text"} <= names
