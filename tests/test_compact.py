@@ -130,3 +130,23 @@ def test_golden_frames_decode(name: str) -> None:
 def test_golden_set_is_present() -> None:
     names = {p.stem for p in GOLDEN.glob("*.mmz")}
     assert {"compact_empty", "compact_text", "compact_audio", "compact_png", "v1_text"} <= names
+
+
+def test_truncated_single_compact_frame_is_named() -> None:
+    blob = mmz.compress(TEXT[:1200])
+    for n in (5, 9, len(blob) - 1):
+        with pytest.raises(mmz.CorruptDataError, match="truncated data: frame 0 is incomplete"):
+            mmz.decompress(blob[:n])
+
+
+def test_neural_writer_keeps_the_smaller_frame() -> None:
+    """A neural record needs a version-1 frame (208 bytes of container); a compact CM frame wins
+    on tiny inputs, and the frame chosen is never larger than either alternative."""
+    neural = pytest.importorskip("mmz.neural")
+    if not neural.available():
+        pytest.skip("no neural engine or shipped model")
+    for data in (TEXT[:300], TEXT[:1500]):
+        blob = mmz.compress(data, codec="neural")
+        assert mmz.decompress(blob) == data
+        assert len(blob) <= len(mmz.compress(data, codec="cm"))
+    assert mmz.frame_info(mmz.compress(TEXT[:300], codec="neural"))["version"] == 2

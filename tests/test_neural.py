@@ -315,7 +315,8 @@ def test_neural_chunk_without_model_id_is_refused() -> None:
 
     _shipped()
     text = (SAMPLE / "text" / "debian_handbook_en.txt").read_bytes()[:800]
-    good = mmz.compress(text, codec="neural")
+    good = mmz.compress(text, codec="neural", chunk_size=400)  # two chunks: a version-1 frame
+    assert mmz.frame_info(good)["version"] == 1 and mmz.frame_info(good)["model_id"]
     header = _core.frame_header("text", 5, 0, "neural", 8 << 20, None, None)
     forged = header + good[84:]
     with pytest.raises(CorruptDataError, match="names no model"):
@@ -342,7 +343,7 @@ def test_frames_of_every_shipped_model_decode_by_id(monkeypatch: pytest.MonkeyPa
     blobs = {}
     for d in dirs:
         monkeypatch.setenv("MMZ_MODEL", str(d))
-        blobs[d.name] = mmz.compress(data, 1, codec="neural")
+        blobs[d.name] = mmz.compress(data, 1, codec="neural", chunk_size=1500)  # version 1: names the model
         monkeypatch.delenv("MMZ_MODEL")
         assert neural.load(d).id in blobs[d.name]  # the frame names the model that coded it
     assert len(set(blobs.values())) == len(blobs)  # each model coded it differently

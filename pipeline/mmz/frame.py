@@ -31,6 +31,8 @@ COMPACT_LIMIT: int = 64 << 10
 #: Levels a compact frame's CM chunk is also tried at (the smallest record wins): on inputs of a
 #: few KiB the fast preset's fewer contexts learn sooner (bench/small_binary_sweep.py).
 COMPACT_TRY_LEVELS: tuple[int, ...] = (1, 5)
+#: Bytes a version-1 frame of one chunk spends besides its chunk record (header and trailer).
+_V1_ONE_CHUNK_OVERHEAD: int = HEADER_LEN + len(_core.build_trailer(0, 0, 0, [(0, 0, 0)]))
 
 
 class _Done:
@@ -128,22 +130,45 @@ class FrameWriter:
             return
         self._emit_record(record)
 
-    def _smallest(self, record: bytes) -> bytes:
-        """The compact frame's one CM record, re-coded at :data:`COMPACT_TRY_LEVELS` if that is smaller."""
-        if self._first is None or self._model is not None or self._codec != "cm":
-            return record
-        data, hint = self._first
-        for level in COMPACT_TRY_LEVELS:
-            if level != self._level:
-                other = bytes(_core.encode_chunk(data, "cm", level, hint))
-                if len(other) < len(record):
-                    record = other
-        return record
-
     @staticmethod
     def _fits_compact(record: bytes) -> bool:
-        info = _core.parse_chunk_header(record[:CHUNK_HEADER_LEN])
-        return info["codec"] != "neural" and info["raw_len"] <= COMPACT_LIMIT
+        return bool(_core.parse_chunk_header(record[:CHUNK_HEADER_LEN])["raw_len"] <= COMPACT_LIMIT)
+
+    def _cm_alternative(self, record: bytes, neural: bool) -> bytes | None:
+        """The smallest CM record of the held chunk over :data:`COMPACT_TRY_LEVELS` (one level per
+        preset: levels of one preset code alike) and, for a neural writer, its own level."""
+        if self._first is None or not (self._codec == "cm" or self._model is not None):
+            return None if neural else record
+        data, hint = self._first
+        best = None if neural else record
+        presets = set() if neural else {(self._level - 1) // 3}
+        for level in (*COMPACT_TRY_LEVELS, self._level):
+            if (level - 1) // 3 in presets:
+                continue
+            presets.add((level - 1) // 3)
+            other = bytes(_core.encode_chunk(data, "cm", level, hint))
+            if best is None or len(other) < len(best):
+                best = other
+        return best
+
+    def _finish_held(self, content_len: int, content_hash: int) -> None:
+        """End a frame whose header is still held: compact, unless a neural record is smaller whole."""
+        held, self._held = self._held or [], None
+        record = held[0] if held else None
+        neural = record is not None and _core.parse_chunk_header(record[:CHUNK_HEADER_LEN])["codec"] == "neural"
+        best = self._cm_alternative(record, neural) if record is not None else None
+        if record is None or best is not None:
+            compact = _core.compact_frame(best, self._modality, self._level, self._transform, content_hash)
+            if not neural:
+                self._emit(compact)
+                return
+            assert record is not None
+            if len(compact) < len(record) + _V1_ONE_CHUNK_OVERHEAD:
+                self._emit(compact)
+                return
+        self._held = held
+        self._commit_v1()
+        self._emit(_core.build_trailer(content_len, content_hash, self._stream_len, self._entries))
 
     def _commit_v1(self) -> None:
         """Give up on a compact frame: write the version-1 header and the held records."""
@@ -164,10 +189,7 @@ class FrameWriter:
             while self._pending:
                 self._drain_one()
             if self._held is not None:
-                record = self._smallest(self._held[0]) if self._held else None
-                self._held = None
-                self._emit(_core.compact_frame(record, self._modality, self._level, self._transform,
-                                               content_hash))
+                self._finish_held(content_len, content_hash)
                 return
             self._emit(_core.build_trailer(content_len, content_hash, self._stream_len, self._entries))
         finally:
@@ -235,7 +257,7 @@ class FrameReader:
     def finish(self) -> bytes:
         """Signal end of input; raises :class:`CorruptDataError` if a frame is incomplete."""
         out = self.feed(b"")
-        if self._frames_done == 0 and self._state == "magic":
+        if self._frames_done == 0 and self._state == "magic" and not self._buf:
             self.close()
             raise CorruptDataError("not an mmz frame (empty input)")
         if not self.at_frame_boundary:
@@ -277,12 +299,10 @@ class FrameReader:
             self._frame_index += 1
             self._frame_pos = 0
             try:
-                self._header = _core.parse_frame_header(bytes(buf[:HEADER_LEN]))
+                self._header = {"version": _core.FORMAT_VERSION, **_core.parse_frame_header(bytes(buf[:HEADER_LEN]))}
             except CorruptDataError as e:
                 raise self._corrupt(str(e)) from None
             except MmzError as e:
-                if bytes(buf[:4]) != MAGIC:
-                    self._bad_magic()
                 raise MmzError(f"{self._where()}: {e}") from None
             self.headers.append(self._header)
             self._take(HEADER_LEN)
@@ -395,6 +415,8 @@ class FrameReader:
             head = _core.parse_compact_header(bytes(self._buf[: _core.COMPACT_MAX_HEADER_LEN]))
         except CorruptDataError as e:
             raise CorruptDataError(f"{where}: {e}") from None
+        except MmzError as e:
+            raise MmzError(f"{where}: {e}") from None
         if head is None or len(self._buf) < head["frame_len"]:
             return False
         self._frame_index += 1
@@ -413,8 +435,9 @@ class FrameReader:
                 stream = _transform.inverse(info["transform"], stream)
             except CorruptDataError as e:
                 raise self._corrupt(str(e)) from None
-            except MmzError as e:
-                raise MmzError(f"{where}: {e}") from None
+            except MmzError as e:  # nothing is checked before the inverse: say both possible causes
+                raise MmzError(f"{where}: {e} (or the frame is damaged: its one check covers the "
+                               "rebuilt content)") from None
             if _core.xxh3(stream) & 0xFFFFFFFF != check:
                 raise self._corrupt("compact frame: content checksum mismatch after inverse transform")
         out.append(stream)
@@ -448,7 +471,8 @@ def header_info(data: bytes) -> dict[str, Any]:
 
 
 def scan(fp: BinaryIO) -> Iterator[dict[str, Any]]:
-    """Walk the frames of a ``.mmz`` stream without decoding payloads.
+    """Walk the frames of a ``.mmz`` stream without decoding payloads (except compact frames
+    with a transform, whose original length is known only after decoding them).
 
     Yields one dict per frame: the header fields plus ``chunks``,
     ``content_len``, ``compressed_len`` and ``codecs`` (codec names used by
@@ -467,7 +491,7 @@ def scan(fp: BinaryIO) -> Iterator[dict[str, Any]]:
         if len(head) < HEADER_LEN:
             raise CorruptDataError(f"frame {index}: truncated frame header")
         try:
-            info: dict[str, Any] = dict(_core.parse_frame_header(head))
+            info: dict[str, Any] = {"version": _core.FORMAT_VERSION, **_core.parse_frame_header(head)}
         except CorruptDataError as e:
             raise CorruptDataError(f"frame {index}: {e}") from None
         size = HEADER_LEN
@@ -525,7 +549,11 @@ def _scan_compact(fp: BinaryIO, head: bytes, index: int) -> dict[str, Any]:
     info = _compact_info(parsed)
     content_len = parsed["raw_len"]
     if parsed["transform"] != 0:  # the original length is known only after the inverse transform
-        content_len = len(FrameReader().feed(head + rest))
+        try:
+            content_len = len(FrameReader().feed(head + rest))
+        except MmzError as e:
+            msg = str(e).removeprefix("frame 0: ")
+            raise type(e)(f"{where}: {msg}") from None
     info.update(chunks=1 if parsed["raw_len"] else 0, content_len=content_len,
                 compressed_len=parsed["frame_len"], codecs=[parsed["codec"]] if parsed["raw_len"] else [])
     return info
