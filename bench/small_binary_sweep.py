@@ -4,7 +4,8 @@ Cuts prefixes and middle slices of 256 B .. 64 KiB from binaries found on this m
 executables, shared libraries, .pyc files, a generated SQLite table; none are committed), codes
 each with ``mmz.compress`` at levels 1/5/9 and with ``zstd -19`` / ``xz -9e``, checks every
 mmz round trip, and writes one JSON record per slice plus a summary (worst ratio to zstd per
-level and size). Whole frames are compared: the container is part of the size.
+level and size). Whole frames are compared: the container is part of the size. A second group,
+``others``, takes a seeded sample of further ELF files the writer's choices were not tuned on.
 
     .venv/bin/python bench/small_binary_sweep.py [--json out/bench/small_binary.json]
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
 import random
 import shutil
 import sqlite3
@@ -54,6 +56,20 @@ def _sources(work: Path) -> dict[str, bytes]:
     return found
 
 
+def _others(n: int, named: dict[str, bytes]) -> dict[str, bytes]:
+    """``n`` more ELF files of this machine (seeded sample), none of the named sources: inputs
+    the candidate lists of the writer were not chosen on."""
+    paths = sorted(p for p in glob.glob("/usr/bin/*") + glob.glob("/usr/lib/x86_64-linux-gnu/*.so*")
+                   if os.path.isfile(p) and not os.path.islink(p) and os.path.getsize(p) > 40_000)
+    taken = set(named.values())
+    out: dict[str, bytes] = {}
+    for p in random.Random(11).sample(paths, min(len(paths), 3 * n)):
+        b = Path(p).read_bytes()
+        if b[:4] == b"\x7fELF" and b not in taken and len(out) < n:
+            out[Path(p).name] = b
+    return out
+
+
 def _tool(cmd: list[str], data: bytes) -> int:
     return len(subprocess.run(cmd, input=data, capture_output=True, check=True).stdout)
 
@@ -61,17 +77,19 @@ def _tool(cmd: list[str], data: bytes) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", default="out/bench/small_binary.json")
+    ap.add_argument("--others", type=int, default=40, help="also this many other ELF files (held out)")
     args = ap.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         sources = _sources(Path(tmp))
-    for src, blob in sources.items():
+    groups = {"named": sources, "others": _others(args.others, sources)}
+    for group, src, blob in ((g, k, v) for g, d in groups.items() for k, v in d.items()):
         for size in SIZES:
             if len(blob) < 2 * size:
                 continue
             for where, start in (("head", 0), ("middle", (len(blob) // 2) & ~15)):
                 piece = blob[start : start + size]
-                rec = {"source": src, "slice": where, "bytes": size,
+                rec = {"group": group, "source": src, "slice": where, "bytes": size,
                        "zstd-19": _tool(["zstd", "-19", "-q", "-c"], piece),
                        "xz-9e": _tool(["xz", "-9e", "-c"], piece)}
                 for lv in LEVELS:
@@ -82,11 +100,11 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(rec)
                 print(json.dumps(rec), file=sys.stderr)
     summary = []
-    for size in SIZES:
-        sel = [r for r in rows if r["bytes"] == size]
+    for group, size in ((g, z) for g in groups for z in SIZES):
+        sel = [r for r in rows if r["bytes"] == size and r["group"] == group]
         if not sel:
             continue
-        entry = {"bytes": size, "slices": len(sel)}
+        entry = {"group": group, "bytes": size, "slices": len(sel)}
         zstd_total = sum(r["zstd-19"] for r in sel)
         for lv in LEVELS:
             ratios = [r[f"mmz-{lv}"] / r["zstd-19"] for r in sel]

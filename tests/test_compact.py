@@ -150,3 +150,26 @@ def test_neural_writer_keeps_the_smaller_frame() -> None:
         assert mmz.decompress(blob) == data
         assert len(blob) <= len(mmz.compress(data, codec="cm"))
     assert mmz.frame_info(mmz.compress(TEXT[:300], codec="neural"))["version"] == 2
+
+
+def test_small_binary_tries_older_cm_payloads() -> None:
+    """Binary chunks of compact frames are also coded as CM payload version 2 (text context
+    lists); whichever record is kept decodes, and the frame is never larger than the default."""
+    from mmz import frame
+
+    hint = _core.make_hint("binary")
+    data = (b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 56 + b"GLIBC_2.34\x00libfoo.so.1\x00_ZNSt6vector") * 40
+    for version in (1, 2, 3, 4):
+        rec = _core.encode_cm_chunk(data, 5, hint, version)
+        assert _core.decode_chunk(rec[: _core.CHUNK_HEADER_LEN], rec[_core.CHUNK_HEADER_LEN :]) == data
+    with pytest.raises(mmz.MmzError):
+        _core.encode_cm_chunk(data, 5, hint, 9)
+    blob = mmz.compress(data, modality="binary")
+    assert mmz.decompress(blob) == data
+    saved = frame.COMPACT_TRY_BINARY
+    try:
+        frame.COMPACT_TRY_BINARY = ()
+        without = mmz.compress(data, modality="binary")
+    finally:
+        frame.COMPACT_TRY_BINARY = saved
+    assert len(blob) <= len(without)

@@ -31,6 +31,9 @@ COMPACT_LIMIT: int = 64 << 10
 #: Levels a compact frame's CM chunk is also tried at (the smallest record wins): on inputs of a
 #: few KiB the fast preset's fewer contexts learn sooner (bench/small_binary_sweep.py).
 COMPACT_TRY_LEVELS: tuple[int, ...] = (1, 5)
+#: For binary chunks also ``(level, CM payload version)`` pairs: version 2's text context lists
+#: code some small binaries (headers, string tables) smaller than version 4's binary lists.
+COMPACT_TRY_BINARY: tuple[tuple[int, int], ...] = ((5, 2),)
 #: Bytes a version-1 frame of one chunk spends besides its chunk record (header and trailer).
 _V1_ONE_CHUNK_OVERHEAD: int = HEADER_LEN + len(_core.build_trailer(0, 0, 0, [(0, 0, 0)]))
 
@@ -136,17 +139,25 @@ class FrameWriter:
 
     def _cm_alternative(self, record: bytes, neural: bool) -> bytes | None:
         """The smallest CM record of the held chunk over :data:`COMPACT_TRY_LEVELS` (one level per
-        preset: levels of one preset code alike) and, for a neural writer, its own level."""
+        preset: levels of one preset code alike), :data:`COMPACT_TRY_BINARY` for binary chunks and,
+        for a neural writer, its own level."""
         if self._first is None or not (self._codec == "cm" or self._model is not None):
             return None if neural else record
         data, hint = self._first
         best = None if neural else record
         presets = set() if neural else {(self._level - 1) // 3}
+        tries: list[tuple[int, int | None]] = []
         for level in (*COMPACT_TRY_LEVELS, self._level):
-            if (level - 1) // 3 in presets:
-                continue
-            presets.add((level - 1) // 3)
-            other = bytes(_core.encode_chunk(data, "cm", level, hint))
+            if (level - 1) // 3 not in presets:
+                presets.add((level - 1) // 3)
+                tries.append((level, None))
+        if self._modality == "binary":
+            tries.extend(COMPACT_TRY_BINARY)
+        for level, version in tries:
+            if version is None:
+                other = bytes(_core.encode_chunk(data, "cm", level, hint))
+            else:
+                other = bytes(_core.encode_cm_chunk(data, level, hint, version))
             if best is None or len(other) < len(best):
                 best = other
         return best

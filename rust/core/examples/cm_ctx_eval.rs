@@ -1,7 +1,8 @@
 //! Development tool: CM byte-model cost (bits/byte, from the model's own probabilities) of files
 //! under an alternative list of hashed contexts, to choose context sets per modality.
 //! `CTX=O2,O3,O4,Word,Column cargo run -p mmz-core --release --example cm_ctx_eval -- LEVEL FILE...`
-//! (`CTX` unset: the level's own list for the binary modality, payload version 3). Prints one line
+//! (`CTX` unset: the level's own list for the binary modality, payload version 3; `MATCH_MIN=N`
+//! and `LIMIT=N` override the match model's shortest match and the counter limit). Prints one line
 //! per file (name, bytes, cost in bytes, bits/byte) and the total.
 
 use mmz_core::ctxmix::bytes::{ByteModel, ByteParams, Ctx, MAX_CTX};
@@ -51,6 +52,12 @@ fn main() {
             assert!(l.len() <= MAX_CTX);
             p.ctx[..l.len()].copy_from_slice(l);
             p.contexts = l.len();
+        }
+        if let Some(v) = std::env::var("MATCH_MIN").ok().and_then(|s| s.parse().ok()) {
+            p.match_min = v;
+        }
+        if let Some(v) = std::env::var("LIMIT").ok().and_then(|s| s.parse().ok()) {
+            p.limit = v;
         }
         let mut m = ByteModel::new(p, data.len());
         let mut io = Cost(0.0);

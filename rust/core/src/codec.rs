@@ -62,13 +62,7 @@ impl CodecId {
 /// Compress one chunk with `codec` at `level` (1..=9). Returns the codec actually
 /// used: a chunk the codec would expand is stored instead.
 pub fn compress_chunk(data: &[u8], codec: CodecId, level: u8, hint: &Hint) -> Result<(CodecId, Vec<u8>)> {
-    if data.len() > MAX_CHUNK {
-        return Err(MmzError::InvalidArgument(format!("chunk of {} bytes exceeds {MAX_CHUNK}", data.len())));
-    }
-    if !(1..=9).contains(&level) {
-        return Err(MmzError::InvalidArgument(format!("level {level} outside 1..=9")));
-    }
-    hint.validate(data.len())?;
+    check_chunk(data, level, hint)?;
     let payload = match codec {
         CodecId::Store => return Ok((CodecId::Store, data.to_vec())),
         CodecId::Order2 => order2::compress(data),
@@ -81,6 +75,28 @@ pub fn compress_chunk(data: &[u8], codec: CodecId, level: u8, hint: &Hint) -> Re
         Ok((CodecId::Store, data.to_vec()))
     } else {
         Ok((codec, payload))
+    }
+}
+
+fn check_chunk(data: &[u8], level: u8, hint: &Hint) -> Result<()> {
+    if data.len() > MAX_CHUNK {
+        return Err(MmzError::InvalidArgument(format!("chunk of {} bytes exceeds {MAX_CHUNK}", data.len())));
+    }
+    if !(1..=9).contains(&level) {
+        return Err(MmzError::InvalidArgument(format!("level {level} outside 1..=9")));
+    }
+    hint.validate(data.len())
+}
+
+/// As [`compress_chunk`] with the CM codec, writing CM payload `version`
+/// (see [`crate::ctxmix::compress_version`]).
+pub fn compress_cm_version(data: &[u8], level: u8, hint: &Hint, version: u8) -> Result<(CodecId, Vec<u8>)> {
+    check_chunk(data, level, hint)?;
+    let payload = crate::ctxmix::compress_version(data, level, hint, version)?;
+    if payload.len() >= data.len() {
+        Ok((CodecId::Store, data.to_vec()))
+    } else {
+        Ok((CodecId::Cm, payload))
     }
 }
 

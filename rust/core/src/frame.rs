@@ -213,6 +213,13 @@ pub fn encode_chunk(data: &[u8], codec: CodecId, level: u8, hint: &Hint) -> Resu
     Ok(chunk_record(data, used, level, hint, &payload))
 }
 
+/// A CM chunk record written as CM payload `version` (a writer's alternative for
+/// small chunks; see [`crate::codec::compress_cm_version`]).
+pub fn encode_cm_chunk(data: &[u8], level: u8, hint: &Hint, version: u8) -> Result<Vec<u8>> {
+    let (used, payload) = crate::codec::compress_cm_version(data, level, hint, version)?;
+    Ok(chunk_record(data, used, level, hint, &payload))
+}
+
 /// Check the payload against `header` (length, checksum), decode it with
 /// `decode`, and check the decoded bytes' checksum: damage is reported before
 /// decoding, and no unverified byte is returned.

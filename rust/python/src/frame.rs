@@ -90,6 +90,15 @@ pub fn encode_chunk<'py>(py: Python<'py>, data: &[u8], codec: &str, level: u8, h
     Ok(PyBytes::new(py, &rec))
 }
 
+/// Compress one chunk with the CM codec as CM payload `version` (1..=4) into a
+/// complete chunk record; every version decodes. GIL released.
+#[pyfunction]
+pub fn encode_cm_chunk<'py>(py: Python<'py>, data: &[u8], level: u8, hint: &[u8], version: u8) -> PyResult<Bound<'py, PyBytes>> {
+    let hint = Hint::from_bytes(hint).map_err(to_py)?;
+    let rec = py.allow_threads(|| frame::encode_cm_chunk(data, level, &hint, version)).map_err(to_py)?;
+    Ok(PyBytes::new(py, &rec))
+}
+
 /// Parse a 64-byte chunk header into a dict.
 #[pyfunction]
 pub fn parse_chunk_header<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyDict>> {

@@ -67,6 +67,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(frame::parse_frame_header, m)?)?;
     m.add_function(wrap_pyfunction!(frame::make_hint, m)?)?;
     m.add_function(wrap_pyfunction!(frame::encode_chunk, m)?)?;
+    m.add_function(wrap_pyfunction!(frame::encode_cm_chunk, m)?)?;
     m.add_function(wrap_pyfunction!(frame::parse_chunk_header, m)?)?;
     m.add_function(wrap_pyfunction!(frame::decode_chunk, m)?)?;
     m.add_function(wrap_pyfunction!(frame::trailer_len, m)?)?;

@@ -197,8 +197,17 @@ fn run<I: Io>(io: &mut I, data: Option<&[u8]>, len: usize, level: u8, hint: &Hin
 
 /// Compress a chunk at `level` (1..=9) with the given hint.
 pub fn compress(data: &[u8], level: u8, hint: &Hint) -> Result<Vec<u8>> {
+    compress_version(data, level, hint, version_for(hint.modality))
+}
+
+/// Compress a chunk as payload `version` (1..=4) rather than [`version_for`]'s: every
+/// version decodes, and on some small binary chunks version 3's text context lists code
+/// smaller than version 4's binary ones, so a writer may try both.
+pub fn compress_version(data: &[u8], level: u8, hint: &Hint, version: u8) -> Result<Vec<u8>> {
+    if !(1..=VERSION).contains(&version) {
+        return Err(MmzError::InvalidArgument(format!("cm payload version {version} outside 1..={VERSION}")));
+    }
     let mut enc = Enc(BitEncoder::with_capacity(data.len() / 2 + 16));
-    let version = version_for(hint.modality);
     let _ = run(&mut enc, Some(data), data.len(), level, hint, version);
     let mut out = vec![version];
     out.extend_from_slice(&enc.0.finish());
@@ -229,6 +238,28 @@ mod tests {
         let d = decompress(&c, data.len(), level, hint).unwrap();
         assert_eq!(d, data);
         c.len()
+    }
+
+    #[test]
+    fn every_payload_version_can_be_written_and_decodes() {
+        let data: Vec<u8> = b"\x7fELF\x02\x01\x01 small binary header, strings: libfoo.so.1 GLIBC_2.34 "
+            .iter()
+            .cycle()
+            .take(3000)
+            .copied()
+            .collect();
+        for modality in [Modality::Binary, Modality::Text] {
+            let hint = Hint::bytes(modality);
+            for version in 1..=VERSION {
+                for level in [1u8, 5, 9] {
+                    let c = compress_version(&data, level, &hint, version).unwrap();
+                    assert_eq!(c[0], version);
+                    assert_eq!(decompress(&c, data.len(), level, &hint).unwrap(), data);
+                }
+            }
+            assert!(compress_version(&data, 5, &hint, 0).is_err());
+            assert!(compress_version(&data, 5, &hint, VERSION + 1).is_err());
+        }
     }
 
     #[test]
