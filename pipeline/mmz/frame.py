@@ -31,6 +31,9 @@ COMPACT_LIMIT: int = 64 << 10
 #: Levels a compact frame's CM chunk is also tried at (the smallest record wins): on inputs of a
 #: few KiB the fast preset's fewer contexts learn sooner (bench/small_binary_sweep.py).
 COMPACT_TRY_LEVELS: tuple[int, ...] = (1, 5)
+#: The alternatives are tried only for chunks up to this size: they double the encode time and, in
+#: bench/small_binary_sweep.py and on text, stopped paying at `-5` above a few KiB.
+COMPACT_TRY_LIMIT: int = 8 << 10
 #: For binary chunks also ``(level, CM payload version)`` pairs: version 2's text context lists
 #: code some small binaries (headers, string tables) smaller than version 4's binary lists.
 COMPACT_TRY_BINARY: tuple[tuple[int, int], ...] = ((5, 2),)
@@ -139,19 +142,20 @@ class FrameWriter:
 
     def _cm_alternative(self, record: bytes, neural: bool) -> bytes | None:
         """The smallest CM record of the held chunk over :data:`COMPACT_TRY_LEVELS` (one level per
-        preset: levels of one preset code alike), :data:`COMPACT_TRY_BINARY` for binary chunks and,
-        for a neural writer, its own level."""
+        preset: levels of one preset code alike) and :data:`COMPACT_TRY_BINARY` for binary chunks
+        (both only up to :data:`COMPACT_TRY_LIMIT`) and, for a neural writer, its own level."""
         if self._first is None or not (self._codec == "cm" or self._model is not None):
             return None if neural else record
         data, hint = self._first
         best = None if neural else record
+        small = len(data) <= COMPACT_TRY_LIMIT
         presets = set() if neural else {(self._level - 1) // 3}
         tries: list[tuple[int, int | None]] = []
-        for level in (*COMPACT_TRY_LEVELS, self._level):
+        for level in (*(COMPACT_TRY_LEVELS if small else ()), self._level):
             if (level - 1) // 3 not in presets:
                 presets.add((level - 1) // 3)
                 tries.append((level, None))
-        if self._modality == "binary":
+        if self._modality == "binary" and small:
             tries.extend(COMPACT_TRY_BINARY)
         for level, version in tries:
             if version is None:
