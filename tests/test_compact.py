@@ -20,14 +20,8 @@ TEXT = (ROOT / "data" / "sample" / "text" / "debian_handbook_en.txt").read_bytes
 
 
 def _small_png() -> bytes:
-    from PIL import Image
-
-    r = random.Random(3)
-    im = Image.new("RGB", (16, 12))
-    im.putdata([(x * 13 % 256, y * 20 % 256, (x * y + r.randrange(8)) % 256) for y in range(12) for x in range(16)])
-    b = io.BytesIO()
-    im.save(b, "PNG")
-    return b.getvalue()
+    """A 16 x 12 RGB PNG (made by tests/golden/frame/make_golden.py)."""
+    return (GOLDEN / "compact_png.raw").read_bytes()
 
 
 def test_small_inputs_get_compact_frames() -> None:
