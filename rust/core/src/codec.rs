@@ -71,10 +71,15 @@ pub fn compress_chunk(data: &[u8], codec: CodecId, level: u8, hint: &Hint) -> Re
             return Err(MmzError::InvalidArgument(format!("codec {} is not available in this build", codec.name())))
         }
     };
+    Ok(stored_if_larger(codec, data, payload))
+}
+
+/// `(codec, payload)`, or the data stored when the payload would not be smaller.
+fn stored_if_larger(codec: CodecId, data: &[u8], payload: Vec<u8>) -> (CodecId, Vec<u8>) {
     if payload.len() >= data.len() {
-        Ok((CodecId::Store, data.to_vec()))
+        (CodecId::Store, data.to_vec())
     } else {
-        Ok((codec, payload))
+        (codec, payload)
     }
 }
 
@@ -93,11 +98,7 @@ fn check_chunk(data: &[u8], level: u8, hint: &Hint) -> Result<()> {
 pub fn compress_cm_version(data: &[u8], level: u8, hint: &Hint, version: u8) -> Result<(CodecId, Vec<u8>)> {
     check_chunk(data, level, hint)?;
     let payload = crate::ctxmix::compress_version(data, level, hint, version)?;
-    if payload.len() >= data.len() {
-        Ok((CodecId::Store, data.to_vec()))
-    } else {
-        Ok((CodecId::Cm, payload))
-    }
+    Ok(stored_if_larger(CodecId::Cm, data, payload))
 }
 
 /// Decompress one chunk payload back to `raw_len` bytes.

@@ -52,7 +52,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("FORMAT_VERSION", mmz_core::frame::FORMAT_VERSION)?;
     m.add("COMPACT_VERSION", mmz_core::compact::COMPACT_VERSION)?;
     m.add("COMPACT_MAX_HEADER_LEN", mmz_core::compact::MAX_HEADER_LEN)?;
-    m.add("COMPACT_CHECK_LEN", mmz_core::compact::CHECK_LEN)?;
     m.add("FRAME_HEADER_LEN", mmz_core::frame::FRAME_HEADER_LEN)?;
     m.add("CHUNK_HEADER_LEN", mmz_core::frame::CHUNK_HEADER_LEN)?;
     m.add("TRAILER_FIXED_LEN", mmz_core::frame::TRAILER_FIXED_LEN)?;

@@ -201,8 +201,8 @@ pub fn compress(data: &[u8], level: u8, hint: &Hint) -> Result<Vec<u8>> {
 }
 
 /// Compress a chunk as payload `version` (1..=4) rather than [`version_for`]'s: every
-/// version decodes, and on some small binary chunks version 3's text context lists code
-/// smaller than version 4's binary ones, so a writer may try both.
+/// version decodes, and on some small binary chunks the text context lists of versions
+/// 2-3 code smaller than version 4's binary ones, so a writer may try both.
 pub fn compress_version(data: &[u8], level: u8, hint: &Hint, version: u8) -> Result<Vec<u8>> {
     if !(1..=VERSION).contains(&version) {
         return Err(MmzError::InvalidArgument(format!("cm payload version {version} outside 1..={VERSION}")));
