@@ -35,7 +35,7 @@ COMPACT_TRY_LEVELS: tuple[int, ...] = (1, 5)
 #: bench/small_binary_sweep.py and on text, stopped paying at `-5` above a few KiB.
 COMPACT_TRY_LIMIT: int = 8 << 10
 #: For binary chunks also ``(level, CM payload version)`` pairs: version 2's text context lists
-#: code some small binaries (headers, string tables) smaller than version 4's binary lists.
+#: code some small binaries (headers, string tables) smaller than version 5's binary lists.
 COMPACT_TRY_BINARY: tuple[tuple[int, int], ...] = ((5, 2),)
 #: Bytes a version-1 frame of one chunk spends besides its chunk record (header and trailer).
 _V1_ONE_CHUNK_OVERHEAD: int = HEADER_LEN + len(_core.build_trailer(0, 0, 0, [(0, 0, 0)]))

@@ -1,8 +1,9 @@
 //! Development tool: CM byte-model cost (bits/byte, from the model's own probabilities) of files
 //! under an alternative list of hashed contexts, to choose context sets per modality.
 //! `CTX=O2,O3,O4,Word,Column cargo run -p mmz-core --release --example cm_ctx_eval -- LEVEL FILE...`
-//! (`CTX` unset: the level's own list for the binary modality, payload version 3; `MATCH_MIN=N`
-//! and `LIMIT=N` override the match model's shortest match and the counter limit). Prints one line
+//! (`CTX` unset: the level's own list for the binary modality, payload version `VERSION` (3); `MATCH_MIN=N`
+//! `LIMIT=N`, `LR=N` and `LR_FINAL=N` override the match model's shortest match, the counter limit
+//! and the mixer learning rates). Prints one line
 //! per file (name, bytes, cost in bytes, bits/byte) and the total.
 
 use mmz_core::ctxmix::bytes::{ByteModel, ByteParams, Ctx, MAX_CTX};
@@ -36,6 +37,8 @@ fn parse_ctx(name: &str) -> Ctx {
         "Skip2" => Ctx::Skip2,
         "Align" => Ctx::Align,
         "Dword" => Ctx::Dword,
+        "Rec" => Ctx::Rec,
+        "Rec2" => Ctx::Rec2,
         _ => panic!("unknown context {name}"),
     }
 }
@@ -47,17 +50,25 @@ fn main() {
     let (mut total_in, mut total_bits) = (0usize, 0f64);
     for path in &args[1..] {
         let data = std::fs::read(path).expect("read");
-        let mut p = ByteParams::for_version(3, level, data.len(), Modality::Binary);
+        let version = std::env::var("VERSION").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+        let mut p = ByteParams::for_version(version, level, data.len(), Modality::Binary);
         if let Some(l) = &list {
             assert!(l.len() <= MAX_CTX);
             p.ctx[..l.len()].copy_from_slice(l);
             p.contexts = l.len();
+            p.rec = l.iter().any(|c| matches!(c, Ctx::Rec | Ctx::Rec2));
         }
         if let Some(v) = std::env::var("MATCH_MIN").ok().and_then(|s| s.parse().ok()) {
             p.match_min = v;
         }
         if let Some(v) = std::env::var("LIMIT").ok().and_then(|s| s.parse().ok()) {
             p.limit = v;
+        }
+        if let Some(v) = std::env::var("LR").ok().and_then(|s| s.parse().ok()) {
+            p.lr = v;
+        }
+        if let Some(v) = std::env::var("LR_FINAL").ok().and_then(|s| s.parse().ok()) {
+            p.lr_final = v;
         }
         let mut m = ByteModel::new(p, data.len());
         let mut io = Cost(0.0);

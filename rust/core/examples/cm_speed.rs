@@ -1,7 +1,8 @@
 //! Single-thread timing of the CM engine on whole files (one chunk per file):
 //! `cargo run --release -p mmz-core --example cm_speed -- LEVEL RUNS FILE...`.
 //! Prints one JSON object per file: bytes, compressed bytes, bits/byte and the
-//! best-of-RUNS compress / decompress MB per CPU second.
+//! best-of-RUNS compress / decompress MB per CPU second. `CM_MOD=binary` sets the hint's
+//! modality (text), `CM_VERSION=N` writes payload version N rather than the newest.
 
 /// CPU seconds of this thread (the machine is shared, wall time is not per core).
 fn cpu() -> f64 {
@@ -25,6 +26,7 @@ fn main() {
     let level: u8 = args[0].parse().unwrap_or(5);
     let runs: usize = args[1].parse().unwrap_or(1);
     // CM_MOD=name: the chunks' modality (default text).
+    let version: Option<u8> = std::env::var("CM_VERSION").ok().and_then(|v| v.parse().ok());
     let modality = std::env::var("CM_MOD").ok().and_then(|m| Modality::from_name(&m).ok()).unwrap_or(Modality::Text);
     let hint = Hint::bytes(modality);
     // CM_HEAD=n: only the first n bytes of each file; CM_NODEC=1: skip decoding (ratio only).
@@ -46,7 +48,11 @@ fn main() {
         let mut clen = 0;
         for _ in 0..runs.max(1) {
             let t0 = cpu();
-            let c = ctxmix::compress(&data, level, &hint).unwrap_or_default();
+            let c = match version {
+                Some(v) => ctxmix::compress_version(&data, level, &hint, v),
+                None => ctxmix::compress(&data, level, &hint),
+            }
+            .unwrap_or_default();
             let t1 = cpu();
             let d = if nodec { data.clone() } else { ctxmix::decompress(&c, data.len(), level, &hint).unwrap_or_default() };
             let t2 = cpu();

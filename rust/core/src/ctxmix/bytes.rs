@@ -16,6 +16,7 @@ use super::prim::{
     big_vec, counter_p, counter_update, hash2, prefetch, prefetch_ptr, tables, Apm, CounterMap,
     Tables, COUNTER_INIT,
 };
+use super::record::RecordLen;
 use super::Io;
 use crate::hint::Modality;
 
@@ -59,6 +60,11 @@ pub enum Ctx {
     Align,
     /// (binary) Bytes 4 and 8 back and the last byte (32-bit fields).
     Dword,
+    /// (v5 binary) The detected record length `r` (see `RecordLen`), the
+    /// position modulo `r`, the byte `r` back and the last byte.
+    Rec,
+    /// (v5 binary) The record length, the bytes `r` and `2r` back.
+    Rec2,
 }
 
 /// The context a [`Ctx::Nuc`] slot uses outside sequence lines (FASTA/FASTQ
@@ -133,7 +139,7 @@ impl GeneState {
     }
 }
 
-use Ctx::{Above, Align, Column, Dword, KindO2, Nuc, Skip1, Skip2, Sparse, Word, Word2, O2, O3, O4, O5, O6};
+use Ctx::{Above, Align, Column, Dword, KindO2, Nuc, Rec, Rec2, Skip1, Skip2, Sparse, Word, Word2, O2, O3, O4, O5, O6};
 
 /// The context lists of the levels of [`ByteParams::for_version`]: levels 1-3;
 /// levels 4-6; levels 7-9; gene levels 4-6; gene levels 7-9. Each list has its
@@ -165,7 +171,20 @@ const CTXB4: [Ctx; 4] = [O2, O4, Skip2, Align];
 const CTXB9: [Ctx; 9] = [O2, O3, O4, O6, Word, Sparse, Skip2, Dword, Align];
 const CTXB12: [Ctx; 12] = [O2, O3, O4, O5, O6, Word, Sparse, Skip2, Dword, Align, Skip1, Word2];
 
-/// The context list of a compiled shape with `n` contexts (`None`: read the params at run time).
+/// (v5) The context lists of binary chunks with the record contexts (see
+/// `record.rs`; Word and some longer orders give way): levels 1-3; 4-6 (as
+/// long as v4's list, its own compiled shape under key [`REC_KEY`] + 9); 7-9.
+const CTXR5: [Ctx; 5] = [O2, O3, Skip2, Rec, Rec2];
+const CTXR9: [Ctx; 9] = [O2, O3, O4, Sparse, Skip2, Dword, Align, Rec, Rec2];
+const CTXR12: [Ctx; 12] = [O2, O3, O4, O5, O6, Sparse, Skip2, Dword, Align, Skip1, Rec, Rec2];
+
+/// A compiled shape's key is its context count, plus this for a second list
+/// of the same length (the v5 binary list of levels 4-6): the key's low bits
+/// are the count (`ByteModel::cnt`), the whole key names the list (`shape_ctx`).
+const REC_KEY: usize = 16;
+
+/// The context list of the compiled shape with key `n` (its context count,
+/// see [`REC_KEY`]; `None`: read the params at run time).
 #[inline(always)]
 const fn shape_ctx(n: usize) -> Option<&'static [Ctx]> {
     match n {
@@ -174,19 +193,20 @@ const fn shape_ctx(n: usize) -> Option<&'static [Ctx]> {
         7 => Some(&CTX7),
         9 => Some(&CTXB9),
         10 => Some(&CTX10),
+        25 => Some(&CTXR9),
         12 => Some(&CTX12),
         _ => None,
     }
 }
 
 /// The input flags `(young, o0_input, conf_input)` of the compiled shape with
-/// `n` contexts, `s` row lanes and `k` weight sets (`None`: read the params at run time).
+/// key `n`, `s` row lanes and `k` weight sets (`None`: read the params at run time).
 #[inline(always)]
 const fn shape_inputs(n: usize, s: usize, k: usize) -> Option<(bool, bool, bool)> {
     match (n, s, k) {
         (4, 16, 1) | (10, 16, 3) => Some((false, true, true)),
         (5, 8, 3) => Some((false, false, false)),
-        (5, 16, 4) | (7, 24, 4) | (9, 24, 4) => Some((true, false, false)),
+        (5, 16, 4) | (7, 24, 4) | (9, 24, 4) | (25, 24, 4) => Some((true, false, false)),
         (10, 32, 4) | (12, 32, 4) => Some((true, true, true)),
         _ => None,
     }
@@ -229,6 +249,8 @@ pub struct ByteParams {
     pub young: bool,
     /// Learning rate of the final mixer.
     pub lr_final: i32,
+    /// (v5) Run the record-length detector for the [`Ctx::Rec`] contexts.
+    pub rec: bool,
 }
 
 impl ByteParams {
@@ -237,22 +259,26 @@ impl ByteParams {
         Self::for_version(2, level, raw_len, Modality::Text)
     }
 
-    /// Parameters of CM payload `version` (2, 3 or 4) for `level`, a chunk of
+    /// Parameters of CM payload `version` (2 to 5) for `level`, a chunk of
     /// `raw_len` bytes and the chunk's modality (version 2 ignores it).
     /// Memory: contexts * 4 * 2^table_bits + 4 * 2^match_bits + APMs (~9 MiB
     /// with the order-1/order-2 APMs, else ~0.1 MiB) + ~1 MiB. Levels 1-3:
     /// <= 4*4 MiB + 4 MiB; 4-6: <= 5*8 MiB + 8 MiB (v3 gene: 7 contexts);
     /// 7-9: <= 10*16 MiB + 16 MiB (v3 gene, v4 binary: 12 contexts; v4 binary
-    /// 4-6: 9 contexts).
+    /// 4-6: 9 contexts; v5 binary: 5, 9 and 12 contexts).
     pub fn for_version(version: u8, level: u8, raw_len: usize, modality: Modality) -> Self {
         use Ctx::*;
         // Version 3 changes levels 4-9 only; levels 1-3 code as in version 2.
-        // Version 4 changes the context lists of binary chunks only (all levels).
+        // Versions 4 and 5 change the context lists of binary chunks only (all levels).
         let v3 = version >= 3 && level >= 4;
         let gene = v3 && modality == Modality::Gene;
         let binary = version >= 4 && modality == Modality::Binary;
+        let record = version >= 5;
         let mut ctx = [O2; MAX_CTX];
         let list: &[Ctx] = match (gene, binary, level) {
+            (_, true, 0..=3) if record => &CTXR5,
+            (_, true, 4..=6) if record => &CTXR9,
+            (_, true, _) if record => &CTXR12,
             (_, true, 0..=3) => &CTXB4,
             (_, true, 4..=6) => &CTXB9,
             (_, true, _) => &CTXB12,
@@ -284,6 +310,8 @@ impl ByteParams {
             o0_input: !mid,
             conf_input: !mid,
             lr: match (v3, mid) {
+                // v5 binary chunks learn faster (tables of mixed fields change weights often).
+                (true, _) if binary && record => 4,
                 (false, true) => 3,
                 (false, false) | (true, true) => 2,
                 (true, false) => 1,
@@ -293,6 +321,7 @@ impl ByteParams {
             seen_set: v3,
             apm_o1: v3 && mid,
             young: v3,
+            rec: list.iter().any(|c| matches!(c, Rec | Rec2)),
         }
     }
 }
@@ -317,19 +346,24 @@ enum Shape {
     N12S32K4,
     /// Version 4 binary, levels 4-6.
     N9S24K4,
+    /// Version 5 binary, levels 4-6 (key `REC_KEY` + 9).
+    R9S24K4,
     /// Anything else (counts read at run time).
     Any,
 }
 
 impl Shape {
     fn of(p: &ByteParams, n: usize, n_inputs: usize, sets: usize) -> Shape {
-        // The compiled shapes hash the context list of their count (`shape_ctx`)
+        // The compiled shapes hash the context list of their key (`shape_ctx`)
         // and feed the inputs of their `shape_inputs` flags.
         let s = n_inputs.div_ceil(8) * 8;
-        if shape_ctx(n) != p.ctx.get(..n) || shape_inputs(n, s, sets) != Some((p.young, p.o0_input, p.conf_input)) {
+        let Some(key) = [n, n + REC_KEY].into_iter().find(|&k| shape_ctx(k) == p.ctx.get(..n)) else {
+            return Shape::Any;
+        };
+        if shape_inputs(key, s, sets) != Some((p.young, p.o0_input, p.conf_input)) {
             return Shape::Any;
         }
-        match (n, s, sets) {
+        match (key, s, sets) {
             (4, 16, 1) => Shape::N4S16K1,
             (5, 8, 3) => Shape::N5S8K3,
             (10, 16, 3) => Shape::N10S16K3,
@@ -338,6 +372,7 @@ impl Shape {
             (7, 24, 4) => Shape::N7S24K4,
             (12, 32, 4) => Shape::N12S32K4,
             (9, 24, 4) => Shape::N9S24K4,
+            (25, 24, 4) => Shape::R9S24K4,
             _ => Shape::Any,
         }
     }
@@ -383,6 +418,8 @@ pub struct ByteModel {
     line_start: usize,
     prev_line_start: usize,
     gs: GeneState,
+    /// (v5) Record-length detector (boxed: rows swap it by pointer).
+    rl: Box<RecordLen>,
     // match model
     mtab: Vec<u32>,
     mmask: usize,
@@ -444,6 +481,7 @@ impl ByteModel {
             line_start: 0,
             prev_line_start: 0,
             gs: GeneState::default(),
+            rl: Box::default(),
             mtab: big_vec(1 << p.match_bits, 0),
             mmask: (1 << p.match_bits) - 1,
             mhash: 0,
@@ -482,13 +520,15 @@ impl ByteModel {
         m
     }
 
-    /// The number of hashed contexts: `N`, or when `N` is 0 the runtime count.
+    /// The number of hashed contexts of shape key `N` (its low bits, see
+    /// [`REC_KEY`]), or when `N` is 0 the runtime count.
     #[inline(always)]
     fn cnt<const N: usize>(&self) -> usize {
-        if N == 0 || N > MAX_CTX {
+        let n = N % REC_KEY;
+        if N == 0 || n > MAX_CTX {
             self.n
         } else {
-            N
+            n
         }
     }
 
@@ -537,12 +577,19 @@ impl ByteModel {
         } else {
             (self.gs, 0)
         };
-        self.ctx_values::<N>(c8, word, word1, above, col, &g, above_k, pos)
+        let rec = if self.p.rec {
+            let r = self.rl.record_len() as usize;
+            let back = |k: usize| if r > 0 && pos >= k * r { at(pos - k * r) } else { 0 };
+            [r as u64, if r > 0 { (pos % r) as u64 } else { 0 }, back(1), back(2)]
+        } else {
+            [0; 4]
+        };
+        self.ctx_values::<N>(c8, word, word1, above, col, &g, above_k, pos, rec)
     }
 
     /// The contexts at the start of a chunk.
     fn initial_contexts(&self) -> [u64; MAX_CTX] {
-        self.ctx_values::<0>(0, 0, 0, 0, 0, &GeneState::default(), 0, 0)
+        self.ctx_values::<0>(0, 0, 0, 0, 0, &GeneState::default(), 0, 0, [0; 4])
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -557,6 +604,7 @@ impl ByteModel {
         g: &GeneState,
         above_k: u64,
         pos: usize,
+        rec: [u64; 4],
     ) -> [u64; MAX_CTX] {
         let mut out = [0u64; MAX_CTX];
         let kind = (g.kind as u64) << 56;
@@ -585,6 +633,8 @@ impl ByteModel {
                 Ctx::Skip2 => hash2(20, (c8 >> 16) & 0xFFFF),
                 Ctx::Align => hash2(21, ((pos as u64 & 3) << 8) | (c8 & 0xFF)),
                 Ctx::Dword => hash2(22, ((c8 >> 24) & 0xFF) << 16 | ((c8 >> 56) << 8) | (c8 & 0xFF)),
+                Ctx::Rec => hash2(23, rec[0] << 32 | rec[1] << 16 | rec[2] << 8 | (c8 & 0xFF)),
+                Ctx::Rec2 => hash2(24, rec[0] << 32 | rec[2] << 8 | rec[3]),
                 Ctx::Nuc(n, alt) => {
                     if g.kind == SEQ {
                         let mask = if *n >= 32 {
@@ -897,7 +947,7 @@ impl ByteModel {
         }
     }
 
-    /// Code one byte with `N` contexts, mixer rows of `S` lanes and `K` weight
+    /// Code one byte with the contexts of shape key `N`, mixer rows of `S` lanes and `K` weight
     /// sets known at compile time (0: read at run time; the fixed and the
     /// run-time paths compute the same integers).
     #[inline(always)]
@@ -928,6 +978,7 @@ impl ByteModel {
             Shape::N7S24K4 => self.code_shape::<I, 7, 24, 4>(io, byte),
             Shape::N12S32K4 => self.code_shape::<I, 12, 32, 4>(io, byte),
             Shape::N9S24K4 => self.code_shape::<I, 9, 24, 4>(io, byte),
+            Shape::R9S24K4 => self.code_shape::<I, 25, 24, 4>(io, byte),
             Shape::Any => self.code_shape::<I, 0, 0, 0>(io, byte),
         }
     }
@@ -978,6 +1029,9 @@ impl ByteModel {
         self.c0 = 1;
         self.bitpos = 0;
         let pos = self.hist.len();
+        if self.p.rec {
+            self.rl.push(b, pos as u32);
+        }
         (self.word, self.word1) = self.words_after(b);
         if self.p.gene {
             self.gs = self.gs.after(b, pos - 1 - self.line_start, self.line_start);
@@ -1063,6 +1117,7 @@ pub struct RowState {
     line_start: usize,
     prev_line_start: usize,
     gs: GeneState,
+    rl: Box<RecordLen>,
     mtab: Vec<u32>,
     mhash: usize,
     mtag: u8,
@@ -1091,6 +1146,7 @@ impl ByteModel {
             line_start: 0,
             prev_line_start: 0,
             gs: GeneState::default(),
+            rl: Box::default(),
             mtab: big_vec(self.mmask + 1, 0),
             mhash: 0,
             mtag: 0,
@@ -1152,6 +1208,7 @@ impl ByteModel {
         swap(&mut self.line_start, &mut r.line_start);
         swap(&mut self.prev_line_start, &mut r.prev_line_start);
         swap(&mut self.gs, &mut r.gs);
+        swap(&mut self.rl, &mut r.rl);
         swap(&mut self.mtab, &mut r.mtab);
         swap(&mut self.mhash, &mut r.mhash);
         swap(&mut self.mtag, &mut r.mtag);
@@ -1197,7 +1254,9 @@ mod tests {
                 if i % 7 == 0 { (s >> 24) as u8 } else { b"abc abd, the then; 0123\n"[(i % 24) as usize] }
             })
             .collect();
-        for (version, modality) in [(3, Modality::Text), (3, Modality::Gene), (4, Modality::Binary), (2, Modality::Text)] {
+        for (version, modality) in
+            [(3, Modality::Text), (3, Modality::Gene), (4, Modality::Binary), (5, Modality::Binary), (2, Modality::Text)]
+        {
             for level in [1, 5, 9] {
                 let p = ByteParams::for_version(version, level, data.len(), modality);
                 let (mut a, mut b) = (ByteModel::new(p, data.len()), ByteModel::new(p, data.len()));
@@ -1261,6 +1320,7 @@ mod tests {
             (3, Modality::Gene, 5),
             (3, Modality::Gene, 9),
             (4, Modality::Binary, 5),
+            (5, Modality::Binary, 5),
         ] {
             let p = ByteParams::for_version(version, level, v.len(), modality);
             let a = probs(&v, p, true);
@@ -1281,10 +1341,13 @@ mod tests {
             assert!(a.iter().all(|p| (1..=65535).contains(p)));
         }
         // The binary lists of levels 1-3 and 7-9 run on the run-time path only.
-        for level in [1, 9] {
-            let p = ByteParams::for_version(4, level, v.len(), Modality::Binary);
+        for (version, level) in [(4, 1), (4, 9), (5, 1), (5, 9)] {
+            let p = ByteParams::for_version(version, level, v.len(), Modality::Binary);
             assert_eq!(ByteModel::new(p, v.len()).shape, Shape::Any);
-            assert!(probs(&v, p, true) == probs(&v, p, false), "v4 binary level {level}: AVX2 and scalar differ");
+            assert!(
+                probs(&v, p, true) == probs(&v, p, false),
+                "v{version} binary level {level}: AVX2 and scalar differ"
+            );
         }
     }
 
@@ -1371,21 +1434,43 @@ mod tests {
         } else {
             (GeneState::default(), 0)
         };
-        m.ctx_values::<0>(c8, word, word1, above, col, &g, above_k, pos)
+        // The record length as detected over all but the last byte.
+        let rec = if m.p.rec {
+            let mut rl = RecordLen::default();
+            for (i, &b) in h.iter().enumerate().take(pos.saturating_sub(1)) {
+                rl.push(b, i as u32 + 1);
+            }
+            let r = rl.record_len() as usize;
+            let back = |k: usize| if r > 0 && pos >= k * r { h[pos - k * r] as u64 } else { 0 };
+            [r as u64, if r > 0 { (pos % r) as u64 } else { 0 }, back(1), back(2)]
+        } else {
+            [0; 4]
+        };
+        m.ctx_values::<0>(c8, word, word1, above, col, &g, above_k, pos, rec)
     }
 
     #[test]
     fn incremental_and_look_ahead_contexts_match_recomputed_ones() {
         let text = b"ab\ncd\nefgh\n\nij KL mn\n12\n\n\nxyz w\xe9rd\n";
         let fastq = b"@r1 x:1\nACGTNacgt\n+\n@@II#+\n@r2 x:2\nGGTA\n+r2\n>IIII\n\n>chr1 a\nACGTTGCA\nacgtn\n\nAC\n>c2\nTT";
-        let cases: [(&[u8], Modality, u8); 6] = [
+        // 24-byte records: the record contexts switch on within the input.
+        let table: Vec<u8> = (0..60u8).flat_map(|k| [0x12, k, 0, 7].into_iter().chain([0; 20])).collect();
+        let cases: [(&[u8], Modality, u8); 9] = [
             (text, Modality::Binary, 4),
             (fastq, Modality::Binary, 4),
+            (text, Modality::Binary, 5),
+            (fastq, Modality::Binary, 5),
+            (&table, Modality::Binary, 5),
             (text, Modality::Text, 2),
             (text, Modality::Text, 3),
             (fastq, Modality::Gene, 3),
             (text, Modality::Gene, 3),
         ];
+        let mut rl = RecordLen::default();
+        for (i, &b) in table.iter().enumerate() {
+            rl.push(b, i as u32 + 1);
+        }
+        assert_eq!(rl.record_len(), 24, "the table's records are detected");
         for (data, modality, version) in cases {
             for level in [1, 5, 9] {
                 let p = ByteParams::for_version(version, level, data.len(), modality);

@@ -7,9 +7,9 @@
 //! codes each sample's residual against a blend of integer predictors. All
 //! model arithmetic is integer, so encoder and decoder agree on every CPU.
 //!
-//! Payload: one version byte, then the binary arithmetic code. Version 4 is
+//! Payload: one version byte, then the binary arithmetic code. Version 5 is
 //! written for binary chunks and version 3 for every other modality (for which
-//! the two are the same model); versions 1 to 4 are read. Version 2 changes the byte model
+//! versions 3 to 5 are the same model); versions 1 to 5 are read. Version 2 changes the byte model
 //! ([`bytes_v1`] is frozen, [`bytes`] is versions 2 and 3) and the audio sample
 //! predictor (an NLMS cascade with stereo decorrelation, see `sample.rs`, which
 //! takes the version). Version 3 changes the byte model at levels 4-9 only
@@ -17,11 +17,14 @@
 //! chunks, young-counter inputs, a fourth mixer weight set, an order-1 APM at
 //! levels 4-6); samples code as in version 2. Version 4 changes the hashed
 //! contexts of binary chunks only (sparse, 32-bit field and alignment contexts
-//! at every level). docs/FORMAT.md lists the differences.
+//! at every level). Version 5 adds, again for binary chunks only, two record
+//! contexts keyed by a record length detected on the fly (`record.rs`).
+//! docs/FORMAT.md lists the differences.
 //!
 //! Memory bound per chunk (tables scale down for small chunks): levels 1-3
-//! about 25 MiB, 4-6 about 60 MiB (v1 payloads: 120 MiB; v3 gene chunks: 75 MiB; v4 binary
-//! chunks: 90 MiB), 7-9 about 200 MiB (v3 gene and v4 binary chunks: 230 MiB), plus the sample model
+//! about 25 MiB (v5 binary: 30 MiB), 4-6 about 60 MiB (v1 payloads: 120 MiB; v3 gene chunks: 75 MiB;
+//! v4/v5 binary chunks: 90 MiB), 7-9 about 200 MiB (v3 gene and v4/v5 binary chunks: 230 MiB),
+//! plus the sample model
 //! for image/audio chunks (<= 64 MiB of counters at levels <= 6, 4 bytes per
 //! sample, and for images 72 bytes per row sample) and ~2x the chunk.
 
@@ -29,6 +32,7 @@ pub mod bytes;
 pub mod bytes_v1;
 pub mod mix2;
 pub mod prim;
+pub mod record;
 pub mod sample;
 
 use crate::bitcoder::{BitDecoder, BitEncoder};
@@ -38,11 +42,11 @@ use sample::SampleModel;
 
 /// Newest payload version: [`compress`] writes it for binary chunks (see
 /// [`version_for`]); [`decompress`] reads versions 1 to this one.
-const VERSION: u8 = 4;
+const VERSION: u8 = 5;
 
-/// The payload version [`compress`] writes for a chunk of `modality`: 4 for
-/// binary chunks, 3 for the rest (version 4 only changes binary chunks, so the
-/// other modalities keep their version-3 bytes).
+/// The payload version [`compress`] writes for a chunk of `modality`: 5 for
+/// binary chunks, 3 for the rest (versions 4 and 5 only change binary chunks,
+/// so the other modalities keep their version-3 bytes).
 pub fn version_for(modality: Modality) -> u8 {
     if modality == Modality::Binary {
         VERSION
@@ -200,9 +204,9 @@ pub fn compress(data: &[u8], level: u8, hint: &Hint) -> Result<Vec<u8>> {
     compress_version(data, level, hint, version_for(hint.modality))
 }
 
-/// Compress a chunk as payload `version` (1..=4) rather than [`version_for`]'s: every
+/// Compress a chunk as payload `version` (1..=5) rather than [`version_for`]'s: every
 /// version decodes, and on some small binary chunks the text context lists of versions
-/// 2-3 code smaller than version 4's binary ones, so a writer may try both.
+/// 2-3 code smaller than version 5's binary ones, so a writer may try both.
 pub fn compress_version(data: &[u8], level: u8, hint: &Hint, version: u8) -> Result<Vec<u8>> {
     if !(1..=VERSION).contains(&version) {
         return Err(MmzError::InvalidArgument(format!("cm payload version {version} outside 1..={VERSION}")));
@@ -304,18 +308,20 @@ mod tests {
         // The same body read as version 1 runs the v1 model: it must not come out as the input.
         bad[0] = 1;
         assert!(decompress(&bad, v.len(), 5, &h).map(|d| d != v).unwrap_or(true));
-        // Version 4 changes binary chunks only: a text body read as version 4 decodes the same.
-        bad[0] = 4;
-        assert_eq!(decompress(&bad, v.len(), 5, &h).unwrap(), v);
-        // Binary chunks are written as version 4, and their body read as version 3 is not the input.
+        // Versions 4 and 5 change binary chunks only: a text body read as either decodes the same.
+        for same in [4, 5] {
+            bad[0] = same;
+            assert_eq!(decompress(&bad, v.len(), 5, &h).unwrap(), v);
+        }
+        // Binary chunks are written as version 5, and their body read as version 4 is not the input.
         let hb = Hint::bytes(Modality::Binary);
         let mut vb = v.clone();
         vb.extend((0..4000u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8));
         for level in [1, 5, 9] {
             let mut cb = compress(&vb, level, &hb).unwrap();
-            assert_eq!(cb[0], 4);
+            assert_eq!(cb[0], 5);
             assert_eq!(decompress(&cb, vb.len(), level, &hb).unwrap(), vb);
-            cb[0] = 3;
+            cb[0] = 4;
             assert!(decompress(&cb, vb.len(), level, &hb).map(|d| d != vb).unwrap_or(true));
         }
     }
