@@ -90,7 +90,7 @@ pub fn encode_chunk<'py>(py: Python<'py>, data: &[u8], codec: &str, level: u8, h
     Ok(PyBytes::new(py, &rec))
 }
 
-/// Compress one chunk with the CM codec as CM payload `version` (1..=4) into a
+/// Compress one chunk with the CM codec as CM payload `version` (1..=5) into a
 /// complete chunk record; every version decodes. GIL released.
 #[pyfunction]
 pub fn encode_cm_chunk<'py>(py: Python<'py>, data: &[u8], level: u8, hint: &[u8], version: u8) -> PyResult<Bound<'py, PyBytes>> {
