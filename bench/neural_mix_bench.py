@@ -1,8 +1,10 @@
 """Neural codec with and without online mixing: bits/byte of the network alone (payload flags 0), the
 network mixed bitwise with per-sub-stream context models (flags 1), the network mixed bitwise with the
 full CM byte model of each sub-stream (flags 2, ``cmmix``), the network mixed with one CM byte model
-shared by each group of sub-streams (flags 3, ``cmgrp``), the CM codec alone, and the per-chunk
-cheapest of them (``best``: flags 3 / 1 / 0, CM, stored = what ``mmz -z --codec neural`` writes;
+shared by each group of sub-streams (flags 3, ``cmgrp``), inside sample regions the CM sample model
+mixed with the network (flags 4, ``smix``; CM's size where a chunk has no sample region), the CM codec
+alone, and the per-chunk cheapest of them (``best``: flags 4 / 3 / 1 / 0, CM, stored = what ``mmz -z
+--codec neural`` writes; ``best_f3``: the same without flags 4, what it wrote before;
 ``best_f2``: the same with flags 2 instead of flags 3, what it wrote before; ``best_all``: every
 form), on (a) small files and
 excerpts and (b) 1 MB excerpts per dev modality; plus compress/decompress KB/s with and without
@@ -47,7 +49,8 @@ def code(m: neural.Model, mod: str, stream: bytes, regions: tuple[_codec.Region,
          verify: bool) -> dict[str, Any]:
     """Payload bytes of every method over the chunks of ``stream``."""
     res = {"raw": len(stream), "plain": 0, "mixed": 0, "cmmix": 0, "cmgrp": 0, "cm": 0, "best": 0, "best_old": 0,
-           "best_f2": 0, "best_all": 0, "chunks": 0, "neural_s": 0.0}
+           "best_f2": 0, "best_f3": 0, "smix": 0, "best_all": 0, "chunks": 0, "neural_s": 0.0,
+           "smix_s": 0.0}
     for start, end in _codec.cut(len(stream), _codec.default_chunk_size(level)):
         piece = stream[start:end]
         hint = _codec.chunk_hint(mod, regions, start, end)
@@ -57,6 +60,9 @@ def code(m: neural.Model, mod: str, stream: bytes, regions: tuple[_codec.Region,
         mixed = mixed if mixed is not None else plain
         cmmix = cmmix if cmmix is not None else plain
         cmgrp = cmgrp if cmgrp is not None else plain
+        t0 = time.perf_counter()
+        smix = neural.encode_sample_mixed(m, piece, level, hint)
+        res["smix_s"] += time.perf_counter() - t0
         cm = len(_core.encode_chunk(piece, "cm", level, hint)) - _core.CHUNK_HEADER_LEN
         if verify:
             if neural.decode_payload(m, mixed, len(piece), hint) != piece:
@@ -65,6 +71,8 @@ def code(m: neural.Model, mod: str, stream: bytes, regions: tuple[_codec.Region,
                 raise SystemExit(f"CM-mixed payload did not round-trip ({mod}, {len(piece)} bytes)")
             if neural.decode_payload(m, cmgrp, len(piece), hint) != piece:
                 raise SystemExit(f"CM-group payload did not round-trip ({mod}, {len(piece)} bytes)")
+            if smix is not None and neural.decode_payload(m, smix, len(piece), hint) != piece:
+                raise SystemExit(f"sample-mixed payload did not round-trip ({mod}, {len(piece)} bytes)")
         res["plain"] += len(plain)
         res["mixed"] += len(mixed)
         res["cmmix"] += len(cmmix)
@@ -73,8 +81,10 @@ def code(m: neural.Model, mod: str, stream: bytes, regions: tuple[_codec.Region,
         old = min(len(plain), len(mixed), cm, len(piece) + 1)
         res["best_old"] += old
         res["best_f2"] += min(old, len(cmmix))
-        res["best"] += min(old, len(cmgrp))
-        res["best_all"] += min(old, len(cmmix), len(cmgrp))
+        res["smix"] += len(smix) if smix is not None else cm
+        res["best_f3"] += min(old, len(cmgrp))
+        res["best"] += min(old, len(cmgrp), len(smix) if smix is not None else cm)
+        res["best_all"] += min(old, len(cmmix), len(cmgrp), len(smix) if smix is not None else cm)
         res["chunks"] += 1
     return res
 
@@ -86,13 +96,15 @@ def add(total: dict[str, Any], r: dict[str, Any]) -> None:
 
 def bpb(r: dict[str, Any]) -> dict[str, Any]:
     out = dict(r)
-    for k in ("plain", "mixed", "cmmix", "cmgrp", "cm", "best", "best_old", "best_f2", "best_all"):
+    for k in ("plain", "mixed", "cmmix", "cmgrp", "smix", "cm", "best", "best_old", "best_f2", "best_f3",
+              "best_all"):
         out[f"{k}_bpb"] = 8 * r[k] / r["raw"] if r["raw"] else 0.0
     out["mixed_vs_plain_pct"] = 100 * (r["mixed"] / r["plain"] - 1) if r["plain"] else 0.0
     out["mixed_vs_cm_pct"] = 100 * (r["mixed"] / r["cm"] - 1) if r["cm"] else 0.0
     out["cmmix_vs_cm_pct"] = 100 * (r["cmmix"] / r["cm"] - 1) if r["cm"] else 0.0
     out["cmgrp_vs_cm_pct"] = 100 * (r["cmgrp"] / r["cm"] - 1) if r["cm"] else 0.0
     out["cmgrp_vs_cmmix_pct"] = 100 * (r["cmgrp"] / r["cmmix"] - 1) if r["cmmix"] else 0.0
+    out["smix_vs_cm_pct"] = 100 * (r["smix"] / r["cm"] - 1) if r["cm"] else 0.0
     out["best_vs_cm_pct"] = 100 * (r["best"] / r["cm"] - 1) if r["cm"] else 0.0
     return out
 

@@ -253,6 +253,29 @@ def test_sample_files_roundtrip_shipped_model() -> None:
         assert len(rec) - 64 <= min(len(payload), len(mixed), len(data))
 
 
+def test_sample_form_roundtrips_and_stays_near_cm_on_bundled_media() -> None:
+    """Flags 4 (CM sample model mixed with the network) on 16 KiB of each bundled image/audio sample:
+    it decodes, is within 1% of the CM codec alone (the mixer starts on the sample model, so the network
+    cannot drag it far), and the chunk record is never larger than either."""
+    m = _shipped()
+    seen = 0
+    for kind in ("image", "medical", "speech", "music"):
+        for path in sorted((SAMPLE / kind).glob("*"))[:1]:
+            data, hint = _sample_chunk(path, 16384)
+            sample = neural.encode_sample_mixed(m, data, 5, hint)
+            assert sample is not None and sample[3] == _core.NEURAL_FLAGS_SAMPLE_MIX, path
+            assert neural.decode_payload(m, sample, len(data), hint) == data, path
+            cm = len(_core.encode_chunk(data, "cm", 5, hint)) - _core.CHUNK_HEADER_LEN
+            assert len(sample) < 1.01 * cm, (path, len(sample), cm)
+            rec = neural.encode_chunk(m, data, 5, hint)
+            assert len(rec) - 64 <= min(len(sample), cm)
+            assert neural.decode_chunk(m, rec[:64], rec[64:]) == data
+            seen += 1
+    assert seen == 4
+    # Text has no sample region: no sample form.
+    assert neural.encode_sample_mixed(m, b"plain text " * 50, 5, _core.make_hint("text", None)) is None
+
+
 def test_onnx_conformance_1000_steps() -> None:
     m = _shipped()
     ort = pytest.importorskip("onnxruntime")

@@ -211,6 +211,13 @@ def encode_forms(model: Model, data: bytes, level: int, hint: bytes) -> tuple[by
     return plain, mixed
 
 
+def encode_sample_mixed(model: Model, data: bytes, level: int, hint: bytes) -> bytes | None:
+    """The sample-mixed neural payload (flags 4: whole samples of the hint's sample region coded by
+    the CM sample model mixed with the network), or None when ``hint`` has no sample region."""
+    out = model.engine.encode_sample_mixed(data, level, hint, model.batch, model.threads)
+    return bytes(out) if out is not None else None
+
+
 def decode_payload(model: Model, payload: bytes, raw_len: int, hint: bytes) -> bytes:
     """Inverse of :func:`encode_payload`."""
     return bytes(model.engine.decode_payload(payload, raw_len, hint, model.batch, model.threads))
@@ -251,5 +258,6 @@ def estimate(data: bytes, level: int = 5, name: str | None = None, model: Model 
 
 __all__ = ["estimate", "Model", "available", "load", "cached", "encode_chunk", "decode_chunk", "encode_payload",
            "encode_all_forms",
+           "encode_sample_mixed",
            "encode_forms",
            "decode_payload", "cross_entropy_bits", "find_model_dir", "from_container", "reference_probes"]

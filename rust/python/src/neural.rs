@@ -101,6 +101,16 @@ impl NeuralEngine {
         Ok((PyBytes::new(py, &p), b(f.mixed), b(f.cm_mixed), b(f.cm_group)))
     }
 
+    /// The sample-mixed payload (flags 4: the CM sample model mixed with the network on whole
+    /// samples), or None when the chunk hint has no sample region or the slice is not byte-wide.
+    #[pyo3(signature = (data, level, hint, batch=64, threads=0))]
+    fn encode_sample_mixed<'py>(&self, py: Python<'py>, data: &[u8], level: u8, hint: &[u8], batch: usize, threads: usize) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let hint = Hint::from_bytes(hint).map_err(to_py)?;
+        let want = codec::Want { sample: true, ..codec::Want::default() };
+        let f = py.allow_threads(|| self.inner.encode_forms(data, level, &hint, batch, threads, want)).map_err(to_py)?;
+        Ok(f.sample.map(|m| PyBytes::new(py, &m)))
+    }
+
     /// Inverse of `encode_payload`.
     #[pyo3(signature = (payload, raw_len, hint, batch=64, threads=0))]
     fn decode_payload<'py>(&self, py: Python<'py>, payload: &[u8], raw_len: usize, hint: &[u8], batch: usize, threads: usize) -> PyResult<Bound<'py, PyBytes>> {
@@ -151,5 +161,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NEURAL_FLAGS_MIX", codec::FLAGS_MIX)?;
     m.add("NEURAL_FLAGS_CM_MIX", codec::FLAGS_CM_MIX)?;
     m.add("NEURAL_FLAGS_CM_GROUP", codec::FLAGS_CM_GROUP)?;
+    m.add("NEURAL_FLAGS_SAMPLE_MIX", codec::FLAGS_SAMPLE_MIX)?;
     Ok(())
 }

@@ -80,6 +80,14 @@ def golden_tokens() -> tuple[np.ndarray, list[int]]:
 GOLDEN_TEXT = b"golden vector: the quick brown fox jumps over the lazy dog 0123456789" * 3
 
 
+def golden_image(rows: int = 200) -> tuple[bytes, bytes]:
+    """A 7-byte header, ``rows`` rows of a 24-pixel-wide RGB image, a 3-byte tail, and its hint
+    (as golden.rs builds them)."""
+    px = bytes((x * 7 + y * 3 + c * 60 + (x * y) % 11) & 255 for y in range(rows) for x in range(24) for c in range(3))
+    data = b"header:" + px + b"end"
+    return data, _core.make_hint("image", (3, 1, False, False, 24, 7, 7 + len(px), 0))
+
+
 def compute(container: bytes) -> dict[str, int]:
     """The golden values of a container, computed by the current engine."""
     eng = _core.NeuralEngine(container, VOCAB["modalities"])
@@ -91,11 +99,14 @@ def compute(container: bytes) -> dict[str, int]:
     mixed = eng.encode_payload(GOLDEN_TEXT, 1, hint, 1, 1, True)
     cm_mixed = eng.encode_payload(GOLDEN_TEXT, 1, hint, 1, 1, False, True)
     cm_group = eng.encode_payload(GOLDEN_TEXT * 40, 1, hint, 1, 1, False, False, True)  # 3 sub-streams, G = 3
+    img, img_hint = golden_image()
+    sample = bytes(eng.encode_sample_mixed(img, 1, img_hint, 1, 1))  # 4 sub-streams, G = 4
     return {"probe": int(eng.probe_hash), "logits": _core.xxh3(lg.tobytes()), "cdfs": _core.xxh3(cdfs),
             "payload": _core.xxh3(bytes(payload)), "payload_len": len(payload),
             "mixed_payload": _core.xxh3(bytes(mixed)), "mixed_payload_len": len(mixed),
             "cm_mixed_payload_len": len(cm_mixed), "cm_mixed_payload": _core.xxh3(bytes(cm_mixed)),
-            "cm_group_payload_len": len(cm_group), "cm_group_payload": _core.xxh3(bytes(cm_group))}
+            "cm_group_payload_len": len(cm_group), "cm_group_payload": _core.xxh3(bytes(cm_group)),
+            "sample_payload_len": len(sample), "sample_payload": _core.xxh3(sample)}
 
 
 def main() -> None:

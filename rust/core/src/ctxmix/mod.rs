@@ -91,8 +91,42 @@ pub trait Io {
     /// coded (encoding): they may then prefetch exactly the memory the byte's
     /// later bits will touch. Timing only: the probabilities do not depend on it.
     const KNOWN: bool = false;
+    /// True when the sample model should describe each decision's value sets
+    /// ([`Split`]) through [`Io::bit_split`] (the neural sample-mixed form); the
+    /// CM codec's own coders leave it false, and then no split is computed.
+    const SPLITS: bool = false;
     /// Code a bit with P(1) = `p16` / 65536 (`1..=65535`); returns the actual bit.
     fn bit(&mut self, p16: u32, bit: u32) -> u32;
+    /// A sample-model decision with the residual values each outcome stands
+    /// for (called instead of [`Io::bit`] only when [`Io::SPLITS`] is true).
+    #[inline(always)]
+    fn bit_split(&mut self, p16: u32, bit: u32, _split: &Split) -> u32 {
+        self.bit(p16, bit)
+    }
+}
+
+/// The residual values a binary decision of the sample model separates: the
+/// outcome 1 stands for the residuals `e` in `one`, 0 for those in `zero`
+/// (inclusive ranges inside `[-2^(bits-1), 2^(bits-1))`; empty when the first
+/// bound exceeds the second). For the zero flag (`nz`), `zero` is `(0, 0)` and
+/// 1 stands for every other residual. Residual `e` codes the sample whose
+/// offset from the smallest sample value is `(p_off + e) mod 2^bits`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Split {
+    /// Decision id of the sample model (0 zero flag, 1 sign, 2.. exponent, 32.. mantissa).
+    pub did: usize,
+    /// The sample's activity bucket (0..=63).
+    pub act: usize,
+    /// Offset of the prediction from the smallest sample value.
+    pub p_off: i64,
+    /// Sample width in bits.
+    pub bits: u32,
+    /// Whether this is the zero flag (1 = every residual but 0).
+    pub nz: bool,
+    /// Residuals coded by a 1.
+    pub one: (i64, i64),
+    /// Residuals coded by a 0.
+    pub zero: (i64, i64),
 }
 
 struct Enc(BitEncoder);
@@ -114,15 +148,15 @@ impl Io for Dec<'_> {
 }
 
 /// The usable sample region of a hint: (start, samples, bytes per sample, big endian, signed).
-struct Region {
-    start: usize,
-    count: usize,
-    bps: usize,
+pub(crate) struct Region {
+    pub(crate) start: usize,
+    pub(crate) count: usize,
+    pub(crate) bps: usize,
     big_endian: bool,
-    signed: bool,
+    pub(crate) signed: bool,
 }
 
-fn region(hint: &Hint, len: usize) -> Option<Region> {
+pub(crate) fn region(hint: &Hint, len: usize) -> Option<Region> {
     let l = hint.layout?;
     let bps = l.bytes_per_sample as usize;
     let start = l.data_start as usize;

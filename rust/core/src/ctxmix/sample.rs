@@ -13,7 +13,7 @@
 //! payloads run the original audio predictors unchanged.
 
 use super::prim::{big_vec, counter_p, counter_update, hash2, qlog, tables, Apm, Mixer, Tables, COUNTER_INIT};
-use super::Io;
+use super::{Io, Split};
 use crate::hint::SampleLayout;
 
 const K: usize = 8; // predictors
@@ -88,6 +88,48 @@ fn median3(a: i32, b: i32, c: i32) -> i32 {
     a.max(b).min(a.min(b).max(c))
 }
 
+/// Orders of the v2 audio cascade: stage A (own + partner taps), B and the fast filter.
+fn cascade_orders(ch: usize) -> (usize, usize, usize, usize) {
+    (32, if ch > 1 { 8 } else { 0 }, 16, 8)
+}
+
+/// Fresh v2 audio cascades, one per channel (none for images and v1 audio).
+fn audio_chans(ch: usize, audio2: bool, heavy: bool) -> Vec<AudioChan> {
+    if !audio2 {
+        return Vec::new();
+    }
+    // step sizes 2^-m (tuned on the dev music/speech folders: short, transient files)
+    let (na, nx, nb, nf) = cascade_orders(ch);
+    let (ma, mb, mf) = (4, 3, 5);
+    (0..ch)
+        .map(|_| AudioChan {
+            a: Nlms::new(na + nx, ma),
+            b: Nlms::new(nb + (ch > 1) as usize, mb),
+            f: Nlms::new(nf, mf),
+            ea: vec![0; nb],
+            c: heavy.then(|| Nlms::new(NCT, 3)),
+            eb: vec![0; if heavy { NCT } else { 0 }],
+        })
+        .collect()
+}
+
+/// The predictor state of one sample stream (its history and adaptive
+/// predictors), without the learned statistics: several streams can share one
+/// [`SampleModel`]'s counters, mixer and APMs by swapping their rows in
+/// ([`SampleModel::swap_row`]).
+pub struct SampleRow {
+    first: u64,
+    vals: Vec<i32>,
+    errs: Vec<u32>,
+    res: Vec<i32>,
+    ac: Vec<AudioChan>,
+    lms: Vec<[i32; TAPS]>,
+    esum: Vec<[u32; K]>,
+    aact: Vec<u32>,
+    last_res: Vec<[i32; 2]>,
+    ares: Vec<i32>,
+}
+
 /// Sample-model state for one chunk.
 pub struct SampleModel {
     t: &'static Tables,
@@ -158,15 +200,8 @@ impl SampleModel {
         let tb = ((nsamples.max(1) * 32).next_power_of_two().trailing_zeros()).clamp(16, max_bits);
         let audio2 = version >= 2 && width == 0;
         let heavy = audio2 && level >= 7;
-        // v2 audio cascade: orders of stage A (own + partner taps), B and the fast filter, and
-        // their step sizes 2^-m (tuned on the dev music/speech folders: short, transient files)
-        let (na, nx, nb, nf) = (32, if ch > 1 { 8 } else { 0 }, 16, 8);
-        let (ma, mb, mf) = (4, 3, 5);
-        let ac = if audio2 {
-            (0..ch).map(|_| AudioChan { a: Nlms::new(na + nx, ma), b: Nlms::new(nb + (ch > 1) as usize, mb), f: Nlms::new(nf, mf), ea: vec![0; nb], c: heavy.then(|| Nlms::new(NCT, 3)), eb: vec![0; if heavy { NCT } else { 0 }] }).collect()
-        } else {
-            Vec::new()
-        };
+        let (na, nx, nb, nf) = cascade_orders(ch);
+        let ac = audio_chans(ch, audio2, heavy);
         SampleModel {
             t: tables(),
             version,
@@ -211,6 +246,42 @@ impl SampleModel {
             lms_d: [0; TAPS],
             lms_pred: 0,
         }
+    }
+
+    /// A fresh predictor state for another stream of the same format as this
+    /// model's, whose first sample is sample `first_sample` of the image or
+    /// audio stream and which holds `nsamples` samples.
+    pub fn new_row(&self, first_sample: u64, nsamples: usize) -> SampleRow {
+        let audio2 = self.version >= 2 && self.width == 0;
+        let ch = self.ch;
+        SampleRow {
+            first: first_sample,
+            vals: Vec::with_capacity(nsamples),
+            errs: if self.width > 0 { vec![0; 2 * K * self.rowlen] } else { Vec::new() },
+            res: if self.width > 0 { vec![0; 2 * self.rowlen] } else { Vec::new() },
+            ac: audio_chans(ch, audio2, self.apm3.is_some()),
+            lms: vec![[0; TAPS]; ch],
+            esum: vec![[0; K]; ch],
+            aact: vec![0; ch],
+            last_res: vec![[0; 2]; ch],
+            ares: vec![0; ch],
+        }
+    }
+
+    /// Exchange the model's predictor state with `row`'s (the learned
+    /// counters, mixer and APMs stay): the model then codes `row`'s stream,
+    /// and `row` holds the state of the stream it coded before.
+    pub fn swap_row(&mut self, row: &mut SampleRow) {
+        std::mem::swap(&mut self.first, &mut row.first);
+        std::mem::swap(&mut self.vals, &mut row.vals);
+        std::mem::swap(&mut self.errs, &mut row.errs);
+        std::mem::swap(&mut self.res, &mut row.res);
+        std::mem::swap(&mut self.ac, &mut row.ac);
+        std::mem::swap(&mut self.lms, &mut row.lms);
+        std::mem::swap(&mut self.esum, &mut row.esum);
+        std::mem::swap(&mut self.aact, &mut row.aact);
+        std::mem::swap(&mut self.last_res, &mut row.last_res);
+        std::mem::swap(&mut self.ares, &mut row.ares);
     }
 
     #[inline(always)]
@@ -472,7 +543,8 @@ impl SampleModel {
 
     /// Code one decision. `local` (< 64) picks a slot in the sample's region;
     /// otherwise the slot is hashed from `dctx`.
-    fn decide<I: Io>(&mut self, io: &mut I, did: usize, dctx: u64, local: Option<usize>, bit: u32) -> u32 {
+    #[allow(clippy::too_many_arguments)]
+    fn decide<I: Io>(&mut self, io: &mut I, did: usize, dctx: u64, local: Option<usize>, bit: u32, split: Split) -> u32 {
         let t = self.t;
         for j in 0..NC {
             let idx = match local {
@@ -503,7 +575,11 @@ impl SampleModel {
             }
             None => ((pr as u32 * 16) * 2 + a1 + a2) >> 2,
         };
-        let b = io.bit(p16.clamp(1, 65535), bit);
+        let b = if I::SPLITS {
+            io.bit_split(p16.clamp(1, 65535), bit, &Split { did, act: self.act, ..split })
+        } else {
+            io.bit(p16.clamp(1, 65535), bit)
+        };
         for j in 0..NC {
             let s = self.slots[j];
             counter_update(&mut self.tab[s], b, self.limit);
@@ -533,16 +609,38 @@ impl SampleModel {
         // encoder-side residual wrapped into [-half, half)
         let e_enc = (v as i64 - p + half).rem_euclid(full) - half;
         self.set_bases();
-        let nz = self.decide(io, 0, 1, Some(0), (e_enc != 0) as u32);
+        // Value sets of each decision (only for an `Io` that asks for them).
+        let base = Split { p_off: p - self.lo as i64, bits: n, ..Split::default() };
+        let sp = |one: (i64, i64), zero: (i64, i64)| if I::SPLITS { Split { one, zero, ..base } } else { base };
+        let nz_split = if I::SPLITS { Split { nz: true, zero: (0, 0), one: (1, 0), ..base } } else { base };
+        let nz = self.decide(io, 0, 1, Some(0), (e_enc != 0) as u32, nz_split);
         let e = if nz == 0 {
             0
         } else {
-            let neg = self.decide(io, 1, 2, Some(1), (e_enc < 0) as u32);
+            let neg = self.decide(io, 1, 2, Some(1), (e_enc < 0) as u32, sp((-half, -1), (1, half - 1)));
+            // residuals of the magnitudes m + 1 for m in [a, b] under the decoded sign
+            let mmax = if neg != 0 { half - 1 } else { half - 2 };
+            let to_e = |a: i64, b: i64| {
+                let b = b.min(mmax);
+                if a > b {
+                    (1, 0)
+                } else if neg != 0 {
+                    (-(b + 1), -(a + 1))
+                } else {
+                    (a + 1, b + 1)
+                }
+            };
             let m_enc = (e_enc.unsigned_abs().max(1) - 1) as u32;
             let k_enc = 32 - m_enc.leading_zeros();
             let mut k = 0u32;
             while k < n - 1 {
-                let b = self.decide(io, 2 + k as usize, 0x100 + k as u64, Some(2 + k as usize), (k_enc > k) as u32);
+                let split = if I::SPLITS {
+                    let low = if k == 0 { 0 } else { 1i64 << (k - 1) };
+                    sp(to_e(1 << k, mmax), to_e(low, (1i64 << k) - 1))
+                } else {
+                    base
+                };
+                let b = self.decide(io, 2 + k as usize, 0x100 + k as u64, Some(2 + k as usize), (k_enc > k) as u32, split);
                 if b == 0 {
                     break;
                 }
@@ -556,7 +654,14 @@ impl SampleModel {
                     let prefix = if depth < 3 { m as u64 } else { (m >> (depth - 2)) as u64 | 0x80 };
                     let dctx = 0x1000 | (k as u64) << 4 | (depth as u64) << 12 | prefix << 20;
                     let local = if depth == 0 { Some(32 + k as usize) } else { None };
-                    let b = self.decide(io, 32 + depth.min(31), dctx, local, (m_enc >> j) & 1);
+                    let split = if I::SPLITS {
+                        let at = (m as i64) << (j + 1);
+                        let h = 1i64 << j;
+                        sp(to_e(at + h, at + 2 * h - 1), to_e(at, at + h - 1))
+                    } else {
+                        base
+                    };
+                    let b = self.decide(io, 32 + depth.min(31), dctx, local, (m_enc >> j) & 1, split);
                     m = (m << 1) | b;
                 }
             }

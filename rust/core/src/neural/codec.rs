@@ -5,6 +5,7 @@
 use super::engine::{self, step};
 use super::cmmix::{CmGroup, CmMix};
 use super::mix::{NodeProbs, StreamMix};
+use super::samplemix::SampleGroup;
 use crate::bitcoder::{BitDecoder, BitEncoder};
 use super::weights::Model;
 use crate::checksum::xxh3;
@@ -38,6 +39,13 @@ pub const FLAGS_CM_MIX: u8 = 2;
 /// consecutive sub-streams shares one CM byte model ([`super::cmmix::CmGroup`],
 /// version 1 of that model); `G` follows the fixed header.
 pub const FLAGS_CM_GROUP: u8 = 3;
+/// Payload flags value: inside the chunk hint's sample region, each whole
+/// sample of a sub-stream is coded by the CM sample model mixed, decision by
+/// decision, with the network's probability of the same value set; each
+/// group of `G` consecutive sub-streams shares one sample model's statistics
+/// ([`super::samplemix::SampleGroup`], version 1 of that model; `G` follows the
+/// fixed header as in flags 3); other bytes by the flags-1 model.
+pub const FLAGS_SAMPLE_MIX: u8 = 4;
 
 /// Sub-streams per CM group of the flags-3 form for sub-streams of `seg`
 /// bytes and `streams` sub-streams in the chunk (a function of the level and
@@ -257,11 +265,13 @@ pub struct Want {
     pub cm_mixed: bool,
     /// Flags 3: network + one CM byte model per group of sub-streams (+ the flags-1 model).
     pub cm_group: bool,
+    /// Flags 4: network + the CM sample model on whole samples (chunks with a sample region only).
+    pub sample: bool,
 }
 
 impl Want {
     /// Every form.
-    pub const ALL: Want = Want { plain: true, mixed: true, cm_mixed: true, cm_group: true };
+    pub const ALL: Want = Want { plain: true, mixed: true, cm_mixed: true, cm_group: true, sample: true };
 }
 
 /// Payloads of [`NeuralCodec::encode_forms`] (`None` where not requested, or
@@ -276,6 +286,8 @@ pub struct Forms {
     pub cm_mixed: Option<Vec<u8>>,
     /// Flags 3 (flags 2 for a chunk of one sub-stream, where the two models are the same).
     pub cm_group: Option<Vec<u8>>,
+    /// Flags 4 (`None` also when the chunk has no sample region).
+    pub sample: Option<Vec<u8>>,
 }
 
 /// How one chunk is cut for the engine (see [`NeuralCodec::plan`]).
@@ -362,14 +374,22 @@ impl NeuralCodec {
         let mixed = want.mixed && self.mixable(m);
         let cmx = want.cm_mixed && self.mixable(m);
         let cmg = want.cm_group && self.mixable(m);
+        let smx = want.sample
+            && self.mixable(m)
+            && crate::ctxmix::region(hint, toks.len()).is_some()
+            && super::samplemix::group_fits(hint, cm_group_len(seg, lens.len()));
+        if !(plain || mixed || cmx || cmg || smx) {
+            return Ok(Forms::default());
+        }
         let (cml, modality) = (cm_level(seg), hint.modality);
-        // With the flags-3 form the lockstep groups are its CM groups (the other forms do not depend on the grouping).
+        let chunk_len = toks.len();
+        // With the flags-3/4 forms the lockstep groups are their model groups (the other forms do not depend on the grouping).
         let glen = cm_group_len(seg, lens.len());
-        let batch = if cmg { glen } else { batch };
+        let batch = if cmg || smx { glen } else { batch };
         let groups: Vec<(usize, &[usize])> = lens.chunks(batch).enumerate().map(|(g, l)| (g * batch, l)).collect();
         let model = &self.model;
         let toks = &toks;
-        type Coded = (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>);
+        type Coded = (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>);
         let coded: Vec<Result<Coded>> = in_pool(threads, || {
             let split = groups.len() < rayon::current_num_threads();
             groups
@@ -382,6 +402,8 @@ impl NeuralCodec {
                     let mut cms: Vec<CmMix> = if cmx { gl.iter().map(|&l| CmMix::new(cml, l, modality)).collect() } else { Vec::new() };
                     let mut gencs: Vec<BitEncoder> = if cmg { (0..rows).map(|_| BitEncoder::with_capacity(seg / 2)).collect() } else { Vec::new() };
                     let mut grp = cmg.then(|| CmGroup::new(cml, gl, modality));
+                    let mut sencs: Vec<BitEncoder> = if smx { (0..rows).map(|_| BitEncoder::with_capacity(seg / 2)).collect() } else { Vec::new() };
+                    let mut sgrp = smx.then(|| SampleGroup::new(cml, hint, chunk_len, first * seg, gl));
                     // A flags-1 model of its own only where the group's small model is not that model.
                     let mut mixes: Vec<Option<StreamMix>> = if mixed {
                         (0..rows).map(|r| (!grp.as_ref().is_some_and(|g| g.side_matches(r, seg))).then(|| StreamMix::new(seg))).collect()
@@ -395,7 +417,7 @@ impl NeuralCodec {
                         if plain {
                             encs[r].encode_probs(b as u32, w, PRECISION)?;
                         }
-                        if mixed || cmx || cmg {
+                        if mixed || cmx || cmg || smx {
                             quant::quantize_probs(w, PRECISION, &mut freqs)?;
                             np.load(&freqs);
                         }
@@ -414,6 +436,10 @@ impl NeuralCodec {
                         if let Some(g) = grp.as_mut() {
                             g.code_with_side(r, &mut gencs[r], &np, b, side);
                         }
+                        if let Some(g) = sgrp.as_mut() {
+                            let at = (first + r) * seg;
+                            g.code(r, &mut sencs[r], &freqs, &np, toks.get(at..at + gl[r]));
+                        }
                         Ok(b)
                     })?;
                     Ok((
@@ -421,6 +447,7 @@ impl NeuralCodec {
                         bencs.into_iter().map(BitEncoder::finish).collect(),
                         cencs.into_iter().map(BitEncoder::finish).collect(),
                         gencs.into_iter().map(BitEncoder::finish).collect(),
+                        sencs.into_iter().map(BitEncoder::finish).collect(),
                     ))
                 })
                 .collect()
@@ -429,12 +456,14 @@ impl NeuralCodec {
         let mut ms = Vec::with_capacity(lens.len());
         let mut cs = Vec::with_capacity(lens.len());
         let mut gs = Vec::with_capacity(lens.len());
+        let mut ss = Vec::with_capacity(lens.len());
         for g in coded {
-            let (p, x, y, z) = g?;
+            let (p, x, y, z, q) = g?;
             ps.extend(p);
             ms.extend(x);
             cs.extend(y);
             gs.extend(z);
+            ss.extend(q);
         }
         let assemble = |flags: u8, streams: &[Vec<u8>]| {
             let mut out = Vec::with_capacity(PAYLOAD_FIXED + 4 + 4 * streams.len() + streams.iter().map(Vec::len).sum::<usize>());
@@ -442,7 +471,7 @@ impl NeuralCodec {
             out.extend_from_slice(&self.probe.to_le_bytes());
             out.extend_from_slice(&(seg as u32).to_le_bytes());
             out.extend_from_slice(&(streams.len() as u32).to_le_bytes());
-            if flags == FLAGS_CM_GROUP {
+            if flags == FLAGS_CM_GROUP || flags == FLAGS_SAMPLE_MIX {
                 out.extend_from_slice(&(glen as u32).to_le_bytes());
             }
             for s in streams {
@@ -459,6 +488,7 @@ impl NeuralCodec {
             cm_mixed: cmx.then(|| assemble(FLAGS_CM_MIX, &cs)),
             // One sub-stream: the CM group is exactly the flags-2 model, written as flags 2 (no `G` field).
             cm_group: cmg.then(|| assemble(if lens.len() <= 1 { FLAGS_CM_MIX } else { FLAGS_CM_GROUP }, &gs)),
+            sample: smx.then(|| assemble(FLAGS_SAMPLE_MIX, &ss)),
         })
     }
 
@@ -476,7 +506,7 @@ impl NeuralCodec {
             ));
         }
         let flags = payload[3];
-        if payload[1] as u32 != PRECISION || !matches!(flags, FLAGS_PLAIN | FLAGS_MIX | FLAGS_CM_MIX | FLAGS_CM_GROUP) {
+        if payload[1] as u32 != PRECISION || !matches!(flags, FLAGS_PLAIN | FLAGS_MIX | FLAGS_CM_MIX | FLAGS_CM_GROUP | FLAGS_SAMPLE_MIX) {
             return Err(c("unsupported precision or flags"));
         }
         let m = model_modality(&self.model, hint, &self.modalities)?;
@@ -508,14 +538,17 @@ impl NeuralCodec {
         if lens.len() != ns {
             return Err(c("stream count does not match the raw length"));
         }
-        // Flags 3: the CM group length follows the fixed header.
-        let (glen, table) = if flags == FLAGS_CM_GROUP {
+        // Flags 3 and 4: the model group length follows the fixed header.
+        let (glen, table) = if flags == FLAGS_CM_GROUP || flags == FLAGS_SAMPLE_MIX {
             if payload.len() < PAYLOAD_FIXED + 4 {
                 return Err(MmzError::Truncated("neural CM group length".into()));
             }
             let g = u32_at(PAYLOAD_FIXED) as usize;
             if g == 0 || g > ns.max(1) || g > CM_GROUP_MAX {
                 return Err(c("bad CM group length"));
+            }
+            if flags == FLAGS_SAMPLE_MIX && !super::samplemix::group_fits(hint, g) {
+                return Err(c("sample-mixed group exceeds the reader's memory bound"));
             }
             (g, PAYLOAD_FIXED + 4)
         } else {
@@ -536,8 +569,8 @@ impl NeuralCodec {
         if pos != payload.len() {
             return Err(c("trailing bytes after the streams"));
         }
-        // Flags 3 decodes each CM group as one lockstep group (its coding order).
-        let batch = if flags == FLAGS_CM_GROUP { glen } else { group_size(batch, lens.len(), threads) };
+        // Flags 3 and 4 decode each model group as one lockstep group (its coding order).
+        let batch = if flags == FLAGS_CM_GROUP || flags == FLAGS_SAMPLE_MIX { glen } else { group_size(batch, lens.len(), threads) };
         let model = &self.model;
         let size = model.cfg.slices[m].1;
         let groups: Vec<(&[usize], &[&[u8]])> = lens.chunks(batch).zip(streams.chunks(batch)).collect();
@@ -545,7 +578,8 @@ impl NeuralCodec {
             let split = groups.len() < rayon::current_num_threads();
             groups
                 .into_par_iter()
-                .map(|(gl, gs)| {
+                .enumerate()
+                .map(|(gi, (gl, gs))| {
                     let mut outs: Vec<Vec<u8>> = gl.iter().map(|&l| Vec::with_capacity(l)).collect();
                     if flags == FLAGS_MIX {
                         let mut decs: Vec<BitDecoder> = gs.iter().map(|s| BitDecoder::new(s)).collect();
@@ -578,6 +612,21 @@ impl NeuralCodec {
                         })?;
                         if decs.iter().any(|d| d.overrun() > 8) {
                             return Err(MmzError::corrupt("neural payload", "CM-mixed sub-stream overrun"));
+                        }
+                    } else if flags == FLAGS_SAMPLE_MIX {
+                        let mut decs: Vec<BitDecoder> = gs.iter().map(|s| BitDecoder::new(s)).collect();
+                        let mut grp = SampleGroup::new(cm_level(seg), hint, raw_len, gi * batch * seg, gl);
+                        let mut freqs = vec![0u32; 256];
+                        let mut np = NodeProbs::default();
+                        run_group(model, m, gl, split, |r, _t, w| {
+                            quant::quantize_probs(w, PRECISION, &mut freqs)?;
+                            np.load(&freqs);
+                            let b = grp.code(r, &mut decs[r], &freqs, &np, None);
+                            outs[r].push(b);
+                            Ok(b)
+                        })?;
+                        if decs.iter().any(|d| d.overrun() > 8) {
+                            return Err(MmzError::corrupt("neural payload", "sample-mixed sub-stream overrun"));
                         }
                     } else if flags == FLAGS_CM_GROUP {
                         let mut decs: Vec<BitDecoder> = gs.iter().map(|s| BitDecoder::new(s)).collect();
@@ -684,15 +733,19 @@ impl NeuralCodec {
     }
 
     /// A complete chunk record (64-byte header + payload) holding the cheapest
-    /// of: the CM-group, mixed and plain neural payloads (all from one network
-    /// run), the CM codec (or stored, as `codec::compress_chunk` decides). The
+    /// of: the sample-mixed (chunks with a sample region) or CM-group (other
+    /// chunks), mixed and plain neural payloads (all from one network run), the
+    /// CM codec (or stored, as `codec::compress_chunk` decides). The
     /// CM-mixed form (flags 2) is no longer written: flags 3 codes at least as
     /// small on the measured sets at a fraction of its memory.
     pub fn encode_chunk(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<Vec<u8>> {
         let (mut codec, mut payload) = compress_chunk(data, CodecId::Cm, level, hint)?;
         if !data.is_empty() {
-            let f = self.encode_forms(data, level, hint, batch, threads, Want { cm_mixed: false, ..Want::ALL })?;
-            for neural in [f.cm_group, f.mixed, f.plain].into_iter().flatten() {
+            // A chunk with a sample region skips flags 3 (its CM byte model never won a sample chunk
+            // measured; flags 4 mixes the network with the sample model instead).
+            let samples = crate::ctxmix::region(hint, data.len()).is_some();
+            let f = self.encode_forms(data, level, hint, batch, threads, Want { cm_mixed: false, cm_group: !samples, ..Want::ALL })?;
+            for neural in [f.sample, f.cm_group, f.mixed, f.plain].into_iter().flatten() {
                 if neural.len() < payload.len() {
                     codec = CodecId::Neural;
                     payload = neural;

@@ -89,6 +89,98 @@ fn golden_vectors() {
     assert_eq!(grp.len() as u64, golden("cm_group_payload_len"), "CM-group payload length");
     assert_eq!(xxh3(&grp), golden("cm_group_payload"), "CM-group payload hash");
     assert_eq!(c.decode(&grp, long.len(), &h, 2, 2).expect("CM-group decodes"), long);
+    // The sample-mixed form (flags 4): an 8-bit RGB image of 4 sub-streams in one group.
+    let (img, ih) = golden_image(200);
+    let want = super::codec::Want { sample: true, ..Default::default() };
+    let smx = c.encode_forms(&img, 1, &ih, 1, 1, want).expect("sample form").sample.expect("the image has samples");
+    assert_eq!(smx[3], super::codec::FLAGS_SAMPLE_MIX);
+    assert_eq!(smx.len() as u64, golden("sample_payload_len"), "sample-mixed payload length");
+    assert_eq!(xxh3(&smx), golden("sample_payload"), "sample-mixed payload hash");
+    assert_eq!(c.decode(&smx, img.len(), &ih, 2, 2).expect("sample-mixed decodes"), img);
+}
+
+/// A 7-byte header, then `rows` rows of a 24-pixel-wide RGB image, then a 3-byte tail (as in
+/// make_golden.py), and its hint.
+fn golden_image(rows: u32) -> (Vec<u8>, Hint) {
+    let mut v = b"header:".to_vec();
+    for y in 0..rows {
+        for x in 0..24u32 {
+            for ch in 0..3u32 {
+                v.push(((x * 7 + y * 3 + ch * 60 + (x * y) % 11) & 255) as u8);
+            }
+        }
+    }
+    let end = v.len() as u32;
+    v.extend_from_slice(b"end");
+    let l = SampleLayout { channels: 3, bytes_per_sample: 1, big_endian: false, signed: false, width: 24, data_start: 7, data_end: end, first_sample: 0 };
+    (v, Hint { modality: Modality::Image, layout: Some(l) })
+}
+
+#[test]
+fn sample_form_invariance_roundtrip_and_damage() {
+    use super::codec::{Want, FLAGS_SAMPLE_MIX, PAYLOAD_FIXED};
+    let c = codec();
+    let want = Want { sample: true, ..Want::default() };
+    let enc = |d: &[u8], level: u8, h: &Hint, b: usize, t: usize| c.encode_forms(d, level, h, b, t, want).expect("encode").sample;
+    let (img, ih) = golden_image(200);
+    // 16-bit signed stereo audio, little-endian, after a 44-byte header (5 sub-streams at level 1)
+    let mut au = vec![0u8; 44];
+    let mut st = 5u32;
+    for t in 0..5000i32 {
+        let v = ((t * 91) % 3000 - 1500) * 9 + (lcg_noise(&mut st, 1)[0] as i32 >> 5);
+        au.extend_from_slice(&(v as i16).to_le_bytes());
+        au.extend_from_slice(&((v / 2) as i16).to_le_bytes());
+    }
+    let al = SampleLayout { channels: 2, bytes_per_sample: 2, big_endian: false, signed: true, width: 0, data_start: 44, data_end: au.len() as u32, first_sample: 0 };
+    let ah = Hint { modality: Modality::Audio, layout: Some(al) };
+    let clip = |h: Hint, n: usize| {
+        let mut l = h.layout.unwrap_or_default();
+        l.data_end = l.data_end.min(n as u32);
+        Hint { layout: Some(l), ..h }
+    };
+    for (data, hint, level) in [(img.clone(), ih, 1u8), (au.clone(), ah, 1), (au[..1001].to_vec(), clip(ah, 1001), 5), (img[..9].to_vec(), clip(ih, 9), 9)] {
+        let m1 = enc(&data, level, &hint, 1, 1).expect("a sample region");
+        assert_eq!(m1[3], FLAGS_SAMPLE_MIX);
+        assert_eq!(enc(&data, level, &hint, 4, 2).expect("b4"), m1);
+        assert_eq!(enc(&data, level, &hint, 64, 2).expect("b64"), m1);
+        assert_eq!(c.decode(&m1, data.len(), &hint, 64, 2).expect("dec"), data);
+        assert_eq!(c.decode(&m1, data.len(), &hint, 1, 1).expect("dec"), data);
+        for cut in [0, 3, 22, m1.len().saturating_sub(1)] {
+            if cut < m1.len() {
+                assert!(c.decode(&m1[..cut], data.len(), &hint, 1, 1).is_err(), "cut {cut}");
+            }
+        }
+        // A damaged stream never decodes to the input.
+        let mut bad = m1.clone();
+        let k = PAYLOAD_FIXED + 4 + 4 * data.len().div_ceil(super::codec::segment_len(level)) + 2;
+        if k < bad.len() {
+            bad[k] ^= 0x21;
+            assert!(c.decode(&bad, data.len(), &hint, 1, 1).map(|d| d != data).unwrap_or(true));
+        }
+        // The chunk record is never larger than the sample form or the CM codec, and decodes.
+        let rec = c.encode_chunk(&data, level, &hint, 8, 2).expect("record");
+        let (_, cm) = crate::codec::compress_chunk(&data, crate::codec::CodecId::Cm, level, &hint).expect("cm");
+        assert!(rec.len() - 64 <= m1.len().min(cm.len()));
+        let h = crate::frame::ChunkHeader::parse(&rec).expect("header");
+        assert_eq!(c.decode_chunk(&h, &rec[64..], 1, 2).expect("chunk"), data);
+    }
+    // No sample region: no sample form.
+    assert!(enc(&golden_text(), 1, &Hint::bytes(Modality::Text), 1, 1).is_none());
+    // Sharing the sample model across a group beats a cold model per sub-stream (G = 1).
+    let grouped = enc(&img, 1, &ih, 1, 1).expect("grouped");
+    let g = u32::from_le_bytes([grouped[PAYLOAD_FIXED], grouped[PAYLOAD_FIXED + 1], grouped[PAYLOAD_FIXED + 2], grouped[PAYLOAD_FIXED + 3]]);
+    assert_eq!(g, 4);
+    let mut alone = 0;
+    for (i, p) in img.chunks(4096).enumerate() {
+        // the same sub-stream coded as a chunk of its own
+        let mut l = ih.layout.unwrap_or_default();
+        l.data_start = if i == 0 { 7 } else { 0 };
+        l.data_end = p.len() as u32 - if i == 3 { 3 } else { 0 };
+        l.first_sample = (i * 4096).saturating_sub(7) as u64;
+        let h = Hint { modality: Modality::Image, layout: Some(l) };
+        alone += enc(p, 1, &h, 1, 1).expect("part").len();
+    }
+    assert!(grouped.len() < alone, "grouped {} alone {alone}", grouped.len());
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! * [`weights`] — the `MMZNW001` weight container and the in-memory model;
 //! * [`engine`] — one recurrent step for a group of independent streams;
 //! * [`mix`] — the network mixed with small per-sub-stream context models (payload flags 1);
-//! * [`cmmix`] — the network mixed with the full CM byte model (payload flags 2);
+//! * [`cmmix`] — the network mixed with the full CM byte model (payload flags 2, 3);
+//! * [`samplemix`] — the network mixed with the CM sample model on whole samples (payload flags 4);
 //! * [`codec`] — chunk payloads, golden probe, chunk records.
 
 pub mod cmmix;
@@ -13,6 +14,7 @@ pub mod codec;
 pub mod engine;
 pub mod math;
 pub mod mix;
+pub mod samplemix;
 pub mod weights;
 
 #[cfg(test)]
