@@ -100,7 +100,7 @@ def compute(container: bytes) -> dict[str, int]:
     cm_mixed = eng.encode_payload(GOLDEN_TEXT, 1, hint, 1, 1, False, True)
     cm_group = eng.encode_payload(GOLDEN_TEXT * 40, 1, hint, 1, 1, False, False, True)  # 3 sub-streams, G = 3
     img, img_hint = golden_image()
-    sample = bytes(eng.encode_sample_mixed(img, 1, img_hint, 1, 1))  # 4 sub-streams, G = 4
+    sample = bytes(eng.encode_sample_mixed(img, 1, img_hint, 1, 1))  # 4 sub-streams, G = 2
     return {"probe": int(eng.probe_hash), "logits": _core.xxh3(lg.tobytes()), "cdfs": _core.xxh3(cdfs),
             "payload": _core.xxh3(bytes(payload)), "payload_len": len(payload),
             "mixed_payload": _core.xxh3(bytes(mixed)), "mixed_payload_len": len(mixed),

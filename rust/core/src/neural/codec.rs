@@ -65,6 +65,21 @@ pub fn cm_group_len(seg: usize, streams: usize) -> usize {
     }
 }
 
+/// Sub-streams per model group of the flags-4 form (a function of the
+/// segment length and sub-stream count only). Levels 1-6 (4/16 KiB
+/// sub-streams): half the chunk's sub-streams, rounded up, at most 32, so a
+/// chunk of two or more sub-streams always gives both threads a group (it
+/// costs 0-0.4% against one group on the small media set). Levels 7-9: the
+/// whole chunk, as [`cm_group_len`] (sharing paid more there on images and
+/// speech). See docs/BENCHMARKS.md, "Neural + CM sample model".
+pub fn sample_group_len(seg: usize, streams: usize) -> usize {
+    if seg < 1 << 16 {
+        streams.div_ceil(2).clamp(1, 32)
+    } else {
+        cm_group_len(seg, streams)
+    }
+}
+
 /// Largest CM group length a reader accepts (bounds a decoder's memory: every
 /// sub-stream of a group is live at once).
 pub const CM_GROUP_MAX: usize = 1024;
@@ -284,7 +299,8 @@ pub struct Forms {
     pub mixed: Option<Vec<u8>>,
     /// Flags 2.
     pub cm_mixed: Option<Vec<u8>>,
-    /// Flags 3 (flags 2 for a chunk of one sub-stream, where the two models are the same).
+    /// Flags 3 (flags 2 for a chunk of one sub-stream, where the two models are the same; `None`
+    /// for a chunk that gets the sample form, whose lockstep groups differ).
     pub cm_group: Option<Vec<u8>>,
     /// Flags 4 (`None` also when the chunk has no sample region).
     pub sample: Option<Vec<u8>>,
@@ -373,18 +389,17 @@ impl NeuralCodec {
         let plain = want.plain;
         let mixed = want.mixed && self.mixable(m);
         let cmx = want.cm_mixed && self.mixable(m);
-        let cmg = want.cm_group && self.mixable(m);
-        let smx = want.sample
-            && self.mixable(m)
-            && crate::ctxmix::region(hint, toks.len()).is_some()
-            && super::samplemix::group_fits(hint, cm_group_len(seg, lens.len()));
+        let sglen = sample_group_len(seg, lens.len());
+        let smx = want.sample && self.mixable(m) && crate::ctxmix::region(hint, toks.len()).is_some() && super::samplemix::group_fits(hint, sglen);
+        // Flags 3 and 4 each need their own lockstep groups: a chunk with the sample form gets no flags 3.
+        let cmg = want.cm_group && self.mixable(m) && !smx;
         if !(plain || mixed || cmx || cmg || smx) {
             return Ok(Forms::default());
         }
         let (cml, modality) = (cm_level(seg), hint.modality);
         let chunk_len = toks.len();
         // With the flags-3/4 forms the lockstep groups are their model groups (the other forms do not depend on the grouping).
-        let glen = cm_group_len(seg, lens.len());
+        let glen = if smx { sglen } else { cm_group_len(seg, lens.len()) };
         let batch = if cmg || smx { glen } else { batch };
         let groups: Vec<(usize, &[usize])> = lens.chunks(batch).enumerate().map(|(g, l)| (g * batch, l)).collect();
         let model = &self.model;
@@ -741,10 +756,9 @@ impl NeuralCodec {
     pub fn encode_chunk(&self, data: &[u8], level: u8, hint: &Hint, batch: usize, threads: usize) -> Result<Vec<u8>> {
         let (mut codec, mut payload) = compress_chunk(data, CodecId::Cm, level, hint)?;
         if !data.is_empty() {
-            // A chunk with a sample region skips flags 3 (its CM byte model never won a sample chunk
-            // measured; flags 4 mixes the network with the sample model instead).
-            let samples = crate::ctxmix::region(hint, data.len()).is_some();
-            let f = self.encode_forms(data, level, hint, batch, threads, Want { cm_mixed: false, cm_group: !samples, ..Want::ALL })?;
+            // A chunk with a sample region gets flags 4 instead of flags 3 (encode_forms; flags 3's CM
+            // byte model never won a sample chunk measured).
+            let f = self.encode_forms(data, level, hint, batch, threads, Want { cm_mixed: false, ..Want::ALL })?;
             for neural in [f.sample, f.cm_group, f.mixed, f.plain].into_iter().flatten() {
                 if neural.len() < payload.len() {
                     codec = CodecId::Neural;
