@@ -73,8 +73,9 @@ struct Final {
     bits_seen: u32,
 }
 
+/// A 16-bit probability as the 12-bit input of the stretch table.
 #[inline(always)]
-fn to12(p16: u32) -> i32 {
+pub(crate) fn to12(p16: u32) -> i32 {
     ((p16 + 8) >> 4).clamp(1, 4095) as i32
 }
 

@@ -18,6 +18,7 @@
 //! sees only its own past, so lockstep groups and threads do not change the
 //! output; everything is integer arithmetic.
 
+use super::cmmix::to12;
 use super::mix::{mix_sets, train_sets, BitIo, NodeProbs, StreamMix};
 use crate::ctxmix::prim::{tables, Apm, Tables};
 use crate::ctxmix::sample::{SampleModel, SampleRow};
@@ -45,11 +46,6 @@ fn class(did: usize) -> usize {
         2..=31 => 2 + (did - 2).min(9),
         _ => 12 + (did - 32).min(3),
     }
-}
-
-#[inline(always)]
-fn to12(p16: u32) -> i32 {
-    ((p16 + 8) >> 4).clamp(1, 4095) as i32
 }
 
 /// The network's distribution over one sample's values, as cumulative masses
@@ -306,11 +302,6 @@ impl SampleGroup {
             .collect();
         let (bps, signed) = reg.map(|r| (r.bps, r.signed)).unwrap_or((1, false));
         SampleGroup { model, held, rows, fin: SampleFinal::new(), net: NetTable::new(), bps, bits: 8 * bps as u32, signed }
-    }
-
-    /// Whether any sub-stream of the group holds a whole sample.
-    pub fn has_samples(&self) -> bool {
-        self.model.is_some()
     }
 
     /// Code sub-stream `r`'s next byte under the network's quantized row
