@@ -19,6 +19,16 @@ GOLDEN = ROOT / "tests" / "golden" / "frame"
 TEXT = (ROOT / "data" / "sample" / "text" / "debian_handbook_en.txt").read_bytes()
 
 
+@pytest.fixture(autouse=True)
+def _auto_is_cm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about CM/stored framing: keep ``--codec auto`` off the network, which it
+    would use for the small text here (tests/test_neural.py covers that)."""
+    from mmz import codec
+
+    for preset in codec.NEURAL_AUTO_LIMIT:
+        monkeypatch.setitem(codec.NEURAL_AUTO_LIMIT, preset, {})
+
+
 def _small_png() -> bytes:
     """A 16 x 12 RGB PNG (made by tests/golden/frame/make_golden.py)."""
     return (GOLDEN / "compact_png.raw").read_bytes()

@@ -11,8 +11,27 @@ DATA = b"The quick brown fox jumps over the lazy dog. 0123456789\n" * 12
 
 @pytest.fixture(scope="module")
 def blob() -> bytes:
-    # several chunks so flips land in chunk headers, payloads and the trailer
-    return mmz.compress(DATA, chunk_size=200, threads=1)
+    # several chunks so flips land in chunk headers, payloads and the trailer; CM (``auto`` would
+    # give this small text to the network: its frames are covered by test_neural_frame_bit_flips)
+    return mmz.compress(DATA, chunk_size=200, threads=1, codec="cm")
+
+
+def test_neural_frame_bit_flips_detected():
+    """The default codec on this text is the network (model id in the header): every 29th bit
+    flip (all bit positions, header to trailer; each decode runs the network) is caught."""
+    from mmz import neural
+
+    if not neural.available():
+        pytest.skip("no neural engine or shipped model in this build")
+    blob = mmz.compress(DATA, chunk_size=200, threads=1)
+    assert mmz.frame_info(blob)["codec"] == "neural"
+    for i in range(0, len(blob) * 8, 29):
+        bad = bytearray(blob)
+        bad[i // 8] ^= 1 << (i % 8)
+        with pytest.raises(mmz.MmzError):
+            out = mmz.decompress(bytes(bad), threads=1)
+            assert out == DATA
+            raise AssertionError(f"bit flip {i} went undetected")
 
 
 def test_every_bit_flip_detected(blob):

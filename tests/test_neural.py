@@ -372,3 +372,57 @@ def test_frames_of_every_shipped_model_decode_by_id(monkeypatch: pytest.MonkeyPa
     assert len(set(blobs.values())) == len(blobs)  # each model coded it differently
     for blob in blobs.values():
         assert mmz.decompress(blob) == data  # found by its id among the shipped models
+
+
+def _chunk_codecs(frame: bytes) -> list[str]:
+    """Codec names of a frame's chunks, in order of first use."""
+    from mmz.frame import scan
+
+    [info] = list(scan(io.BytesIO(frame)))
+    return list(info["codecs"])
+
+
+def test_auto_runs_the_network_on_small_text_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--codec auto``: the neural codec on small text at the default/max presets (denser than CM,
+    byte-exact), CM at the fast preset, above the size limit and on media; a stream of unknown
+    length is decided chunk by chunk inside one neural frame."""
+    from mmz import codec as C
+
+    _shipped()
+    text = (SAMPLE / "text" / "debian_handbook_en.txt").read_bytes()[:6000]
+    auto = mmz.compress(text)
+    info = mmz.frame_info(auto)
+    assert info["codec"] == "neural" and info["model_id"] == neural.cached().id
+    assert mmz.decompress(auto) == text
+    assert len(auto) < len(mmz.compress(text, codec="cm"))
+    assert mmz.frame_info(mmz.compress(text, 1))["codec"] == "cm"
+    wav = next((SAMPLE / "speech").glob("*.wav")).read_bytes()
+    assert "neural" not in mmz.frame_info(mmz.compress(wav))["codec"]
+    fasta, fastq = ((SAMPLE / "gene" / n).read_bytes() for n in ("yeast_someORF.fa", "solexa_s_1_sequence.fastq"))
+    assert C.auto_neural_limit(5, "gene", fasta[:100]) == 0 < C.auto_neural_limit(5, "gene", fastq[:100])
+    assert mmz.frame_info(mmz.compress(fasta))["codec"] == "cm"
+    monkeypatch.setitem(C.NEURAL_AUTO_LIMIT, "default", {"text": 2000})
+    assert C.auto_neural_limit(5, "text") == 2000 and C.auto_neural_limit(5, "image") == 0
+    assert mmz.frame_info(mmz.compress(text))["codec"] == "cm"  # known length above the limit
+    c = mmz.MmzCompressor(chunk_size=2500)  # unknown length: 2500, 2500, 1000-byte chunks
+    stream = c.compress(text[:3000]) + c.compress(text[3000:]) + c.flush()
+    assert mmz.frame_info(stream)["codec"] == "neural" and _chunk_codecs(stream) == ["cm", "neural"]
+    assert mmz.decompress(stream) == text
+
+
+def test_auto_falls_back_to_cm_without_a_usable_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model that fails its probe (or is absent) makes ``auto`` use CM, never an error."""
+    from mmz import codec as C
+
+    def broken(_: object = None) -> neural.Model:
+        raise mmz.MmzError("neural engine self-check failed (test)")
+
+    C._neural_usable.cache_clear()
+    monkeypatch.setattr(neural, "cached", broken)
+    try:
+        text = (SAMPLE / "text" / "debian_handbook_en.txt").read_bytes()[:4000]
+        assert C.auto_neural_limit(5, "text") == 0
+        frame = mmz.compress(text)
+        assert mmz.frame_info(frame)["codec"] == "cm" and mmz.decompress(frame) == text
+    finally:
+        C._neural_usable.cache_clear()

@@ -37,6 +37,19 @@ def _read_full(src: BinaryIO, n: int) -> bytes:
     return b"".join(parts)
 
 
+def _auto_engine(codec: str, engine: str, level: int, modality: str, head: bytes,
+                 length: int | None) -> tuple[str, int | None]:
+    """``(engine, neural_max)`` of a frame: ``auto`` runs the neural codec on an input of known
+    ``length`` up to :func:`mmz.codec.auto_neural_limit`, and chunk by chunk (chunks up to the
+    limit) when the length is unknown; otherwise ``engine`` as resolved."""
+    if codec != "auto":
+        return engine, None
+    limit = _codec.auto_neural_limit(level, modality, head)
+    if limit <= 0 or (length is not None and length > limit):
+        return engine, None
+    return "neural", limit
+
+
 def compress_stream(
     src: BinaryIO,
     dst: IO[bytes],
@@ -77,8 +90,10 @@ def compress_stream(
         plan = _codec.plan_whole(data, mod)
     else:
         plan = _codec.plan_streaming(head, mod)
+    engine, neural_max = _auto_engine(codec, engine, level, mod, head,
+                                      len(plan.stream) if plan.stream is not None else size_hint)
     writer = FrameWriter(dst.write, modality=mod, level=level, codec=engine, transform=plan.transform,
-                         chunk_size=chunk, threads=threads)
+                         chunk_size=chunk, threads=threads, neural_max=neural_max)
     content_hash = _core.Xxh3()
     try:
         if plan.stream is not None:
@@ -159,7 +174,9 @@ def compress(data: bytes, level: int = _codec.DEFAULT_LEVEL, *, codec: str = "au
     """Compress ``data`` into one ``.mmz`` frame.
 
     ``level`` 1..9 selects the preset (1-3 fast, 4-6 default, 7-9 max);
-    ``codec`` is ``auto``, ``cm``, ``order2`` or ``store``; ``modality``
+    ``codec`` is ``auto`` (the neural codec on small text, structured and FASTQ inputs at the
+    default and max presets, else CM; :data:`mmz.codec.NEURAL_AUTO_LIMIT`), ``neural``, ``cm``,
+    ``order2`` or ``store``; ``modality``
     overrides detection (any value still round-trips); ``name`` helps detection.
     """
     data = bytes(data)
@@ -199,6 +216,7 @@ class MmzCompressor:
                  chunk_size: int | None = None) -> None:
         _codec.check_level(level)
         self._level = level
+        self._codec = codec
         self._engine = _codec.resolve_codec(codec)
         self._modality = _codec.check_modality(modality) if modality else None
         self._name = name
@@ -217,9 +235,10 @@ class MmzCompressor:
         head = bytes(self._buf[: _codec.DETECT_BYTES])
         self._mod = self._modality or _codec.detect_modality(head, self._name)
         self._regions = _codec.plan_streaming(head, self._mod).regions
+        engine, neural_max = _auto_engine(self._codec, self._engine, self._level, self._mod, head, None)
         self._writer = FrameWriter(self._out.append, modality=self._mod, level=self._level,
-                                   codec=self._engine, transform=0, chunk_size=self._chunk,
-                                   threads=self._threads)
+                                   codec=engine, transform=0, chunk_size=self._chunk,
+                                   threads=self._threads, neural_max=neural_max)
 
     def _emit_chunks(self, final: bool) -> None:
         assert self._writer is not None

@@ -61,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
                        {1: "fastest (preset fast, levels 1-3)", 5: "default (preset default, 4-6)",
                         9: "best (preset max, 7-9)"}[n])
     p.add_argument("--preset", choices=("fast", "default", "max"), help="preset instead of a level")
-    p.add_argument("--codec", default="auto", choices=_codec.CODECS, help="engine (default: auto)")
+    p.add_argument("--codec", default="auto", choices=_codec.CODECS,
+                   help="engine (default: auto = the network on text up to 256 KiB and structured/FASTQ "
+                        "up to 1 MiB at -4..-6, up to 4 MiB at -7..-9; CM otherwise)")
     p.add_argument("--modality", choices=_codec.MODALITIES, help="override modality detection")
     p.add_argument("--model", metavar="PATH", help="model directory for the neural codec")
     p.add_argument("--chunk-size", type=_size, metavar="BYTES", help="raw bytes per chunk (e.g. 8M)")

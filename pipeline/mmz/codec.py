@@ -8,6 +8,7 @@ codecs. It holds no I/O; :mod:`mmz.frame` drives it.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -37,6 +38,18 @@ TRANSFORM_LIMIT = 512 * 1024 * 1024
 
 _CHUNK_BY_PRESET = {"fast": 4 << 20, "default": 8 << 20, "max": 16 << 20}
 
+#: Largest input (or, for a stream of unknown length, chunk) in raw bytes that ``--codec auto``
+#: codes with the neural codec, by preset and modality; bigger ones, other modalities and the fast
+#: preset use the CM engine. Chosen from ``bench/auto_policy.py`` (docs/BENCHMARKS.md "Where the
+#: neural codec pays"): the network's gain over CM falls with input size (level 5: text 21-25% at
+#: 16 KiB, 5-9% at 256 KiB, nothing at 1 MiB; structured and FASTQ still 4-5% at 1 MiB; level 9:
+#: 2-5% at 1 MiB) while it costs 20-100x CM's CPU time; on images and audio it gains under 1.5%.
+NEURAL_AUTO_LIMIT: dict[str, dict[str, int]] = {
+    "fast": {},
+    "default": {"text": 256 << 10, "structured": 1 << 20, "gene": 1 << 20},
+    "max": {"text": 4 << 20, "structured": 4 << 20, "gene": 4 << 20},
+}
+
 
 def preset_for_level(level: int) -> str:
     """The preset name (``fast``, ``default``, ``max``) of a level 1..9."""
@@ -57,11 +70,11 @@ def default_chunk_size(level: int) -> int:
 
 
 def resolve_codec(codec: str) -> str:
-    """Turn a user codec name into the engine that will run.
+    """Turn a user codec name into the engine of a frame that is not a neural ``auto`` frame.
 
-    ``auto`` is the CM engine: on every dev-corpus modality it is both denser and ~100x faster
-    than the shipped neural model (docs/BENCHMARKS.md), so the neural codec is opt-in
-    (``--codec neural``) until a model beats it.
+    ``auto`` resolves to the CM engine here; :func:`auto_neural_limit` says for which inputs
+    ``auto`` runs the neural codec instead (small text-like inputs, where the network's prior
+    beats a cold context model by up to 25%).
     """
     if codec not in CODECS:
         raise MmzError(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
@@ -79,6 +92,35 @@ def resolve_codec(codec: str) -> str:
     if not _core.codec_available(codec):
         raise MmzError(f"codec {codec!r} is not available in this build of mmz; use --codec auto")
     return codec
+
+
+def auto_neural_limit(level: int, modality: str, head: bytes = b"") -> int:
+    """Raw bytes up to which ``--codec auto`` uses the neural codec for ``modality`` at ``level``
+    (0 = never: fast preset, a modality where the network does not pay, or no usable model).
+    ``head`` (the input's first bytes) excludes FASTA: the network gains on FASTQ but never beat
+    CM on FASTA sequence (0.0% from 16 KiB to 1 MiB, bench/auto_policy.py).
+
+    A model that cannot be loaded or fails its golden probe on this CPU is not an error for
+    ``auto``: the input is coded with the CM engine instead.
+    """
+    limit = NEURAL_AUTO_LIMIT[preset_for_level(level)].get(modality, 0)
+    if limit <= 0 or (modality == "gene" and head.lstrip()[:1] == b">"):
+        return 0
+    return limit if _neural_usable(os.environ.get("MMZ_MODEL")) else 0
+
+
+@functools.lru_cache(maxsize=8)
+def _neural_usable(model_env: str | None) -> bool:
+    """True if the default (or ``$MMZ_MODEL``) model loads and passes its probe; memoized."""
+    from mmz import neural
+
+    if not neural.available():
+        return False
+    try:
+        neural.cached(None)
+    except MmzError:
+        return False
+    return True
 
 
 def default_threads() -> int:

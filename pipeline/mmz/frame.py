@@ -63,6 +63,8 @@ class FrameWriter:
 
     With ``compact`` (the default) the header waits for the first record; a frame that
     ends with at most one small non-neural chunk is written as a compact frame instead.
+    A neural writer (``codec="neural"``) with ``neural_max`` codes chunks longer than that
+    many bytes with the CM engine (``--codec auto`` on a stream of unknown length).
     """
 
     def __init__(
@@ -78,9 +80,11 @@ class FrameWriter:
         model_id: bytes | None = None,
         tokenizer_id: bytes | None = None,
         compact: bool = True,
+        neural_max: int | None = None,
     ) -> None:
         self._write = write
         self._codec = codec
+        self._neural_max = neural_max  # a neural writer codes longer chunks with the CM engine
         self._model: Any = None
         if codec == "neural":
             from mmz import neural
@@ -108,11 +112,11 @@ class FrameWriter:
         self.compressed_bytes += len(data)
 
     def _encode(self, data: bytes, hint: bytes) -> bytes:
-        if self._model is not None:
+        if self._model is not None and (self._neural_max is None or len(data) <= self._neural_max):
             from mmz import neural
 
             return neural.encode_chunk(self._model, data, self._level, hint)
-        return bytes(_core.encode_chunk(data, self._codec, self._level, hint))
+        return bytes(_core.encode_chunk(data, "cm" if self._model is not None else self._codec, self._level, hint))
 
     def add_chunk(self, data: bytes, hint: bytes) -> None:
         """Queue one chunk for coding; blocks when too many chunks are in flight."""
