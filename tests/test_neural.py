@@ -397,17 +397,69 @@ def test_auto_runs_the_network_on_small_text_only(monkeypatch: pytest.MonkeyPatc
     assert len(auto) < len(mmz.compress(text, codec="cm"))
     assert mmz.frame_info(mmz.compress(text, 1))["codec"] == "cm"
     wav = next((SAMPLE / "speech").glob("*.wav")).read_bytes()
-    assert "neural" not in mmz.frame_info(mmz.compress(wav))["codec"]
+    assert mmz.frame_info(mmz.compress(wav))["codec"] == "cm"
     fasta, fastq = ((SAMPLE / "gene" / n).read_bytes() for n in ("yeast_someORF.fa", "solexa_s_1_sequence.fastq"))
     assert C.auto_neural_limit(5, "gene", fasta[:100]) == 0 < C.auto_neural_limit(5, "gene", fastq[:100])
     assert mmz.frame_info(mmz.compress(fasta))["codec"] == "cm"
     monkeypatch.setitem(C.NEURAL_AUTO_LIMIT, "default", {"text": 2000})
     assert C.auto_neural_limit(5, "text") == 2000 and C.auto_neural_limit(5, "image") == 0
     assert mmz.frame_info(mmz.compress(text))["codec"] == "cm"  # known length above the limit
-    c = mmz.MmzCompressor(chunk_size=2500)  # unknown length: 2500, 2500, 1000-byte chunks
+    c = mmz.MmzCompressor(chunk_size=2500)  # unknown length, 2500 + 2500 + 1000 bytes: not one small chunk
     stream = c.compress(text[:3000]) + c.compress(text[3000:]) + c.flush()
-    assert mmz.frame_info(stream)["codec"] == "neural" and _chunk_codecs(stream) == ["cm", "neural"]
+    assert mmz.frame_info(stream)["codec"] == "neural" and _chunk_codecs(stream) == ["cm"]
     assert mmz.decompress(stream) == text
+    c = mmz.MmzCompressor(chunk_size=2500)  # unknown length that turns out to be one chunk under the limit
+    stream = c.compress(text[:1000]) + c.compress(text[1000:1800]) + c.flush()
+    assert _chunk_codecs(stream) == ["neural"] and mmz.decompress(stream) == text[:1800]
+
+
+def test_auto_uses_only_a_shipped_model_and_never_fails_on_a_bad_one(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """``$MMZ_MODEL`` (``--model``) naming a private copy or a damaged model directory: ``auto``
+    codes with CM (its output must decode with the models mmz ships) and raises nothing."""
+    import shutil
+
+    from mmz import codec as C
+
+    shipped = _shipped()
+    text = (SAMPLE / "text" / "debian_handbook_en.txt").read_bytes()[:4000]
+    private = tmp_path / "private"
+    shutil.copytree(shipped.directory, private)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json")
+    for env in (private, broken):
+        monkeypatch.setenv("MMZ_MODEL", str(env))
+        C._neural_usable.cache_clear()
+        try:
+            frame = mmz.compress(text)
+        finally:
+            C._neural_usable.cache_clear()
+        assert mmz.frame_info(frame)["codec"] == "cm" and mmz.decompress(frame) == text
+    monkeypatch.setenv("MMZ_MODEL", str(shipped.directory))
+    C._neural_usable.cache_clear()
+    try:
+        assert mmz.frame_info(mmz.compress(text))["codec"] == "neural"
+    finally:
+        C._neural_usable.cache_clear()
+
+
+def test_archive_auto_decides_on_the_whole_member() -> None:
+    """An archive member cut into chunks is as large as the whole file: CM under ``auto`` when the
+    member is above the auto limit, even though each chunk is small."""
+    from mmz.archive.writer import ChunkSpec, Options, _chunk_codec
+
+    _shipped()
+    text = (SAMPLE / "text" / "debian_handbook_en.txt").read_bytes()[:65536]
+    opts = Options(level=5, chunk_size=65536)
+
+    def spec(member_size: int) -> ChunkSpec:
+        return ChunkSpec("x", "doc.txt", 0, 0, len(text), member_size, 0, False)
+
+    assert _chunk_codec(spec(len(text)), opts, text) == "auto"  # whole member: mmz.compress decides
+    assert _chunk_codec(spec(200 << 10), opts, text) == "auto"  # 200 KiB member <= the 256 KiB text limit
+    assert _chunk_codec(spec(10 << 20), opts, text) == "cm"
+    assert _chunk_codec(spec(10 << 20), Options(level=5, codec="neural"), text) == "neural"
 
 
 def test_auto_falls_back_to_cm_without_a_usable_model(monkeypatch: pytest.MonkeyPatch) -> None:

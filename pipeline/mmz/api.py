@@ -40,8 +40,9 @@ def _read_full(src: BinaryIO, n: int) -> bytes:
 def _auto_engine(codec: str, engine: str, level: int, modality: str, head: bytes,
                  length: int | None) -> tuple[str, int | None]:
     """``(engine, neural_max)`` of a frame: ``auto`` runs the neural codec on an input of known
-    ``length`` up to :func:`mmz.codec.auto_neural_limit`, and chunk by chunk (chunks up to the
-    limit) when the length is unknown; otherwise ``engine`` as resolved."""
+    ``length`` up to :func:`mmz.codec.auto_neural_limit`, and on a stream of unknown length that
+    turns out to be one chunk up to the limit (``neural_max``, see :class:`FrameWriter`);
+    otherwise ``engine`` as resolved."""
     if codec != "auto":
         return engine, None
     limit = _codec.auto_neural_limit(level, modality, head)
@@ -90,10 +91,10 @@ def compress_stream(
         plan = _codec.plan_whole(data, mod)
     else:
         plan = _codec.plan_streaming(head, mod)
-    engine, neural_max = _auto_engine(codec, engine, level, mod, head,
-                                      len(plan.stream) if plan.stream is not None else size_hint)
-    writer = FrameWriter(dst.write, modality=mod, level=level, codec=engine, transform=plan.transform,
-                         chunk_size=chunk, threads=threads, neural_max=neural_max)
+    nn_engine, neural_max = _auto_engine(codec, engine, level, mod, head,
+                                         len(plan.stream) if plan.stream is not None else size_hint)
+    writer = FrameWriter(dst.write, modality=mod, level=level, codec=nn_engine, transform=plan.transform,
+                         chunk_size=chunk, threads=threads, neural_max=neural_max, fallback=engine)
     content_hash = _core.Xxh3()
     try:
         if plan.stream is not None:
@@ -238,7 +239,7 @@ class MmzCompressor:
         engine, neural_max = _auto_engine(self._codec, self._engine, self._level, self._mod, head, None)
         self._writer = FrameWriter(self._out.append, modality=self._mod, level=self._level,
                                    codec=engine, transform=0, chunk_size=self._chunk,
-                                   threads=self._threads, neural_max=neural_max)
+                                   threads=self._threads, neural_max=neural_max, fallback=self._engine)
 
     def _emit_chunks(self, final: bool) -> None:
         assert self._writer is not None

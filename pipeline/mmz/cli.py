@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="engine (default: auto = the network on text up to 256 KiB and structured/FASTQ "
                         "up to 1 MiB at -4..-6, up to 4 MiB at -7..-9; CM otherwise)")
     p.add_argument("--modality", choices=_codec.MODALITIES, help="override modality detection")
-    p.add_argument("--model", metavar="PATH", help="model directory for the neural codec")
+    p.add_argument("--model", metavar="PATH", help="model directory for --codec neural (auto uses shipped models only)")
     p.add_argument("--chunk-size", type=_size, metavar="BYTES", help="raw bytes per chunk (e.g. 8M)")
     p.add_argument("-o", "--output", metavar="OUT", help="output file (single input only)")
     p.add_argument("-c", "--stdout", action="store_true", help="write to standard output")

@@ -97,30 +97,34 @@ def resolve_codec(codec: str) -> str:
 def auto_neural_limit(level: int, modality: str, head: bytes = b"") -> int:
     """Raw bytes up to which ``--codec auto`` uses the neural codec for ``modality`` at ``level``
     (0 = never: fast preset, a modality where the network does not pay, or no usable model).
-    ``head`` (the input's first bytes) excludes FASTA: the network gains on FASTQ but never beat
-    CM on FASTA sequence (0.0% from 16 KiB to 1 MiB, bench/auto_policy.py).
+    ``head`` (the input's first bytes) restricts gene inputs to FASTQ (``@`` first): the network
+    gains on FASTQ but never beat CM on FASTA sequence (0.0% from 16 KiB to 1 MiB,
+    bench/auto_policy.py), and other gene formats were not measured.
 
     A model that cannot be loaded or fails its golden probe on this CPU is not an error for
     ``auto``: the input is coded with the CM engine instead.
     """
     limit = NEURAL_AUTO_LIMIT[preset_for_level(level)].get(modality, 0)
-    if limit <= 0 or (modality == "gene" and head.lstrip()[:1] == b">"):
+    if limit <= 0 or (modality == "gene" and head[:1] != b"@"):
         return 0
     return limit if _neural_usable(os.environ.get("MMZ_MODEL")) else 0
 
 
 @functools.lru_cache(maxsize=8)
 def _neural_usable(model_env: str | None) -> bool:
-    """True if the default (or ``$MMZ_MODEL``) model loads and passes its probe; memoized."""
+    """True if the model the neural writer would use (the default, or ``$MMZ_MODEL``) is a shipped
+    one, loads and passes its probe; memoized per ``$MMZ_MODEL`` value. ``auto`` output must decode
+    with any mmz that ships the model, so a private ``--model`` is used only by ``--codec neural``."""
     from mmz import neural
 
     if not neural.available():
         return False
     try:
-        neural.cached(None)
-    except MmzError:
+        model = neural.cached(None)
+    except Exception:  # noqa: BLE001 - a model that cannot load (damaged manifest, probe) means CM, not an error
         return False
-    return True
+    shipped = neural.MODELS_DIR.resolve()
+    return model.directory is not None and model.directory.resolve().parent == shipped
 
 
 def default_threads() -> int:

@@ -63,8 +63,9 @@ class FrameWriter:
 
     With ``compact`` (the default) the header waits for the first record; a frame that
     ends with at most one small non-neural chunk is written as a compact frame instead.
-    A neural writer (``codec="neural"``) with ``neural_max`` codes chunks longer than that
-    many bytes with the CM engine (``--codec auto`` on a stream of unknown length).
+    A neural writer (``codec="neural"``) with ``neural_max`` (``--codec auto`` on a stream of
+    unknown length) runs the network only if the whole stream is its first chunk: shorter than
+    ``chunk_size`` and at most ``neural_max`` bytes; any other chunk is coded with ``fallback``.
     """
 
     def __init__(
@@ -81,10 +82,14 @@ class FrameWriter:
         tokenizer_id: bytes | None = None,
         compact: bool = True,
         neural_max: int | None = None,
+        fallback: str = "cm",
     ) -> None:
         self._write = write
         self._codec = codec
-        self._neural_max = neural_max  # a neural writer codes longer chunks with the CM engine
+        self._neural_max = neural_max
+        self._fallback = fallback
+        self._chunk_size = chunk_size
+        self._added = 0
         self._model: Any = None
         if codec == "neural":
             from mmz import neural
@@ -111,22 +116,33 @@ class FrameWriter:
         self._write(data)
         self.compressed_bytes += len(data)
 
-    def _encode(self, data: bytes, hint: bytes) -> bytes:
-        if self._model is not None and (self._neural_max is None or len(data) <= self._neural_max):
+    def _encode(self, data: bytes, hint: bytes, network: bool) -> bytes:
+        if network:
             from mmz import neural
 
             return neural.encode_chunk(self._model, data, self._level, hint)
-        return bytes(_core.encode_chunk(data, "cm" if self._model is not None else self._codec, self._level, hint))
+        codec = self._fallback if self._model is not None else self._codec
+        return bytes(_core.encode_chunk(data, codec, self._level, hint))
+
+    def _network_for(self, data: bytes) -> bool:
+        """Whether the chunk being added (``self._added`` before it) is coded by the network."""
+        if self._model is None:
+            return False
+        if self._neural_max is None:
+            return True
+        return self._added == 0 and len(data) < self._chunk_size and len(data) <= self._neural_max
 
     def add_chunk(self, data: bytes, hint: bytes) -> None:
         """Queue one chunk for coding; blocks when too many chunks are in flight."""
         if self._held is not None:
             first = not self._pending and not self._held and self._first is None
             self._first = (data, hint) if first and len(data) <= COMPACT_LIMIT else None
+        network = self._network_for(data)
+        self._added += 1
         if self._pool is None:
-            self._pending.append(_Done(self._encode(data, hint)))
+            self._pending.append(_Done(self._encode(data, hint, network)))
         else:
-            self._pending.append(self._pool.submit(self._encode, data, hint))
+            self._pending.append(self._pool.submit(self._encode, data, hint, network))
         while len(self._pending) > 2 * self._threads:
             self._drain_one()
 

@@ -271,12 +271,23 @@ def _sha256_file(fs: pafs.FileSystem, path: str) -> str:
     return h.hexdigest()
 
 
+def _chunk_codec(spec: ChunkSpec, opts: Options, data: bytes) -> str:
+    """The codec for one archive chunk: ``auto`` decides on the whole member, as ``mmz`` on the
+    file would (a member cut into chunks and larger than the auto limit is coded with CM)."""
+    if opts.codec != "auto" or spec.length == spec.member_size:
+        return opts.codec
+    head = data[: _codec.DETECT_BYTES]
+    modality = opts.modality or _codec.detect_modality(head, spec.name)
+    limit = _codec.auto_neural_limit(opts.level, modality, head)
+    return "auto" if spec.member_size <= limit else _codec.resolve_codec("auto")
+
+
 def compress_spec(fs: pafs.FileSystem, spec: ChunkSpec, opts: Options) -> tuple[bytes, dict[str, Any]]:
     """Read and compress one chunk into a self-contained frame; returns ``(frame, record)``."""
     t0 = time.perf_counter()
     data = _read_range(fs, spec.fs_path, spec.chunk_offset, spec.length)
-    frame = mmz.compress(data, opts.level, codec=opts.codec, modality=opts.modality, name=spec.name,
-                         threads=1, chunk_size=max(1, min(opts.chunk_size, 1 << 30)))
+    frame = mmz.compress(data, opts.level, codec=_chunk_codec(spec, opts, data), modality=opts.modality,
+                         name=spec.name, threads=1, chunk_size=max(1, min(opts.chunk_size, 1 << 30)))
     info = mmz.frame_info(frame)
     sha = ""
     if spec.hash_member:
