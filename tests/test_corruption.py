@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 import mmz
@@ -16,26 +18,9 @@ def blob() -> bytes:
     return mmz.compress(DATA, chunk_size=200, threads=1, codec="cm")
 
 
-def test_neural_frame_bit_flips_detected():
-    """The default codec on this text is the network (model id in the header): every 29th bit
-    flip (all bit positions, header to trailer; each decode runs the network) is caught."""
-    from mmz import codec
-
-    if not codec.auto_neural_limit(5, "text"):
-        pytest.skip("no usable neural model in this build or on this CPU")
-    blob = mmz.compress(DATA, chunk_size=200, threads=1)
-    assert mmz.frame_info(blob)["codec"] == "neural"
-    for i in range(0, len(blob) * 8, 29):
-        bad = bytearray(blob)
-        bad[i // 8] ^= 1 << (i % 8)
-        with pytest.raises(mmz.MmzError):
-            out = mmz.decompress(bytes(bad), threads=1)
-            assert out == DATA
-            raise AssertionError(f"bit flip {i} went undetected")
-
-
-def test_every_bit_flip_detected(blob):
-    for i in range(len(blob) * 8):
+def _assert_flips_detected(blob: bytes, step: int = 1) -> None:
+    """Every ``step``-th single-bit flip of ``blob`` makes decoding raise."""
+    for i in range(0, len(blob) * 8, step):
         bad = bytearray(blob)
         bad[i // 8] ^= 1 << (i % 8)
         with pytest.raises(mmz.MmzError):
@@ -43,6 +28,25 @@ def test_every_bit_flip_detected(blob):
             # a flip that still decodes must not yield wrong bytes (it never should decode at all)
             assert out == DATA
             raise AssertionError(f"bit flip {i} went undetected")
+
+
+def test_neural_frame_bit_flips_detected():
+    """The default codec on this text is the network (model id in the header, every chunk
+    neural): every 29th bit flip (all bit positions, header to trailer; each decode runs the
+    network) is caught."""
+    from mmz import codec
+    from mmz.frame import scan
+
+    if not codec.auto_neural_limit(5, "text"):
+        pytest.skip("no usable neural model in this build or on this CPU")
+    blob = mmz.compress(DATA, chunk_size=200, threads=1)
+    [info] = list(scan(io.BytesIO(blob)))
+    assert mmz.frame_info(blob)["codec"] == "neural" and info["codecs"] == ["neural"] and info["chunks"] == 4
+    _assert_flips_detected(blob, 29)
+
+
+def test_every_bit_flip_detected(blob):
+    _assert_flips_detected(blob)
 
 
 def test_every_truncation_detected(blob):

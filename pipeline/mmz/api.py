@@ -40,15 +40,15 @@ def _read_full(src: BinaryIO, n: int) -> bytes:
 def _auto_engine(codec: str, engine: str, level: int, modality: str, head: bytes,
                  length: int | None) -> tuple[str, int | None]:
     """``(engine, neural_max)`` of a frame: ``auto`` runs the neural codec on an input of known
-    ``length`` up to :func:`mmz.codec.auto_neural_limit`, and on a stream of unknown length that
-    turns out to be one chunk up to the limit (``neural_max``, see :class:`FrameWriter`);
-    otherwise ``engine`` as resolved."""
+    ``length`` up to :func:`mmz.codec.auto_neural_limit` (every chunk), and on a stream of
+    unknown length that turns out to be one chunk up to the limit (``neural_max``, see
+    :class:`FrameWriter`); otherwise ``engine`` as resolved."""
     if codec != "auto":
         return engine, None
     limit = _codec.auto_neural_limit(level, modality, head)
     if limit <= 0 or (length is not None and length > limit):
         return engine, None
-    return "neural", limit
+    return "neural", None if length is not None else limit
 
 
 def compress_stream(
