@@ -7,7 +7,8 @@ what ``codec.NEURAL_AUTO_LIMIT`` (the chunk sizes up to which ``--codec auto`` r
 chosen from; the JSON goes to ``--out``.
 
     .venv/bin/python bench/auto_policy.py [--corpus ../shared/corpus/dev] [--levels 5,9]
-        [--max-bytes 1048576] [--threads 1] [--folders text,gene] [--out out/bench/auto_policy.json]
+        [--max-bytes 1048576] [--threads 1] [--folders text,gene] [--sizes 16384,65536]
+        [--out out/bench/auto_policy.json]
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: (folder, file) of byte-stream inputs cut to each prefix size.
 PREFIX_FILES = (
-    ("text", "debian_handbook_en.txt"), ("text", "perl536_pod.txt"),
+    ("text", "debian_handbook_en.txt"), ("text", "perl536_pod.txt"), ("text", "python311_docs_rst.txt"),
     ("structured", "rdatasets_pscl.csv"), ("structured", "rdatasets_Ecdat.csv"),
     ("gene", "ERR127302_1_subset.fastq"), ("gene", "dm3_upstream2000_prefix10MB.fa"),
 )
@@ -46,7 +47,7 @@ def timed(fn, *args, **kw):  # type: ignore[no-untyped-def]
     return out, time.perf_counter() - w0, time.process_time() - c0
 
 
-def inputs(corpus: Path, max_bytes: int) -> list[tuple[str, str, bytes]]:
+def inputs(corpus: Path, max_bytes: int, sizes: tuple[int, ...] = PREFIX_SIZES) -> list[tuple[str, str, bytes]]:
     """``(folder, label, data)`` for every input that exists under ``corpus``."""
     out = []
     for folder, name in PREFIX_FILES:
@@ -54,7 +55,7 @@ def inputs(corpus: Path, max_bytes: int) -> list[tuple[str, str, bytes]]:
         if not p.exists():
             continue
         data = p.read_bytes()
-        for n in PREFIX_SIZES:
+        for n in sizes:
             if n <= max_bytes and n <= len(data):
                 out.append((folder, f"{name}[:{n}]", data[:n]))
     for folder, name in WHOLE_FILES:
@@ -71,6 +72,7 @@ def main() -> None:
     ap.add_argument("--max-bytes", type=int, default=1 << 20)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--folders", default="", help="comma-separated folders to run (default: all)")
+    ap.add_argument("--sizes", default=",".join(map(str, PREFIX_SIZES)), help="prefix sizes in bytes")
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "bench" / "auto_policy.json")
     args = ap.parse_args()
     folders = set(filter(None, args.folders.split(",")))
@@ -81,7 +83,8 @@ def main() -> None:
     meta = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "threads": args.threads,
             "mmz_version": mmz.__version__, "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    for folder, label, data in inputs(args.corpus, args.max_bytes):
+    sizes = tuple(int(x) for x in args.sizes.split(","))
+    for folder, label, data in inputs(args.corpus, args.max_bytes, sizes):
         if folders and folder not in folders:
             continue
         for level in levels:

@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=("fast", "default", "max"), help="preset instead of a level")
     p.add_argument("--codec", default="auto", choices=_codec.CODECS,
                    help="engine (default: auto = the network on text up to 256 KiB and structured/FASTQ "
-                        "up to 1 MiB at -4..-6, up to 4 MiB at -7..-9; CM otherwise)")
+                        "up to 1 MiB at -4..-6, 2/4 MiB at -7..-9; CM otherwise)")
     p.add_argument("--modality", choices=_codec.MODALITIES, help="override modality detection")
     p.add_argument("--model", metavar="PATH", help="model directory for --codec neural (auto uses shipped models only)")
     p.add_argument("--chunk-size", type=_size, metavar="BYTES", help="raw bytes per chunk (e.g. 8M)")

@@ -43,11 +43,12 @@ _CHUNK_BY_PRESET = {"fast": 4 << 20, "default": 8 << 20, "max": 16 << 20}
 #: preset use the CM engine. Chosen from ``bench/auto_policy.py`` (docs/BENCHMARKS.md "Where the
 #: neural codec pays"): the network's gain over CM falls with input size (level 5: text 21-25% at
 #: 16 KiB, 5-9% at 256 KiB, nothing at 1 MiB; structured and FASTQ still 4-5% at 1 MiB; level 9:
-#: 2-5% at 1 MiB) while it costs 20-100x CM's CPU time; on images and audio it gains under 1.5%.
+#: 2-5% at 1 MiB, text 0-6% at 2 MiB and 0% at 4 MiB, CSV 5.5% at 4 MiB) while it costs 20-100x
+#: CM's CPU time; on images and audio it gains under 1.5%.
 NEURAL_AUTO_LIMIT: dict[str, dict[str, int]] = {
     "fast": {},
     "default": {"text": 256 << 10, "structured": 1 << 20, "gene": 1 << 20},
-    "max": {"text": 4 << 20, "structured": 4 << 20, "gene": 4 << 20},
+    "max": {"text": 2 << 20, "structured": 4 << 20, "gene": 4 << 20},
 }
 
 
