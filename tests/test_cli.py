@@ -118,3 +118,29 @@ def test_refuses_binary_to_terminal(tmp_path):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 1
     assert b"terminal" in output
+
+
+def test_progress_stays_silent_for_a_second_then_beats_without_updates(monkeypatch) -> None:
+    import io
+    import time as _time
+
+    from mmz import cli
+
+    err = io.StringIO()
+    monkeypatch.setattr(cli.sys, "stderr", err)
+    quick = cli._Progress("quick", 100, True)
+    quick(100)
+    quick.close()
+    assert err.getvalue() == "", "work under a second draws nothing"
+    slow = cli._Progress("slow.txt", 2_000_000, True)
+    slow(500_000)  # one chunk done, then a long chunk with no further calls
+    _time.sleep(2.7)
+    slow.close()
+    out = err.getvalue()
+    assert out.count("\rslow.txt:") >= 2, out  # heartbeats redraw while no call comes
+    assert " 25.0% " in out and out.rstrip().endswith("\033[K")
+    assert not slow._beat.is_alive()
+    off = cli._Progress("off", 10, False)
+    off(5)
+    off.close()
+    assert off._beat is None

@@ -62,15 +62,39 @@ mod avx2 {
     /// Rows (streams) per register block.
     pub const ROWS: usize = 6;
 
+    /// A stored weight widened to 8 binary32 lanes: `f32` as is, `u16` as
+    /// binary16 bits (`vcvtph2ps`, exact; see the AVX-512 kernel's `Weight`).
+    pub trait Weight: Copy {
+        /// Eight consecutive weights at `p` as binary32 lanes.
+        ///
+        /// # Safety
+        /// `p .. p + 8` must be readable; the CPU must support AVX2 (and F16C for `u16`).
+        unsafe fn load8(p: *const Self) -> __m256;
+    }
+
+    impl Weight for f32 {
+        #[inline(always)]
+        unsafe fn load8(p: *const f32) -> __m256 {
+            _mm256_loadu_ps(p)
+        }
+    }
+
+    impl Weight for u16 {
+        #[inline(always)]
+        unsafe fn load8(p: *const u16) -> __m256 {
+            _mm256_cvtph_ps(_mm_loadu_si128(p.cast::<__m128i>()))
+        }
+    }
+
     #[inline(always)]
-    unsafe fn block<const R: usize, const SKIP_ZERO: bool>(x: &[f32], ni: usize, w: &[f32], no: usize, o: usize, y: &mut [f32]) {
+    unsafe fn block<T: Weight, const R: usize, const SKIP_ZERO: bool>(x: &[f32], ni: usize, w: &[T], no: usize, o: usize, y: &mut [f32]) {
         let mut acc0 = [_mm256_setzero_ps(); R];
         let mut acc1 = [_mm256_setzero_ps(); R];
         let wp = w.as_ptr().add(o);
         let xp = x.as_ptr();
         for i in 0..ni {
-            let w0 = _mm256_loadu_ps(wp.add(i * no));
-            let w1 = _mm256_loadu_ps(wp.add(i * no + 8));
+            let w0 = T::load8(wp.add(i * no));
+            let w1 = T::load8(wp.add(i * no + 8));
             for r in 0..R {
                 let xi = *xp.add(r * ni + i);
                 if SKIP_ZERO && xi == 0.0 {
@@ -94,9 +118,28 @@ mod avx2 {
     /// The CPU must support AVX2; `y.len() == rows * n_out`.
     #[target_feature(enable = "avx2")]
     pub unsafe fn mm<const SKIP_ZERO: bool>(x: &[f32], m: &Mat, y: &mut [f32]) {
+        dense::<f32, SKIP_ZERO>(x, m, &m.w, y)
+    }
+
+    /// [`mm`] reading the binary16 copy `m.w16` (same values, half the
+    /// bytes); [`mm`] itself when the matrix has none.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and F16C; `y.len() == rows * n_out`.
+    #[target_feature(enable = "avx2,f16c")]
+    pub unsafe fn mm_half<const SKIP_ZERO: bool>(x: &[f32], m: &Mat, y: &mut [f32]) {
+        if m.w16.len() == m.w.len() {
+            dense::<u16, SKIP_ZERO>(x, m, &m.w16, y)
+        } else {
+            dense::<f32, SKIP_ZERO>(x, m, &m.w, y)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn dense<T: Weight, const SKIP_ZERO: bool>(x: &[f32], m: &Mat, w: &[T], y: &mut [f32]) {
         let (ni, no) = (m.n_in, m.n_out);
         let rows = x.len() / ni;
-        if m.w.len() < ni * no || y.len() < rows * no {
+        if w.len() < ni * no || y.len() < rows * no {
             return super::mm_body::<SKIP_ZERO>(x, m, y);
         }
         let full = no - no % 16;
@@ -106,12 +149,12 @@ mod avx2 {
                 let nr = (rows - r0).min(ROWS);
                 let (xs, ys) = (&x[r0 * ni..(r0 + nr) * ni], &mut y[r0 * no..(r0 + nr) * no]);
                 match nr {
-                    6 => block::<6, SKIP_ZERO>(xs, ni, &m.w, no, o, ys),
-                    5 => block::<5, SKIP_ZERO>(xs, ni, &m.w, no, o, ys),
-                    4 => block::<4, SKIP_ZERO>(xs, ni, &m.w, no, o, ys),
-                    3 => block::<3, SKIP_ZERO>(xs, ni, &m.w, no, o, ys),
-                    2 => block::<2, SKIP_ZERO>(xs, ni, &m.w, no, o, ys),
-                    _ => block::<1, SKIP_ZERO>(xs, ni, &m.w, no, o, ys),
+                    6 => block::<T, 6, SKIP_ZERO>(xs, ni, w, no, o, ys),
+                    5 => block::<T, 5, SKIP_ZERO>(xs, ni, w, no, o, ys),
+                    4 => block::<T, 4, SKIP_ZERO>(xs, ni, w, no, o, ys),
+                    3 => block::<T, 3, SKIP_ZERO>(xs, ni, w, no, o, ys),
+                    2 => block::<T, 2, SKIP_ZERO>(xs, ni, w, no, o, ys),
+                    _ => block::<T, 1, SKIP_ZERO>(xs, ni, w, no, o, ys),
                 }
                 r0 += nr;
             }
@@ -148,6 +191,32 @@ mod avx512 {
     /// Software-prefetch distance of the weight stream, in input rows.
     const PF_DIST: usize = 32;
 
+    /// A stored weight the dense kernels widen to binary32 lanes: `f32` as is,
+    /// `u16` as IEEE binary16 bits (`vcvtph2ps`, exact), so both give the same
+    /// 16 binary32 values for the same weights and every product and sum after
+    /// the load is unchanged.
+    pub trait Weight: Copy {
+        /// Sixteen consecutive weights at `p` as binary32 lanes.
+        ///
+        /// # Safety
+        /// `p .. p + 16` must be readable; the CPU must support AVX-512F.
+        unsafe fn load16(p: *const Self) -> __m512;
+    }
+
+    impl Weight for f32 {
+        #[inline(always)]
+        unsafe fn load16(p: *const f32) -> __m512 {
+            _mm512_loadu_ps(p)
+        }
+    }
+
+    impl Weight for u16 {
+        #[inline(always)]
+        unsafe fn load16(p: *const u16) -> __m512 {
+            _mm512_cvtph_ps(_mm256_loadu_si256(p.cast::<__m256i>()))
+        }
+    }
+
     /// One input step of a register block: `acc[r][v] += x[r][i] · wv[v]` for
     /// every row `r` (separate multiply and add; zero inputs skipped when `SKIP_ZERO`,
     /// which adds exactly nothing).
@@ -182,10 +251,10 @@ mod avx512 {
     }
 
     #[inline(always)]
-    unsafe fn block<const R: usize, const NB: usize, const SKIP_ZERO: bool, const PF: bool>(
+    unsafe fn block<T: Weight, const R: usize, const NB: usize, const SKIP_ZERO: bool, const PF: bool>(
         x: *const f32,
         ni: usize,
-        w: *const f32,
+        w: *const T,
         no: usize,
         y: *mut f32,
     ) {
@@ -202,7 +271,7 @@ mod avx512 {
             }
             let mut wv = [_mm512_setzero_ps(); NB];
             for (b, v) in wv.iter_mut().enumerate() {
-                *v = _mm512_loadu_ps(wi.add(16 * b));
+                *v = T::load16(wi.add(16 * b));
             }
             accumulate::<R, NB, SKIP_ZERO>(&mut acc, x, ni, i, &wv);
         }
@@ -218,7 +287,7 @@ mod avx512 {
     /// broadcasts per input. Each element still adds `x[r][i] · w[i][o]` for
     /// `i = 0, 1, …` in order (separate multiply and add).
     #[inline(always)]
-    unsafe fn block64<const R: usize, const SKIP_ZERO: bool, const PF: bool>(x: *const f32, ni: usize, w: *const f32, no: usize, y: *mut f32) {
+    unsafe fn block64<T: Weight, const R: usize, const SKIP_ZERO: bool, const PF: bool>(x: *const f32, ni: usize, w: *const T, no: usize, y: *mut f32) {
         let mut acc = [[_mm512_setzero_ps(); 4]; R];
         let w2 = w.add(32 * ni);
         for i in 0..ni {
@@ -230,7 +299,7 @@ mod avx512 {
                     }
                 }
             }
-            let wv = [_mm512_loadu_ps(wa), _mm512_loadu_ps(wa.add(16)), _mm512_loadu_ps(wb), _mm512_loadu_ps(wb.add(16))];
+            let wv = [T::load16(wa), T::load16(wa.add(16)), T::load16(wb), T::load16(wb.add(16))];
             accumulate::<R, 4, SKIP_ZERO>(&mut acc, x, ni, i, &wv);
         }
         store_rows(&acc, y, no);
@@ -238,9 +307,9 @@ mod avx512 {
 
     /// Output columns `o .. o + 64` of every row (two 32-column panels), [`ROWS64`] rows at a time.
     #[inline(always)]
-    unsafe fn columns64<const SKIP_ZERO: bool>(x: &[f32], m: &Mat, rows: usize, o: usize, y: &mut [f32]) {
+    unsafe fn columns64<T: Weight, const SKIP_ZERO: bool>(x: &[f32], m: &Mat, panels: &[T], rows: usize, o: usize, y: &mut [f32]) {
         let (ni, no) = (m.n_in, m.n_out);
-        let wp = m.panels.as_ptr().add(o * ni);
+        let wp = panels.as_ptr().add(o * ni);
         let mut r0 = 0;
         while r0 < rows {
             let nr = (rows - r0).min(ROWS64);
@@ -249,12 +318,12 @@ mod avx512 {
             macro_rules! go {
                 ($pf:expr) => {
                     match nr {
-                        6 => block64::<6, SKIP_ZERO, $pf>(xp, ni, wp, no, yp),
-                        5 => block64::<5, SKIP_ZERO, $pf>(xp, ni, wp, no, yp),
-                        4 => block64::<4, SKIP_ZERO, $pf>(xp, ni, wp, no, yp),
-                        3 => block64::<3, SKIP_ZERO, $pf>(xp, ni, wp, no, yp),
-                        2 => block64::<2, SKIP_ZERO, $pf>(xp, ni, wp, no, yp),
-                        _ => block64::<1, SKIP_ZERO, $pf>(xp, ni, wp, no, yp),
+                        6 => block64::<T, 6, SKIP_ZERO, $pf>(xp, ni, wp, no, yp),
+                        5 => block64::<T, 5, SKIP_ZERO, $pf>(xp, ni, wp, no, yp),
+                        4 => block64::<T, 4, SKIP_ZERO, $pf>(xp, ni, wp, no, yp),
+                        3 => block64::<T, 3, SKIP_ZERO, $pf>(xp, ni, wp, no, yp),
+                        2 => block64::<T, 2, SKIP_ZERO, $pf>(xp, ni, wp, no, yp),
+                        _ => block64::<T, 1, SKIP_ZERO, $pf>(xp, ni, wp, no, yp),
                     }
                 };
             }
@@ -425,44 +494,44 @@ mod avx512 {
 
     /// One register block of `nr` rows.
     #[inline(always)]
-    unsafe fn blocks<const NB: usize, const SKIP_ZERO: bool, const PF: bool>(
+    unsafe fn blocks<T: Weight, const NB: usize, const SKIP_ZERO: bool, const PF: bool>(
         nr: usize,
         xp: *const f32,
         ni: usize,
-        wp: *const f32,
+        wp: *const T,
         no: usize,
         yp: *mut f32,
     ) {
         match nr {
-            12 => block::<12, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
-            11 => block::<11, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
-            10 => block::<10, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
-            9 => block::<9, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
-            8 => block::<8, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
-            7 => block::<7, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
-            6 => block::<6, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
-            5 => block::<5, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
-            4 => block::<4, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
-            3 => block::<3, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
-            2 => block::<2, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
-            _ => block::<1, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
+            12 => block::<T, 12, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
+            11 => block::<T, 11, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
+            10 => block::<T, 10, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
+            9 => block::<T, 9, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
+            8 => block::<T, 8, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
+            7 => block::<T, 7, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
+            6 => block::<T, 6, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
+            5 => block::<T, 5, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
+            4 => block::<T, 4, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
+            3 => block::<T, 3, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
+            2 => block::<T, 2, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
+            _ => block::<T, 1, NB, SKIP_ZERO, PF>(xp, ni, wp, no, yp),
         }
     }
 
     /// Output columns `o .. o + 16 NB` of every row, `ROWS` rows at a time.
     #[inline(always)]
-    unsafe fn columns<const NB: usize, const SKIP_ZERO: bool>(x: &[f32], m: &Mat, rows: usize, o: usize, y: &mut [f32]) {
+    unsafe fn columns<T: Weight, const NB: usize, const SKIP_ZERO: bool>(x: &[f32], m: &Mat, panels: &[T], rows: usize, o: usize, y: &mut [f32]) {
         let (ni, no) = (m.n_in, m.n_out);
-        let wp = m.panels.as_ptr().add(o * ni);
+        let wp = panels.as_ptr().add(o * ni);
         let mut r0 = 0;
         while r0 < rows {
             let nr = (rows - r0).min(ROWS);
             let xp = x.as_ptr().add(r0 * ni);
             let yp = y.as_mut_ptr().add(r0 * no + o);
             if r0 == 0 {
-                blocks::<NB, SKIP_ZERO, true>(nr, xp, ni, wp, no, yp);
+                blocks::<T, NB, SKIP_ZERO, true>(nr, xp, ni, wp, no, yp);
             } else {
-                blocks::<NB, SKIP_ZERO, false>(nr, xp, ni, wp, no, yp);
+                blocks::<T, NB, SKIP_ZERO, false>(nr, xp, ni, wp, no, yp);
             }
             r0 += nr;
         }
@@ -648,31 +717,25 @@ mod avx512 {
         }
     }
 
-    /// `y = x · m`; `x.len() / n_in` rows.
+    /// `y = x · m`; `x.len() / n_in` rows. The weights come from
+    /// `m.panels16` when `half` and that is present (same values, half the
+    /// bytes), else from `m.panels`.
     ///
     /// # Safety
     /// The CPU must support AVX-512F.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn mm<const SKIP_ZERO: bool>(x: &[f32], m: &Mat, y: &mut [f32]) {
+    pub unsafe fn mm<const SKIP_ZERO: bool>(x: &[f32], m: &Mat, y: &mut [f32], half: bool) {
         let (ni, no) = (m.n_in, m.n_out);
         let rows = x.len() / ni;
         let full = if no % 32 >= 16 { no - no % 16 } else { no - no % 32 };
         if m.w.len() < ni * no || y.len() < rows * no || x.len() < rows * ni || m.panels.len() < full * ni {
             return super::mm_body::<SKIP_ZERO>(x, m, y);
         }
-        let mut o = 0;
-        while o + 64 <= no {
-            columns64::<SKIP_ZERO>(x, m, rows, o, y);
-            o += 64;
-        }
-        while o + 32 <= no {
-            columns::<2, SKIP_ZERO>(x, m, rows, o, y);
-            o += 32;
-        }
-        if o + 16 <= no {
-            columns::<1, SKIP_ZERO>(x, m, rows, o, y);
-            o += 16;
-        }
+        let o = if half && m.panels16.len() == m.panels.len() {
+            dense_panels::<u16, SKIP_ZERO>(x, m, &m.panels16, rows, y)
+        } else {
+            dense_panels::<f32, SKIP_ZERO>(x, m, &m.panels, rows, y)
+        };
         if o < no {
             if !SKIP_ZERO && no - o <= 8 {
                 tail_by_rows(x, m, rows, o, y);
@@ -680,6 +743,27 @@ mod avx512 {
                 super::mm_tail::<SKIP_ZERO>(x, m, o, y);
             }
         }
+    }
+
+    /// The panel columns of [`mm`] from `panels` (`m.panels` or
+    /// `m.panels16`); returns the first column left to the tail kernels.
+    #[inline(always)]
+    unsafe fn dense_panels<T: Weight, const SKIP_ZERO: bool>(x: &[f32], m: &Mat, panels: &[T], rows: usize, y: &mut [f32]) -> usize {
+        let no = m.n_out;
+        let mut o = 0;
+        while o + 64 <= no {
+            columns64::<T, SKIP_ZERO>(x, m, panels, rows, o, y);
+            o += 64;
+        }
+        while o + 32 <= no {
+            columns::<T, 2, SKIP_ZERO>(x, m, panels, rows, o, y);
+            o += 32;
+        }
+        if o + 16 <= no {
+            columns::<T, 1, SKIP_ZERO>(x, m, panels, rows, o, y);
+            o += 16;
+        }
+        o
     }
 
     /// Router gates of every row (see [`super::route`]) with 16 rows in the
@@ -916,6 +1000,27 @@ fn simd() -> Simd {
     })
 }
 
+/// Up to this many rows the AVX-512 dense kernel reads binary16 weights
+/// (engine, model 56769978, one thread: 2.0x faster at 1 row, 1.6x at 2,
+/// 1.2x at 4, +3% at 8, equal at 16, 5% slower at 64, where each weight load
+/// serves 6-12 rows and the conversion costs more than the bytes it saves).
+const HALF_MAX_ROWS: usize = 16;
+
+/// Whether the AVX-512 dense kernel may read binary16 weights (`Mat::panels16`)
+/// where a matrix has them: yes unless `MMZ_NEURAL_F32` is set (an A/B switch;
+/// the results are the same bits either way).
+fn half_weights() -> bool {
+    static HALF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HALF.get_or_init(|| std::env::var_os("MMZ_NEURAL_F32").is_none())
+}
+
+/// The CPU converts binary16 (F16C), detected once.
+#[cfg(target_arch = "x86_64")]
+fn f16c() -> bool {
+    static F16C: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *F16C.get_or_init(|| std::is_x86_feature_detected!("f16c"))
+}
+
 /// Which build of the (bit-identical) engine is used: "avx512", "avx2" or "portable".
 pub fn simd_path() -> &'static str {
     match simd() {
@@ -942,10 +1047,17 @@ fn mm_k<const SKIP_ZERO: bool>(x: &[f32], m: &Mat, y: &mut [f32]) {
     match simd() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the CPU supports AVX-512F (checked by `simd`).
-        Simd::Avx512 => unsafe { avx512::mm::<SKIP_ZERO>(x, m, y) },
+        Simd::Avx512 => unsafe { avx512::mm::<SKIP_ZERO>(x, m, y, x.len() <= HALF_MAX_ROWS * m.n_in && half_weights()) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU supports AVX2 (checked by `simd`) and `y` holds rows x n_out values.
-        Simd::Avx2 => unsafe { avx2::mm::<SKIP_ZERO>(x, m, y) },
+        // SAFETY: the CPU supports AVX2 (checked by `simd`), F16C for `mm_half`
+        // (checked by `f16c`), and `y` holds rows x n_out values.
+        Simd::Avx2 => unsafe {
+            if x.len() <= HALF_MAX_ROWS * m.n_in && half_weights() && f16c() {
+                avx2::mm_half::<SKIP_ZERO>(x, m, y)
+            } else {
+                avx2::mm::<SKIP_ZERO>(x, m, y)
+            }
+        },
         _ => mm_body::<SKIP_ZERO>(x, m, y),
     }
 }
@@ -1693,14 +1805,24 @@ mod tests {
             st = st.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             ((st >> 8) as f32 / (1 << 24) as f32 - 0.5) * 4.0
         };
-        for &(ni, no) in &[(128usize, 128usize), (16, 128), (128, 16), (128, 4), (37, 53), (64, 48), (5, 256), (128, 36)] {
-            for poison in [false, true] {
+        for &(ni, no) in &[(128usize, 128usize), (16, 128), (128, 16), (128, 4), (37, 53), (64, 48), (5, 256), (128, 36), (128, 512)] {
+            for (poison, half) in [(false, false), (true, false), (false, true), (true, true)] {
                 let mut w: Vec<f32> = (0..ni * no).map(|_| rnd()).collect();
+                if half {
+                    // binary16 values: multiples of 2^-10 in [-2, 2], a subnormal, a -0.
+                    for v in w.iter_mut() {
+                        *v = (*v * 1024.0).round() / 1024.0;
+                    }
+                    w[1] = 3.0 * f32::from_bits(0x3380_0000);
+                    w[2] = -0.0;
+                }
                 if poison {
                     w[ni * no / 2] = f32::INFINITY;
                 }
                 let m = Mat::new(w, ni, no);
                 assert_eq!(m.finite, !poison);
+                assert_eq!(m.panels16.len(), if half { m.panels.len() } else { 0 }, "{ni}x{no} half {half}");
+                assert_eq!(m.w16.len(), if half { m.w.len() } else { 0 }, "{ni}x{no} half {half}");
                 for rows in [1usize, 2, 5, 11, 12, 13, 25, 64] {
                     let x: Vec<f32> = (0..rows * ni).map(|i| if i % 3 == 0 { 0.0 } else { rnd() }).collect();
                     let mut want = vec![0f32; rows * no];
@@ -1720,17 +1842,27 @@ mod tests {
                             // SAFETY: as above.
                             unsafe { avx2::mm::<true>(&x, &m, &mut got) };
                             assert_eq!(bits(&got), bits(&want_skip), "avx2 skip {ni}x{no} rows {rows}");
+                            if std::is_x86_feature_detected!("f16c") {
+                                // SAFETY: AVX2 and F16C checked.
+                                unsafe { avx2::mm_half::<false>(&x, &m, &mut got) };
+                                assert_eq!(bits(&got), bits(&want), "avx2 half {ni}x{no} rows {rows} half {half}");
+                                // SAFETY: as above.
+                                unsafe { avx2::mm_half::<true>(&x, &m, &mut got) };
+                                assert_eq!(bits(&got), bits(&want_skip), "avx2 half skip {ni}x{no} rows {rows} half {half}");
+                            }
                         }
                         if std::is_x86_feature_detected!("avx512f") {
                             // SAFETY: AVX-512F checked just above.
                             unsafe { avx512::mm_sparse(&x, &m, &mut got) };
                             assert_eq!(bits(&got), bits(&want_skip), "avx512 sparse {ni}x{no} rows {rows}");
-                            // SAFETY: as above.
-                            unsafe { avx512::mm::<false>(&x, &m, &mut got) };
-                            assert_eq!(bits(&got), bits(&want), "avx512 {ni}x{no} rows {rows}");
-                            // SAFETY: as above.
-                            unsafe { avx512::mm::<true>(&x, &m, &mut got) };
-                            assert_eq!(bits(&got), bits(&want_skip), "avx512 skip {ni}x{no} rows {rows}");
+                            for hw in [false, true] {
+                                // SAFETY: as above.
+                                unsafe { avx512::mm::<false>(&x, &m, &mut got, hw) };
+                                assert_eq!(bits(&got), bits(&want), "avx512 {ni}x{no} rows {rows} half {half}/{hw}");
+                                // SAFETY: as above.
+                                unsafe { avx512::mm::<true>(&x, &m, &mut got, hw) };
+                                assert_eq!(bits(&got), bits(&want_skip), "avx512 skip {ni}x{no} rows {rows} half {half}/{hw}");
+                            }
                         }
                     }
                     let mut got = vec![0f32; rows * no];

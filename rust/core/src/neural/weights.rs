@@ -138,6 +138,14 @@ pub struct Mat {
     /// kernel streams each panel sequentially. Columns past the last panel are
     /// only in `w`.
     pub panels: Vec<f32>,
+    /// `panels` as IEEE binary16 bits when every one of its weights is exactly
+    /// a binary16 value (the shipped models store fp16 weights), else empty.
+    /// Widening binary16 to binary32 is exact, so a kernel that reads these
+    /// computes bit for bit what it computes from `panels`, with half the
+    /// memory traffic (at one or two rows the products are bound by it).
+    pub panels16: Vec<u16>,
+    /// `w` as binary16 bits under the same condition (for the AVX2 kernel), else empty.
+    pub w16: Vec<u16>,
 }
 
 impl Mat {
@@ -157,8 +165,63 @@ impl Mat {
                 }
             }
         }
-        Mat { w, n_in, n_out, finite, panels }
+        let w16 = w.iter().map(|&v| f16_exact(v)).collect::<Option<Vec<u16>>>().unwrap_or_default();
+        // The panels hold a subset of `w`: binary16 whenever all of `w` is.
+        let panels16 = if w16.len() == w.len() {
+            panels.iter().map(|&v| f16_exact(v)).collect::<Option<Vec<u16>>>().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        Mat { w, n_in, n_out, finite, panels, panels16, w16 }
     }
+}
+
+/// The binary32 value of IEEE binary16 bits `h` (exact: every binary16 value
+/// is a binary32 value).
+pub fn f16_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h >> 15) << 31;
+    let exp = u32::from((h >> 10) & 0x1f);
+    let man = u32::from(h & 0x3ff);
+    let bits = match exp {
+        0 => {
+            // ±0 or a subnormal: man · 2^-24, exact in binary32.
+            let mag = man as f32 * f32::from_bits(0x3380_0000);
+            return f32::from_bits(sign | mag.to_bits());
+        }
+        0x1f => sign | 0x7f80_0000 | (man << 13),
+        _ => sign | ((exp + 127 - 15) << 23) | (man << 13),
+    };
+    f32::from_bits(bits)
+}
+
+/// `v` as binary16 bits if `v` is exactly a binary16 value (NaN never is:
+/// its payload would not survive), else `None`.
+pub fn f16_exact(v: f32) -> Option<u16> {
+    if v.is_nan() {
+        return None;
+    }
+    let bits = v.to_bits();
+    let sign = ((bits >> 31) as u16) << 15;
+    let a = v.abs();
+    let cand = if a == 0.0 {
+        sign
+    } else if a.is_infinite() {
+        sign | 0x7c00
+    } else if a < f32::from_bits(0x3880_0000) {
+        // Below 2^-14: a binary16 subnormal m · 2^-24 with m < 1024.
+        let m = a * f32::from_bits(0x4b80_0000);
+        if m.fract() != 0.0 || m >= 1024.0 {
+            return None;
+        }
+        sign | m as u16
+    } else {
+        let e = ((bits >> 23) & 0xff) as i32 - 127;
+        if e > 15 {
+            return None;
+        }
+        sign | (((e + 15) as u16) << 10) | ((bits >> 13) & 0x3ff) as u16
+    };
+    (f16_to_f32(cand).to_bits() == bits).then_some(cand)
 }
 
 /// A top-k router.
@@ -496,5 +559,52 @@ impl Model {
         }
         let vres = (c.n_layer as u64 - 1) * 2 * d * c.mv_lora as u64;
         c.n_layer as u64 * att + vres + d * c.max_slice() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_binary16_value_round_trips() {
+        for h in 0..=u16::MAX {
+            let v = f16_to_f32(h);
+            if v.is_nan() {
+                assert_eq!(f16_exact(v), None);
+                continue;
+            }
+            assert_eq!(f16_exact(v), Some(h), "{h:#06x} = {v:e}");
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("f16c") {
+                // SAFETY: F16C checked just above.
+                let hw = unsafe { hw_f16(h) };
+                assert_eq!(hw.to_bits(), v.to_bits(), "{h:#06x}");
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "f16c")]
+    unsafe fn hw_f16(h: u16) -> f32 {
+        use core::arch::x86_64::*;
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_set1_epi16(h as i16)))
+    }
+
+    #[test]
+    fn values_off_the_binary16_grid_are_refused() {
+        for v in [1.0 + 1.0 / 4096.0, 65_520.0, 1e-8, 3.5 * f32::from_bits(0x3380_0000), f32::MAX, f32::MIN_POSITIVE, f32::NAN, 0.1] {
+            assert_eq!(f16_exact(v), None, "{v:e}");
+        }
+        assert_eq!(f16_exact(65_504.0), Some(0x7bff));
+        assert_eq!(f16_exact(-0.0), Some(0x8000));
+        assert_eq!(f16_exact(f32::NEG_INFINITY), Some(0xfc00));
+        let mut w = vec![0.5f32; 32];
+        let m = Mat::new(w.clone(), 2, 16);
+        assert_eq!((m.panels16, m.w16), (vec![0x3800u16; 32], vec![0x3800u16; 32]));
+        w[17] = 0.1;
+        let m = Mat::new(w, 2, 16);
+        assert_eq!(m.panels.len(), 32);
+        assert!(m.panels16.is_empty() && m.w16.is_empty(), "one non-binary16 weight keeps the matrix binary32");
     }
 }
