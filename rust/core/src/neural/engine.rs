@@ -410,18 +410,45 @@ mod avx512 {
     /// One row, `16 NB` columns from the row-major weights at `w` (row stride
     /// `no`): `y[o] = Σ_{i ∈ idx} x[i] · w[i][o]`, `i` increasing.
     #[inline(always)]
-    unsafe fn row_sparse<const NB: usize>(xr: &[f32], w: *const f32, no: usize, y: *mut f32, idx: &[u32]) {
+    unsafe fn row_sparse<T: Weight, const NB: usize>(xr: &[f32], w: *const T, no: usize, y: *mut f32, idx: &[u32]) {
         let mut acc = [_mm512_setzero_ps(); NB];
         for &i in idx {
             let i = i as usize;
             let bx = _mm512_set1_ps(*xr.get_unchecked(i));
             let wi = w.add(i * no);
             for (b, a) in acc.iter_mut().enumerate() {
-                *a = _mm512_add_ps(*a, _mm512_mul_ps(bx, _mm512_loadu_ps(wi.add(16 * b))));
+                *a = _mm512_add_ps(*a, _mm512_mul_ps(bx, T::load16(wi.add(16 * b))));
             }
         }
         for (b, &a) in acc.iter().enumerate() {
             _mm512_storeu_ps(y.add(16 * b), a);
+        }
+    }
+
+    /// The row-by-row form of [`mm_sparse`] (`n_out` a multiple of 16) over
+    /// the row-major weights `w` (`m.w` or `m.w16`).
+    #[inline(always)]
+    unsafe fn rows_sparse<T: Weight>(x: &[f32], m: &Mat, w: &[T], rows: usize, y: &mut [f32], idx: &mut Vec<u32>) {
+        let (ni, no) = (m.n_in, m.n_out);
+        for r in 0..rows {
+            let xr = &x[r * ni..(r + 1) * ni];
+            idx.clear();
+            nonzero(xr.as_ptr(), ni, 1, ni, idx);
+            let mut o = 0;
+            while o < no {
+                let (wp, yp) = (w.as_ptr().add(o), y.as_mut_ptr().add(r * no + o));
+                match (no - o) / 16 {
+                    1 => row_sparse::<T, 1>(xr, wp, no, yp, idx),
+                    2 => row_sparse::<T, 2>(xr, wp, no, yp, idx),
+                    3 => row_sparse::<T, 3>(xr, wp, no, yp, idx),
+                    4 => row_sparse::<T, 4>(xr, wp, no, yp, idx),
+                    5 => row_sparse::<T, 5>(xr, wp, no, yp, idx),
+                    6 => row_sparse::<T, 6>(xr, wp, no, yp, idx),
+                    7 => row_sparse::<T, 7>(xr, wp, no, yp, idx),
+                    _ => row_sparse::<T, 8>(xr, wp, no, yp, idx),
+                }
+                o += 128.min(no - o);
+            }
         }
     }
 
@@ -436,8 +463,10 @@ mod avx512 {
     ///
     /// # Safety
     /// The CPU must support AVX-512F.
+    /// With `half` and a binary16 copy present, the row-by-row form reads
+    /// `m.w16` (the same values).
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn mm_sparse(x: &[f32], m: &Mat, y: &mut [f32]) {
+    pub unsafe fn mm_sparse(x: &[f32], m: &Mat, y: &mut [f32], half: bool) {
         let (ni, no) = (m.n_in, m.n_out);
         let rows = x.len() / ni;
         let full = if no % 32 >= 16 { no - no % 16 } else { no - no % 32 };
@@ -446,26 +475,10 @@ mod avx512 {
         }
         let mut idx: Vec<u32> = Vec::with_capacity(ni);
         if no % 16 == 0 {
-            // Row by row over that row's own non-zero inputs, up to 128 columns per pass.
-            for r in 0..rows {
-                let xr = &x[r * ni..(r + 1) * ni];
-                idx.clear();
-                nonzero(xr.as_ptr(), ni, 1, ni, &mut idx);
-                let mut o = 0;
-                while o < no {
-                    let (wp, yp) = (m.w.as_ptr().add(o), y.as_mut_ptr().add(r * no + o));
-                    match (no - o) / 16 {
-                        1 => row_sparse::<1>(xr, wp, no, yp, &idx),
-                        2 => row_sparse::<2>(xr, wp, no, yp, &idx),
-                        3 => row_sparse::<3>(xr, wp, no, yp, &idx),
-                        4 => row_sparse::<4>(xr, wp, no, yp, &idx),
-                        5 => row_sparse::<5>(xr, wp, no, yp, &idx),
-                        6 => row_sparse::<6>(xr, wp, no, yp, &idx),
-                        7 => row_sparse::<7>(xr, wp, no, yp, &idx),
-                        _ => row_sparse::<8>(xr, wp, no, yp, &idx),
-                    }
-                    o += 128.min(no - o);
-                }
+            if half && m.w16.len() == m.w.len() {
+                rows_sparse::<u16>(x, m, &m.w16, rows, y, &mut idx);
+            } else {
+                rows_sparse::<f32>(x, m, &m.w, rows, y, &mut idx);
             }
             return;
         }
@@ -1040,7 +1053,7 @@ fn mm_k<const SKIP_ZERO: bool>(x: &[f32], m: &Mat, y: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if simd() == Simd::Avx512 {
             // SAFETY: the CPU supports AVX-512F (checked by `simd`); the weights are finite.
-            return unsafe { avx512::mm_sparse(x, m, y) };
+            return unsafe { avx512::mm_sparse(x, m, y, x.len() <= HALF_MAX_ROWS * m.n_in && half_weights()) };
         }
         return mm_k::<false>(x, m, y);
     }
@@ -1787,7 +1800,7 @@ mod tests {
                     mm_body::<true>(&x, &m, &mut want);
                     mm_body::<false>(&x, &m, &mut want_dense);
                     // SAFETY: AVX-512F checked above.
-                    unsafe { avx512::mm_sparse(&x, &m, &mut got) };
+                    unsafe { avx512::mm_sparse(&x, &m, &mut got, false) };
                     assert_eq!(bits(&got), bits(&want), "sparse {ni}x{no} rows {rows}");
                     assert_eq!(bits(&got), bits(&want_dense), "sparse vs dense {ni}x{no} rows {rows}");
                 }
@@ -1853,8 +1866,11 @@ mod tests {
                         }
                         if std::is_x86_feature_detected!("avx512f") {
                             // SAFETY: AVX-512F checked just above.
-                            unsafe { avx512::mm_sparse(&x, &m, &mut got) };
-                            assert_eq!(bits(&got), bits(&want_skip), "avx512 sparse {ni}x{no} rows {rows}");
+                            for hw in [false, true] {
+                                // SAFETY: as above.
+                                unsafe { avx512::mm_sparse(&x, &m, &mut got, hw) };
+                                assert_eq!(bits(&got), bits(&want_skip), "avx512 sparse {ni}x{no} rows {rows} half {half}/{hw}");
+                            }
                             for hw in [false, true] {
                                 // SAFETY: as above.
                                 unsafe { avx512::mm::<false>(&x, &m, &mut got, hw) };
