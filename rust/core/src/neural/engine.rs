@@ -1049,23 +1049,26 @@ pub fn simd_path() -> &'static str {
 /// skipping, so the dense kernel runs.
 fn mm_k<const SKIP_ZERO: bool>(x: &[f32], m: &Mat, y: &mut [f32]) {
     debug_assert_eq!(x.len() / m.n_in * m.n_out, y.len());
+    // Few rows: read the binary16 copies where the matrix has them (same values).
+    #[cfg(target_arch = "x86_64")]
+    let half = x.len() <= HALF_MAX_ROWS * m.n_in && half_weights();
     if SKIP_ZERO && m.finite {
         #[cfg(target_arch = "x86_64")]
         if simd() == Simd::Avx512 {
             // SAFETY: the CPU supports AVX-512F (checked by `simd`); the weights are finite.
-            return unsafe { avx512::mm_sparse(x, m, y, x.len() <= HALF_MAX_ROWS * m.n_in && half_weights()) };
+            return unsafe { avx512::mm_sparse(x, m, y, half) };
         }
         return mm_k::<false>(x, m, y);
     }
     match simd() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the CPU supports AVX-512F (checked by `simd`).
-        Simd::Avx512 => unsafe { avx512::mm::<SKIP_ZERO>(x, m, y, x.len() <= HALF_MAX_ROWS * m.n_in && half_weights()) },
+        Simd::Avx512 => unsafe { avx512::mm::<SKIP_ZERO>(x, m, y, half) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the CPU supports AVX2 (checked by `simd`), F16C for `mm_half`
         // (checked by `f16c`), and `y` holds rows x n_out values.
         Simd::Avx2 => unsafe {
-            if x.len() <= HALF_MAX_ROWS * m.n_in && half_weights() && f16c() {
+            if half && f16c() {
                 avx2::mm_half::<SKIP_ZERO>(x, m, y)
             } else {
                 avx2::mm::<SKIP_ZERO>(x, m, y)
